@@ -1,0 +1,1 @@
+//! Container endpoint plumbing: veth pair, namespace, addresses, proxy-ARP gateway.

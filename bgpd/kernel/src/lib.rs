@@ -1,0 +1,1 @@
+//! Kernel FIB programming over rtnetlink: reconcile our routes toward the wanted set.

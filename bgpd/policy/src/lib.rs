@@ -1,0 +1,1 @@
+//! Host-firewall policy: model, selectors, compilation to one atomic nftables table.

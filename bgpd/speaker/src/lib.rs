@@ -1,0 +1,1 @@
+//! BGP speaker: per-peer sessions, RIB, best path, route reflection, graceful restart.

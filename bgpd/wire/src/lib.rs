@@ -1,0 +1,1 @@
+//! BGP message codec: pure bytes in, typed messages out and back; no I/O.

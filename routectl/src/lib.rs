@@ -1,0 +1,1 @@
+//! The operator's CLI for bgpd and the fabric.
