@@ -1,0 +1,172 @@
+//! Rules that relate several keys; each violation names the key to fix.
+
+use std::collections::HashMap;
+
+use ipnetwork::IpNetwork;
+
+use crate::location::KeyPath;
+use crate::schema::Config;
+
+/// A rule broken at `key`.
+#[derive(Debug)]
+pub(crate) struct Violation {
+    pub(crate) key: KeyPath,
+    pub(crate) message: String,
+}
+
+fn violation(key: KeyPath, message: impl Into<String>) -> Result<(), Violation> {
+    Err(Violation {
+        key,
+        message: message.into(),
+    })
+}
+
+/// The first broken rule, in file order of the sections.
+pub(crate) fn check(c: &Config) -> Result<(), Violation> {
+    check_etcd(c)?;
+    check_ipam(c)?;
+    check_bgp(c)
+}
+
+fn check_etcd(c: &Config) -> Result<(), Violation> {
+    let at = KeyPath::of(&["etcd"]);
+    if c.etcd.endpoints.is_empty() {
+        return violation(at.key("endpoints"), "expected at least one etcd URL");
+    }
+    if let Some(i) = c.etcd.endpoints.iter().position(|e| e.is_https()) {
+        if c.etcd.tls.is_none() {
+            return violation(
+                at.key("endpoints").index(i),
+                "an https endpoint needs [etcd.tls] with ca_file",
+            );
+        }
+    }
+    if let Some(tls) = &c.etcd.tls {
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return violation(
+                at.key("tls"),
+                "expected cert_file and key_file together, or neither",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_ipam(c: &Config) -> Result<(), Violation> {
+    let at = KeyPath::of(&["ipam", "pools"]);
+    let mut names = HashMap::new();
+    for (i, pool) in c.ipam.pools.iter().enumerate() {
+        let here = at.index(i);
+        if let Some(first) = names.insert(pool.name.as_str(), i) {
+            return violation(
+                here.key("name"),
+                format!(
+                    "pool name {} is already used by ipam.pools[{first}]",
+                    pool.name
+                ),
+            );
+        }
+        if pool.cidr.network() != pool.cidr.ip() {
+            return violation(
+                here.key("cidr"),
+                format!(
+                    "expected a network address with zero host bits, like {}/{}",
+                    pool.cidr.network(),
+                    pool.cidr.prefix()
+                ),
+            );
+        }
+        let max = match pool.cidr {
+            IpNetwork::V4(_) => 32,
+            IpNetwork::V6(_) => 128,
+        };
+        let size = pool.block_size();
+        if size < pool.cidr.prefix() || size > max {
+            let key = if pool.block_size.is_some() {
+                here.key("block_size")
+            } else {
+                here.key("cidr")
+            };
+            return violation(
+                key,
+                format!(
+                    "block size /{size} must lie between the pool's /{} and /{max}",
+                    pool.cidr.prefix()
+                ),
+            );
+        }
+        if let Some((j, other)) = c.ipam.pools[..i]
+            .iter()
+            .enumerate()
+            .find(|(_, p)| overlaps(p.cidr, pool.cidr))
+        {
+            return violation(
+                here.key("cidr"),
+                format!("{} overlaps ipam.pools[{j}] ({})", pool.cidr, other.cidr),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn overlaps(a: IpNetwork, b: IpNetwork) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+fn check_bgp(c: &Config) -> Result<(), Violation> {
+    let at = KeyPath::of(&["bgp"]);
+    if c.bgp.cluster_id.is_some() && !c.bgp.route_reflector {
+        return violation(
+            at.key("cluster_id"),
+            "cluster_id is only used with route_reflector = true",
+        );
+    }
+    let mut addresses = HashMap::new();
+    for (i, peer) in c.bgp.peers.iter().enumerate() {
+        let here = at.key("peers").index(i);
+        if peer.address.is_unspecified() || peer.address.is_multicast() {
+            return violation(here.key("address"), "expected a unicast peer address");
+        }
+        if let Some(first) = addresses.insert(peer.address, i) {
+            return violation(
+                here.key("address"),
+                format!("{} is already bgp.peers[{first}]", peer.address),
+            );
+        }
+        if peer
+            .local_address
+            .is_some_and(|l| l.is_ipv4() != peer.address.is_ipv4())
+        {
+            return violation(
+                here.key("local_address"),
+                "expected an address of the same family as the peer's",
+            );
+        }
+        if let Some(pw) = &peer.password {
+            if pw.is_empty() || pw.len() > 80 {
+                return violation(
+                    here.key("password"),
+                    "expected a TCP-MD5 password of 1 to 80 bytes",
+                );
+            }
+        }
+        if peer.route_reflector_client {
+            if !c.bgp.route_reflector {
+                return violation(
+                    here.key("route_reflector_client"),
+                    "a route reflector client needs bgp.route_reflector = true",
+                );
+            }
+            if peer.asn != c.node.asn {
+                return violation(
+                    here.key("route_reflector_client"),
+                    format!(
+                        "route reflector clients are iBGP: the peer's AS {} differs from node.asn {}",
+                        peer.asn, c.node.asn
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}

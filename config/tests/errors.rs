@@ -1,0 +1,295 @@
+//! Every kind of mistake is reported at its file, line, column and key, saying what is expected.
+
+use std::path::Path;
+
+use bgpd_config::{Config, ConfigError};
+
+/// Parses `text` and returns (line, column, key, message) of the error.
+fn error_of(text: &str) -> (usize, usize, String, String) {
+    match Config::parse(text, Path::new("/etc/bgpd/bgpd.toml")) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(ConfigError::Invalid {
+            path,
+            line,
+            column,
+            key,
+            message,
+        }) => {
+            assert_eq!(path, Path::new("/etc/bgpd/bgpd.toml"));
+            (line, column, key, message)
+        }
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+#[test]
+fn errors_point_at_the_line_and_key() {
+    // (the file, line, column, key, a phrase the message must contain)
+    let cases: &[(&str, usize, usize, &str, &str)] = &[
+        // syntax
+        (
+            "[node]\nasn = 64512\nname = \"a\n",
+            3,
+            10,
+            "node.name",
+            "string",
+        ),
+        ("[node\n", 1, 6, "node", "unclosed table"),
+        // unknown keys, at every depth
+        (
+            "[node]\nasn = 64512\ncolour = \"red\"\n",
+            3,
+            1,
+            "node.colour",
+            "unknown field",
+        ),
+        (
+            "[node]\nasn = 1\n[frobnicate]\nx = 1\n",
+            3,
+            2,
+            "frobnicate",
+            "unknown field",
+        ),
+        (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\nmultihoop = 2\n",
+            6,
+            1,
+            "bgp.peers[0].multihoop",
+            "unknown field",
+        ),
+        // values of the wrong type or range
+        (
+            "[node]\nasn = 0\n",
+            2,
+            7,
+            "node.asn",
+            "expected an AS number",
+        ),
+        ("[node]\nasn = 23456\n", 2, 7, "node.asn", "AS_TRANS"),
+        (
+            "[node]\nasn = \"sixty\"\n",
+            2,
+            7,
+            "node.asn",
+            "expected an AS number",
+        ),
+        (
+            "[node]\nasn = 1\nrouter_id = \"0.0.0.0\"\n",
+            3,
+            13,
+            "node.router_id",
+            "router id",
+        ),
+        (
+            "[node]\nasn = 1\nname = \"Host_A\"\n",
+            3,
+            8,
+            "node.name",
+            "DNS name",
+        ),
+        (
+            "[node]\nasn = 1\naddress = { interface = \"eth[\" }\n",
+            3,
+            11,
+            "node.address",
+            "regular expression",
+        ),
+        (
+            "[node]\nasn = 1\naddress = { nearby = \"x\" }\n",
+            3,
+            13,
+            "node.address.nearby",
+            "unknown variant",
+        ),
+        (
+            "[node]\nasn = 1\n[bgp]\nhold_time = 2\n",
+            4,
+            13,
+            "bgp.hold_time",
+            "hold time of 0 or 3",
+        ),
+        (
+            "[node]\nasn = 1\n[bgp]\ngraceful_restart = { restart_time = 5000 }\n",
+            4,
+            37,
+            "bgp.graceful_restart.restart_time",
+            "4095",
+        ),
+        (
+            "[node]\nasn = 1\n[kernel]\nproto = 12\n",
+            4,
+            9,
+            "kernel.proto",
+            "not used by",
+        ),
+        (
+            "[node]\nasn = 1\n[kernel]\ntable = 255\n",
+            4,
+            9,
+            "kernel.table",
+            "local",
+        ),
+        (
+            "[node]\nasn = 1\n[etcd]\nendpoints = [\"127.0.0.1:2379\"]\n",
+            4,
+            13,
+            "etcd.endpoints",
+            "etcd URL",
+        ),
+        (
+            "[node]\nasn = 1\n[log]\nlevel = \"loud\"\n",
+            4,
+            9,
+            "log.level",
+            "unknown variant",
+        ),
+        // a required key missing
+        (
+            "[node]\nname = \"a\"\n",
+            1,
+            1,
+            "node",
+            "missing field `asn`",
+        ),
+        // rules across keys
+        (
+            "[node]\nasn = 1\n[bgp]\ncluster_id = \"1.2.3.4\"\n",
+            4,
+            14,
+            "bgp.cluster_id",
+            "route_reflector = true",
+        ),
+        (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 1\nroute_reflector_client = true\n",
+            6,
+            26,
+            "bgp.peers[0].route_reflector_client",
+            "bgp.route_reflector = true",
+        ),
+        (
+            "[node]\nasn = 1\n[bgp]\nroute_reflector = true\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\nroute_reflector_client = true\n",
+            8,
+            26,
+            "bgp.peers[0].route_reflector_client",
+            "iBGP",
+        ),
+        (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 3\n",
+            7,
+            11,
+            "bgp.peers[1].address",
+            "already bgp.peers[0]",
+        ),
+        (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\npassword = \"\"\n",
+            6,
+            12,
+            "bgp.peers[0].password",
+            "1 to 80 bytes",
+        ),
+        (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\nlocal_address = \"2001:db8::1\"\n",
+            6,
+            17,
+            "bgp.peers[0].local_address",
+            "same family",
+        ),
+        (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"p\"\ncidr = \"10.0.0.1/16\"\n",
+            5,
+            8,
+            "ipam.pools[0].cidr",
+            "zero host bits",
+        ),
+        (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"p\"\ncidr = \"10.0.0.0/28\"\n",
+            5,
+            8,
+            "ipam.pools[0].cidr",
+            "block size /26",
+        ),
+        (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"p\"\ncidr = \"10.0.0.0/16\"\nblock_size = 33\n",
+            6,
+            14,
+            "ipam.pools[0].block_size",
+            "between",
+        ),
+        (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"a\"\ncidr = \"10.0.0.0/16\"\n[[ipam.pools]]\nname = \"b\"\ncidr = \"10.0.128.0/17\"\n",
+            8,
+            8,
+            "ipam.pools[1].cidr",
+            "overlaps ipam.pools[0]",
+        ),
+        (
+            "[node]\nasn = 1\n[etcd]\nendpoints = [\"https://e:2379\"]\n",
+            4,
+            14,
+            "etcd.endpoints[0]",
+            "[etcd.tls]",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for &(text, line, column, key, phrase) in cases {
+        let got = error_of(text);
+        if (got.0, got.1, got.2.as_str()) != (line, column, key) || !got.3.contains(phrase) {
+            wrong.push(format!(
+                "{text:?}\n  want {line}:{column} {key} ~{phrase:?}\n  got  {}:{} {} {:?}",
+                got.0, got.1, got.2, got.3
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_display_form_is_file_line_column_key_message() {
+    let err = Config::parse("[node]\nasn = 0\n", Path::new("/etc/bgpd/bgpd.toml")).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("/etc/bgpd/bgpd.toml:2:7: node.asn: expected an AS number"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn defaults_fill_everything_but_the_as_number() {
+    let c = Config::parse("[node]\nasn = 64512\n", Path::new("x.toml")).unwrap();
+    assert_eq!(c.bgp.listen_port.get(), 179);
+    assert_eq!(c.bgp.hold_time.get(), 90);
+    assert!(c.bgp.mesh && !c.bgp.route_reflector && c.bgp.graceful_restart.enabled);
+    assert_eq!(c.kernel.table.get(), 254);
+    assert!(c.kernel.keep_routes_on_exit);
+    assert_eq!(c.etcd.endpoints[0].as_str(), "http://127.0.0.1:2379");
+    assert!(c.metrics.address.is_none());
+}
+
+#[test]
+fn no_input_panics() {
+    // Truncations of a valid file and odd unicode all give errors, not panics.
+    let valid = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/tor-host.toml"
+    ))
+    .unwrap();
+    for cut in 0..valid.len() {
+        if valid.is_char_boundary(cut) {
+            let _ = Config::parse(&valid[..cut], Path::new("x"));
+        }
+    }
+    for text in [
+        "\u{feff}[node]\nasn=1",
+        "[node]\nasn = 1\nname = \"é\u{301}\"",
+        "a=1\n\n\n\u{10ffff}",
+        "\0",
+    ] {
+        let _ = Config::parse(text, Path::new("x"));
+    }
+}

@@ -1,0 +1,55 @@
+//! Loading real files: the shipped examples, defaults, and errors that point into the file.
+
+use std::path::{Path, PathBuf};
+
+use bgpd_config::{AddressDetection, Config, ConfigError, LogFormat, RouteProto};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+#[test]
+fn every_shipped_example_loads() {
+    let mesh = Config::load(&example("mesh-host.toml")).unwrap();
+    assert_eq!(mesh.node.asn.get(), 64512);
+    assert!(mesh.bgp.mesh);
+    assert_eq!(mesh.ipam.pools[0].block_size(), 26);
+    assert_eq!(
+        mesh.ipam.pools[1].block_size(),
+        122,
+        "IPv6 default block size"
+    );
+    assert_eq!(mesh.log.format, LogFormat::Json);
+    match &mesh.node.address {
+        AddressDetection::Interface(p) => {
+            assert!(p.matches("eth0") && p.matches("enp3s0") && !p.matches("docker0"))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let rr = Config::load(&example("reflector.toml")).unwrap();
+    assert!(rr.bgp.route_reflector && !rr.bgp.mesh);
+    assert_eq!(rr.bgp.cluster_id.unwrap().get().to_string(), "10.0.0.2");
+
+    let tor = Config::load(&example("tor-host.toml")).unwrap();
+    let peer = &tor.bgp.peers[0];
+    assert_eq!(
+        (peer.asn.get(), peer.ttl_security, peer.port.get()),
+        (65000, true, 179)
+    );
+    assert_eq!(tor.kernel.proto.get(), RouteProto::DEFAULT);
+    assert_eq!(tor.api.socket, PathBuf::from("/run/bgpd/bgpd.sock"));
+}
+
+#[test]
+fn a_missing_file_names_the_path() {
+    let err = Config::load(Path::new("/nonexistent/bgpd.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/bgpd.toml: cannot read"),
+        "{err}"
+    );
+}
