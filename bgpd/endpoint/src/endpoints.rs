@@ -1,0 +1,127 @@
+//! Attach and detach: the one entry point the daemon and the CNI plugin use.
+
+use rtnetlink::Handle;
+
+use crate::attachment::{Attachment, Detach};
+use crate::container;
+use crate::error::{Error, Result, Side};
+use crate::host;
+use crate::naming::{host_ifname, ownership_alias};
+use crate::netns::NetnsFile;
+use crate::rtnl::{self, LinkState, RouteTag};
+use crate::spec::{ContainerId, EndpointSpec, IfName};
+
+/// Plumbs container endpoints into the host's network namespace (the caller's).
+///
+/// Calls for the same endpoint must not run concurrently (the daemon serializes per endpoint);
+/// calls for different endpoints may.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    handle: Handle,
+    tag: RouteTag,
+}
+
+impl Endpoints {
+    /// Opens a netlink connection in the caller's namespace; host routes get `tag`.
+    ///
+    /// Needs a tokio runtime (the connection runs as a task on it).
+    pub fn new(tag: RouteTag) -> Result<Endpoints> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        // Strict checking lets the kernel filter route dumps by table, protocol and interface.
+        let (connection, handle, _) =
+            rtnetlink::new_connection_with_strict_check().map_err(Error::NetlinkSocket)?;
+        runtime.spawn(connection);
+        Ok(Endpoints { handle, tag })
+    }
+
+    /// The route protocol and table host routes are installed with.
+    pub fn route_tag(&self) -> RouteTag {
+        self.tag
+    }
+
+    /// Attaches the container interface `spec` describes, or brings an existing attachment to
+    /// it (changed addresses or MTU); attaching twice gives the same result.
+    pub async fn attach(&self, spec: &EndpointSpec) -> Result<Attachment> {
+        let ns = NetnsFile::open(spec.netns())?;
+        let host_name = host_ifname(spec.container_id(), spec.ifname());
+        let alias = ownership_alias(spec.container_id(), spec.ifname());
+
+        let host = rtnl::link_by_name(&self.handle, host_name.as_str()).await?;
+        if let Some(link) = host.as_ref().filter(|l| !l.is_ours(&alias)) {
+            return Err(clash(Side::Host, link));
+        }
+        let peer = container::inspect(&ns, spec.ifname()).await?;
+        let paired = match (&host, &peer) {
+            (Some(h), Some(p)) => {
+                p.is_ours(&alias) && p.peer_index == Some(h.index) && h.peer_index == Some(p.index)
+            }
+            _ => false,
+        };
+        if let Some(link) = peer.as_ref().filter(|_| !paired) {
+            return Err(clash(Side::Container, link));
+        }
+        if !paired {
+            if let Some(stale) = &host {
+                // Ours, but its peer is not in this namespace: left by an attach that was cut
+                // short or that went to a namespace now gone. Start over.
+                tracing::info!(ifname = %host_name, "replacing a stale host-side veth");
+                rtnl::delete_link(&self.handle, stale.index).await?;
+            }
+            rtnl::create_veth(
+                &self.handle,
+                &host_name,
+                spec.ifname(),
+                ns.raw_fd(),
+                spec.mtu(),
+            )
+            .await?;
+        }
+        let host = rtnl::link_by_name(&self.handle, host_name.as_str())
+            .await?
+            .ok_or_else(|| {
+                Error::UnexpectedReply(format!("{host_name} vanished after creation"))
+            })?;
+
+        let host_routes =
+            host::configure(&self.handle, host.index, &host_name, &alias, spec, self.tag).await?;
+        let container = container::configure(&ns, spec, &alias).await?;
+        Ok(Attachment {
+            container_id: spec.container_id().clone(),
+            host_ifname: host_name,
+            host_ifindex: host.index,
+            container_ifname: spec.ifname().clone(),
+            container_ifindex: container.index,
+            container_mac: container.mac,
+            addresses: spec.addresses().to_vec(),
+            mtu: spec.mtu(),
+            host_routes,
+        })
+    }
+
+    /// Removes the veth pair of `ifname` in container `id`, and with it the container side,
+    /// its addresses and routes, and the host routes. Absent is fine.
+    ///
+    /// Needs no namespace: the host side is found by its name, and deleting one end of a veth
+    /// deletes the other wherever it is.
+    pub async fn detach(&self, id: &ContainerId, ifname: &IfName) -> Result<Detach> {
+        let host_name = host_ifname(id, ifname);
+        let alias = ownership_alias(id, ifname);
+        match rtnl::link_by_name(&self.handle, host_name.as_str()).await? {
+            None => Ok(Detach::Absent),
+            Some(link) if !link.is_ours(&alias) => Err(clash(Side::Host, &link)),
+            Some(link) => Ok(if rtnl::delete_link(&self.handle, link.index).await? {
+                Detach::Removed
+            } else {
+                Detach::Absent
+            }),
+        }
+    }
+}
+
+fn clash(side: Side, link: &LinkState) -> Error {
+    Error::NameClash {
+        side,
+        ifname: link.name.clone(),
+        what: link.describe(),
+    }
+}

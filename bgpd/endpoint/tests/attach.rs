@@ -1,0 +1,406 @@
+//! Attach and detach against real namespaces: one plays the host (the library runs inside it),
+//! others the containers. Forwarding is checked with real packets.
+
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use bgpd_endpoint::{
+    Attachment, ContainerId, Detach, EndpointSpec, Endpoints, Error, IfName, Mtu, NetnsRef,
+    RouteTag, Side, host_ifname,
+};
+use nix::sched::{CloneFlags, setns};
+use testkit::netns::Netns;
+
+/// A protocol number no test machine uses; the kernel crate owns the real default.
+const TAG: RouteTag = RouteTag {
+    protocol: 201,
+    table: 254,
+};
+
+/// Runs `work` on a thread inside `ns`; the test thread itself never changes namespace.
+fn in_ns<T: Send>(ns: &Netns, work: impl FnOnce() -> T + Send) -> T {
+    let file = File::open(ns.path()).expect("open namespace file");
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("enter namespace");
+            work()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    })
+}
+
+/// Runs `body` with an [`Endpoints`] living in the host namespace `host`.
+fn on_host<T: Send>(host: &Netns, body: impl AsyncFnOnce(&Endpoints) -> T + Send) -> T {
+    in_ns(host, move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let endpoints = Endpoints::new(TAG).expect("netlink connection");
+            body(&endpoints).await
+        })
+    })
+}
+
+/// A host namespace with an uplink (a veth pair with both ends inside: nothing leaves the
+/// namespace) carrying the host's addresses and default routes, with forwarding on as the
+/// daemon sets it. The default route matters: proxy ARP answers only for addresses the host
+/// routes elsewhere (see the README).
+fn host_ns() -> Netns {
+    let host = Netns::new("host").expect("host namespace");
+    for args in [
+        &[
+            "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1",
+        ][..],
+        &["link", "set", "uplink0", "up"],
+        &["link", "set", "uplink1", "up"],
+        &["addr", "add", "10.200.0.1/24", "dev", "uplink0"],
+        &["addr", "add", "fd00:200::1/64", "dev", "uplink0", "nodad"],
+        &["route", "add", "default", "dev", "uplink0"],
+        &["-6", "route", "add", "default", "dev", "uplink0"],
+    ] {
+        host.ip(args).expect("set up host uplink");
+    }
+    host.sysctl("net.ipv4.ip_forward", "1").expect("ip_forward");
+    host.sysctl("net.ipv6.conf.all.forwarding", "1")
+        .expect("ipv6 forwarding");
+    host
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn spec(ns: &Netns, id: &str, addrs: &[&str], mtu: u32) -> EndpointSpec {
+    EndpointSpec::new(
+        NetnsRef::Name(ns.name().to_string()),
+        ContainerId::new(id).expect("container id"),
+        IfName::default(),
+        addrs.iter().map(|a| ip(a)).collect(),
+        Mtu::new(mtu).expect("mtu"),
+    )
+    .expect("valid spec")
+}
+
+fn id(s: &str) -> ContainerId {
+    ContainerId::new(s).expect("container id")
+}
+
+/// Whether a TCP connection from `client` to `server_addr` (a listener inside `server`) works.
+fn tcp_connects(server: &Netns, client: &Netns, server_addr: SocketAddr) -> bool {
+    let listener = in_ns(server, || TcpListener::bind(server_addr)).expect("listen");
+    let accept = std::thread::spawn(move || listener.accept().map(|_| ()));
+    let connected = in_ns(client, || {
+        TcpStream::connect_timeout(&server_addr, Duration::from_secs(2)).is_ok()
+    });
+    connected && accept.join().is_ok_and(|r| r.is_ok())
+}
+
+fn proto_routes(host: &Netns, family: &str) -> String {
+    host.ip(&[family, "route", "show", "proto", "201"])
+        .expect("ip route")
+}
+
+#[test]
+#[serial_test::serial]
+fn two_containers_reach_each_other_and_the_host_over_v4_and_v6() {
+    let host = host_ns();
+    let (a, b) = (Netns::new("ca").unwrap(), Netns::new("cb").unwrap());
+    let (att_a, att_b) = on_host(&host, async |eps: &Endpoints| {
+        let att_a = eps
+            .attach(&spec(&a, "ctr-a", &["10.244.1.2", "fd00:244::2"], 1500))
+            .await
+            .expect("attach a");
+        let att_b = eps
+            .attach(&spec(&b, "ctr-b", &["10.244.1.3", "fd00:244::3"], 1500))
+            .await
+            .expect("attach b");
+        (att_a, att_b)
+    });
+    assert_eq!(att_a.container_ifname.as_str(), "eth0");
+    assert_ne!(att_a.host_ifname, att_b.host_ifname);
+
+    // The container has host addresses only and routes everything via the link-local gateway.
+    let routes = a.ip(&["route"]).unwrap();
+    assert_eq!(
+        routes.trim(),
+        "default via 169.254.1.1 dev eth0 onlink",
+        "{routes}"
+    );
+    let routes6 = a.ip(&["-6", "route"]).unwrap();
+    assert!(
+        routes6.contains("default via fe80::1 dev eth0"),
+        "{routes6}"
+    );
+    let addrs = a.ip(&["addr", "show", "eth0"]).unwrap();
+    assert!(addrs.contains("inet 10.244.1.2/32"), "{addrs}");
+    assert!(addrs.contains("inet6 fd00:244::2/128"), "{addrs}");
+
+    for (from, to) in [
+        (&a, "10.244.1.3"),
+        (&b, "10.244.1.2"),
+        (&a, "fd00:244::3"),
+        (&b, "fd00:244::2"),
+        (&a, "10.200.0.1"),
+        (&a, "fd00:200::1"),
+        (&host, "10.244.1.2"),
+        (&host, "fd00:244::2"),
+    ] {
+        assert!(from.ping(to), "ping {to} from {}", from.name());
+    }
+    // The gateway was resolved by proxy ARP: to the host-side veth's own MAC.
+    let host_mac = host
+        .ip(&["link", "show", att_a.host_ifname.as_str()])
+        .unwrap();
+    let neigh = a.ip(&["neigh", "show", "169.254.1.1"]).unwrap();
+    let gw_mac = neigh
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .expect("gateway neighbour entry");
+    assert!(host_mac.contains(gw_mac), "{neigh} vs {host_mac}");
+
+    assert!(tcp_connects(&b, &a, "10.244.1.3:7001".parse().unwrap()));
+    assert!(tcp_connects(&b, &a, "[fd00:244::3]:7002".parse().unwrap()));
+    assert!(tcp_connects(&a, &b, "10.244.1.2:7003".parse().unwrap()));
+}
+
+#[test]
+#[serial_test::serial]
+fn attach_is_idempotent_and_detach_removes_everything() {
+    let host = host_ns();
+    let c = Netns::new("c").unwrap();
+    let s = spec(&c, "ctr-idem", &["10.244.2.2", "fd00:244::22"], 1500);
+    let (first, second): (Attachment, Attachment) = on_host(&host, async |eps: &Endpoints| {
+        let first = eps.attach(&s).await.expect("attach");
+        let second = eps.attach(&s).await.expect("attach again");
+        (first, second)
+    });
+    // Same interfaces (not recreated), same routes, one of each.
+    assert_eq!(first, second);
+    let v4 = proto_routes(&host, "-4");
+    let v6 = proto_routes(&host, "-6");
+    assert_eq!(v4.lines().count(), 1, "{v4}");
+    assert_eq!(v6.lines().count(), 1, "{v6}");
+    assert!(
+        v4.contains(&format!("10.244.2.2 dev {} scope link", first.host_ifname)),
+        "{v4}"
+    );
+    assert!(c.ping("10.200.0.1"));
+
+    let (gone, again) = on_host(&host, async |eps: &Endpoints| {
+        let gone = eps
+            .detach(s.container_id(), s.ifname())
+            .await
+            .expect("detach");
+        let again = eps
+            .detach(s.container_id(), s.ifname())
+            .await
+            .expect("detach again");
+        (gone, again)
+    });
+    assert_eq!((gone, again), (Detach::Removed, Detach::Absent));
+    assert!(
+        host.ip(&["link", "show", first.host_ifname.as_str()])
+            .is_err()
+    );
+    assert!(c.ip(&["link", "show", "eth0"]).is_err());
+    assert_eq!(proto_routes(&host, "-4"), "");
+    assert_eq!(proto_routes(&host, "-6"), "");
+}
+
+#[test]
+#[serial_test::serial]
+fn reattach_converges_addresses_and_mtu_on_both_ends() {
+    let host = host_ns();
+    let c = Netns::new("c").unwrap();
+    let att = on_host(&host, async |eps: &Endpoints| {
+        eps.attach(&spec(&c, "ctr-mtu", &["10.244.3.2"], 1500))
+            .await
+            .expect("attach");
+        eps.attach(&spec(&c, "ctr-mtu", &["10.244.3.3", "fd00:244::33"], 1400))
+            .await
+            .expect("reattach")
+    });
+    let host_link = host
+        .ip(&["link", "show", att.host_ifname.as_str()])
+        .unwrap();
+    let container_link = c.ip(&["link", "show", "eth0"]).unwrap();
+    assert!(host_link.contains("mtu 1400"), "{host_link}");
+    assert!(container_link.contains("mtu 1400"), "{container_link}");
+
+    let v4 = proto_routes(&host, "-4");
+    assert!(!v4.contains("10.244.3.2"), "stale route stays: {v4}");
+    assert!(v4.contains("10.244.3.3"), "{v4}");
+    let addrs = c.ip(&["addr", "show", "eth0"]).unwrap();
+    assert!(
+        !addrs.contains("10.244.3.2"),
+        "stale address stays: {addrs}"
+    );
+    assert!(addrs.contains("inet 10.244.3.3/32"), "{addrs}");
+    assert!(c.ping("10.200.0.1"));
+    assert!(c.ping("fd00:200::1"));
+    // A full-size packet passes at the new MTU and not beyond.
+    assert!(
+        c.exec(
+            "ping",
+            &["-c1", "-W1", "-M", "do", "-s", "1372", "10.200.0.1"]
+        )
+        .is_ok()
+    );
+    assert!(
+        c.exec(
+            "ping",
+            &["-c1", "-W1", "-M", "do", "-s", "1373", "10.200.0.1"]
+        )
+        .is_err()
+    );
+}
+
+#[test]
+#[serial_test::serial]
+fn missing_namespace_is_a_clear_error() {
+    let host = host_ns();
+    let errors = on_host(&host, async |eps: &Endpoints| {
+        let mut errors = Vec::new();
+        let not_a_namespace = std::env::current_exe().expect("test binary path");
+        for ns in [
+            NetnsRef::parse("fab-no-such-namespace").unwrap(),
+            NetnsRef::parse("/proc/2147483646/ns/net").unwrap(),
+            NetnsRef::Path(not_a_namespace),
+        ] {
+            let s = EndpointSpec::new(
+                ns,
+                id("ctr-missing"),
+                IfName::default(),
+                vec![ip("10.244.4.2")],
+                Mtu::default(),
+            )
+            .unwrap();
+            errors.push(eps.attach(&s).await.expect_err("attach must fail"));
+        }
+        errors
+    });
+    assert!(
+        matches!(&errors[0], Error::NamespaceNotFound { path } if path.to_str() == Some("/run/netns/fab-no-such-namespace")),
+        "{:?}",
+        errors[0]
+    );
+    assert_eq!(
+        errors[1].to_string(),
+        "network namespace /proc/2147483646/ns/net does not exist"
+    );
+    assert!(
+        matches!(&errors[2], Error::NotANamespace { .. }),
+        "{:?}",
+        errors[2]
+    );
+    // Nothing was created on the host.
+    let links = host.ip(&["link"]).unwrap();
+    assert!(!links.contains("bgpd"), "{links}");
+}
+
+#[test]
+#[serial_test::serial]
+fn the_hosts_own_namespace_is_refused() {
+    let host = host_ns();
+    let err = on_host(&host, async |eps: &Endpoints| {
+        let s = spec(&host, "ctr-self", &["10.244.5.2"], 1500);
+        eps.attach(&s).await.expect_err("attach to self must fail")
+    });
+    assert!(
+        matches!(
+            err,
+            Error::Invalid(bgpd_endpoint::InvalidSpec::HostNamespace(_))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+#[serial_test::serial]
+fn interfaces_that_are_not_ours_are_never_touched() {
+    let host = host_ns();
+    let c = Netns::new("c").unwrap();
+    let squatter = host_ifname(&id("ctr-clash"), &IfName::default());
+    host.ip(&["link", "add", squatter.as_str(), "type", "bridge"])
+        .unwrap();
+    let (attach_err, detach_err) = on_host(&host, async |eps: &Endpoints| {
+        let s = spec(&c, "ctr-clash", &["10.244.6.2"], 1500);
+        (
+            eps.attach(&s).await.expect_err("host-side clash"),
+            eps.detach(s.container_id(), s.ifname())
+                .await
+                .expect_err("detach must not delete a foreign interface"),
+        )
+    });
+    for err in [&attach_err, &detach_err] {
+        assert!(
+            matches!(err, Error::NameClash { side: Side::Host, ifname, .. } if *ifname == squatter.as_str()),
+            "{err:?}"
+        );
+    }
+    assert!(host.ip(&["link", "show", squatter.as_str()]).is_ok());
+
+    // Container side: an eth0 that is not our veth's peer.
+    let d = Netns::new("d").unwrap();
+    d.ip(&["link", "add", "eth0", "type", "bridge"]).unwrap();
+    let err = on_host(&host, async |eps: &Endpoints| {
+        eps.attach(&spec(&d, "ctr-clash2", &["10.244.6.3"], 1500))
+            .await
+            .expect_err("container-side clash")
+    });
+    assert!(
+        matches!(&err, Error::NameClash { side: Side::Container, ifname, .. } if ifname == "eth0"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("bridge"), "{err}");
+    let other = host_ifname(&id("ctr-clash2"), &IfName::default());
+    assert!(host.ip(&["link", "show", other.as_str()]).is_err());
+}
+
+#[test]
+#[serial_test::serial]
+fn a_stale_host_veth_is_replaced() {
+    let host = host_ns();
+    let (old, new) = (Netns::new("old").unwrap(), Netns::new("new").unwrap());
+    // The same container id attached into another namespace first (a restarted sandbox whose
+    // old namespace is still held somewhere): the pair must move, not clash.
+    let att = on_host(&host, async |eps: &Endpoints| {
+        eps.attach(&spec(&old, "ctr-move", &["10.244.7.2"], 1500))
+            .await
+            .expect("attach old");
+        eps.attach(&spec(&new, "ctr-move", &["10.244.7.2"], 1500))
+            .await
+            .expect("attach new")
+    });
+    assert!(old.ip(&["link", "show", "eth0"]).is_err());
+    assert!(new.ip(&["link", "show", "eth0"]).is_ok());
+    assert!(
+        proto_routes(&host, "-4").contains(att.host_ifname.as_str()),
+        "route follows the new veth"
+    );
+    assert!(new.ping("10.200.0.1"));
+}
+
+#[test]
+#[serial_test::serial]
+fn without_privileges_the_error_says_so() {
+    let host = host_ns();
+    let c = Netns::new("c").unwrap();
+    let s = spec(&c, "ctr-unpriv", &["10.244.8.2"], 1500);
+    let err = on_host(&host, async |eps: &Endpoints| {
+        // Drop root on this thread only (the raw syscall, unlike libc's wrapper, does not
+        // broadcast to the other threads); the thread ends with the test body.
+        // SAFETY: setresuid(2) takes plain integers and touches no memory of ours.
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+        assert_eq!(rc, 0, "drop to nobody");
+        eps.attach(&s)
+            .await
+            .expect_err("unprivileged attach must fail")
+    });
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
+}
