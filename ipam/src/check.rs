@@ -1,0 +1,323 @@
+//! The consistency check (like `calicoctl ipam check`) and its repair.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::block::BlockCidr;
+use crate::client::{Ipam, now_ms};
+use crate::error::Result;
+use crate::names::{HandleId, HostName, PoolName};
+use crate::retry::Retry;
+use crate::snapshot::Snapshot;
+use crate::store::{Store, Txn};
+
+/// One inconsistency found in the datastore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// A block gives an address to a handle that does not exist or does not list it (leak).
+    IpWithoutHandle {
+        /// The address.
+        ip: IpAddr,
+        /// Its block.
+        block: BlockCidr,
+        /// The handle the block names.
+        handle: HandleId,
+    },
+    /// A handle lists an address its block does not give it.
+    HandleIpMissing {
+        /// The handle.
+        handle: HandleId,
+        /// The address.
+        ip: IpAddr,
+    },
+    /// A block is affine to a host with no node record (GC reclaims it after its delay).
+    BlockHostGone {
+        /// The block.
+        block: BlockCidr,
+        /// The host.
+        host: HostName,
+    },
+    /// A handle belongs to a host with no node record (GC releases it after its delay).
+    HandleHostGone {
+        /// The handle.
+        handle: HandleId,
+        /// The host.
+        host: HostName,
+    },
+    /// Two blocks share addresses.
+    BlocksOverlap {
+        /// One block.
+        block: BlockCidr,
+        /// The other.
+        other: BlockCidr,
+    },
+    /// Two pools share addresses.
+    PoolsOverlap {
+        /// One pool.
+        pool: PoolName,
+        /// The other.
+        other: PoolName,
+    },
+    /// A block lies in no pool (its pool was deleted).
+    BlockOutsidePool {
+        /// The block.
+        block: BlockCidr,
+        /// Addresses still assigned in it.
+        used: usize,
+    },
+    /// An affinity key names a block that is missing or affine to someone else.
+    AffinityWithoutBlock {
+        /// The host of the key.
+        host: HostName,
+        /// The block it names.
+        block: BlockCidr,
+    },
+    /// A block names a host whose affinity key is missing.
+    BlockAffinityMissing {
+        /// The block.
+        block: BlockCidr,
+        /// The host it names.
+        host: HostName,
+    },
+    /// A key whose name or value cannot be read.
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Finding {
+    /// Whether `repair` fixes this kind (hosts gone are GC's, after its safety delay; corrupt
+    /// values and overlapping pools need a person).
+    pub fn repairable(&self) -> bool {
+        match self {
+            Finding::IpWithoutHandle { .. }
+            | Finding::HandleIpMissing { .. }
+            | Finding::AffinityWithoutBlock { .. }
+            | Finding::BlockAffinityMissing { .. }
+            | Finding::BlocksOverlap { .. } => true,
+            Finding::BlockOutsidePool { used, .. } => *used == 0,
+            Finding::BlockHostGone { .. }
+            | Finding::HandleHostGone { .. }
+            | Finding::PoolsOverlap { .. }
+            | Finding::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Blocks seen.
+    pub blocks: usize,
+    /// Handles seen.
+    pub handles: usize,
+    /// Addresses assigned in blocks.
+    pub assigned: usize,
+    /// What is wrong.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Nothing wrong.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// What a repair did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Repair {
+    /// Findings fixed.
+    pub fixed: Vec<Finding>,
+    /// The check after repairing.
+    pub after: Report,
+}
+
+/// Checks one snapshot.
+pub(crate) fn check(s: &Snapshot) -> Report {
+    let mut f = Vec::new();
+    for (key, reason) in &s.corrupt {
+        f.push(Finding::Corrupt {
+            key: key.clone(),
+            reason: reason.clone(),
+        });
+    }
+    for (cidr, b) in &s.blocks {
+        for (&off, handle) in &b.allocations {
+            let Some(ip) = cidr.ip_at(off) else {
+                f.push(Finding::Corrupt {
+                    key: cidr.to_string(),
+                    reason: format!("offset {off} outside the block"),
+                });
+                continue;
+            };
+            if s.unreadable_handles.contains(handle) {
+                continue;
+            }
+            let listed = s
+                .handles
+                .get(handle)
+                .is_some_and(|h| h.ips.iter().any(|i| i.ip == ip && i.block == *cidr));
+            if !listed {
+                f.push(Finding::IpWithoutHandle {
+                    ip,
+                    block: *cidr,
+                    handle: handle.clone(),
+                });
+            }
+        }
+        if let Some(host) = &b.affinity {
+            if !s.nodes.contains_key(host) {
+                f.push(Finding::BlockHostGone {
+                    block: *cidr,
+                    host: host.clone(),
+                });
+            }
+            if !s.affinities.contains_key(&(host.clone(), *cidr)) {
+                f.push(Finding::BlockAffinityMissing {
+                    block: *cidr,
+                    host: host.clone(),
+                });
+            }
+        }
+        if s.pool_of(cidr).is_none() {
+            f.push(Finding::BlockOutsidePool {
+                block: *cidr,
+                used: b.allocations.len(),
+            });
+        }
+    }
+    for (id, h) in &s.handles {
+        for i in &h.ips {
+            if s.unreadable_blocks.contains(&i.block) {
+                continue;
+            }
+            let given = s.blocks.get(&i.block).is_some_and(|b| {
+                i.block
+                    .offset_of(i.ip)
+                    .and_then(|o| b.allocations.get(&o))
+                    == Some(id)
+            });
+            if !given {
+                f.push(Finding::HandleIpMissing {
+                    handle: id.clone(),
+                    ip: i.ip,
+                });
+            }
+        }
+        if !s.nodes.contains_key(&h.host) {
+            f.push(Finding::HandleHostGone {
+                handle: id.clone(),
+                host: h.host.clone(),
+            });
+        }
+    }
+    for (host, cidr) in s.affinities.keys() {
+        let held = s
+            .blocks
+            .get(cidr)
+            .is_some_and(|b| b.affinity.as_ref() == Some(host));
+        if !held && !s.unreadable_blocks.contains(cidr) {
+            f.push(Finding::AffinityWithoutBlock {
+                host: host.clone(),
+                block: *cidr,
+            });
+        }
+    }
+    let cidrs: Vec<&BlockCidr> = s.blocks.keys().collect();
+    for (i, a) in cidrs.iter().enumerate() {
+        for b in cidrs[i + 1..].iter().take_while(|b| b.start() <= a.end()) {
+            if a.overlaps(b) {
+                f.push(Finding::BlocksOverlap {
+                    block: **a,
+                    other: **b,
+                });
+            }
+        }
+    }
+    for (i, a) in s.pools.iter().enumerate() {
+        for b in &s.pools[i + 1..] {
+            let overlap = a.cidr.is_ipv4() == b.cidr.is_ipv4()
+                && (a.cidr.contains(b.cidr.network()) || b.cidr.contains(a.cidr.network()));
+            if overlap {
+                f.push(Finding::PoolsOverlap {
+                    pool: a.name.clone(),
+                    other: b.name.clone(),
+                });
+            }
+        }
+    }
+    Report {
+        blocks: s.blocks.len(),
+        handles: s.handles.len(),
+        assigned: s.blocks.values().map(|b| b.allocations.len()).sum(),
+        findings: f,
+    }
+}
+
+/// The transaction that fixes a finding, if repair fixes it.
+fn fix(s: &mut Snapshot, keys: &crate::record::Keys, finding: &Finding) -> Option<Txn> {
+    match finding {
+        Finding::IpWithoutHandle { ip, .. } => Some(s.free_ip(keys, *ip, now_ms())),
+        Finding::HandleIpMissing { handle, ip } => Some(s.strip_handle_ip(keys, handle, *ip)),
+        Finding::AffinityWithoutBlock { host, block } => Some(s.drop_affinity(keys, host, block)),
+        Finding::BlockAffinityMissing { block, host } => {
+            Some(s.restore_affinity(keys, host, block))
+        }
+        Finding::BlockOutsidePool { block, used: 0 } => Some(s.drop_block(keys, block, vec![])),
+        Finding::BlocksOverlap { block, other } => {
+            let empty = [other, block]
+                .into_iter()
+                .find(|c| s.blocks.get(c).is_some_and(|b| b.allocations.is_empty()))?;
+            let empty = *empty;
+            Some(s.drop_block(keys, &empty, vec![]))
+        }
+        _ => None,
+    }
+}
+
+impl<S: Store> Ipam<S> {
+    /// Checks the whole datastore at one revision.
+    pub async fn check(&self) -> Result<Report> {
+        let mut retry = Retry::new(&self.opts.retry, "check");
+        Ok(check(&self.snapshot(&mut retry).await?))
+    }
+
+    /// Fixes what can be fixed safely, each fix one guarded transaction; a fix that loses a
+    /// race is retried on a fresh snapshot, a few rounds at most.
+    pub async fn repair(&self) -> Result<Repair> {
+        let mut retry = Retry::new(&self.opts.retry, "repair");
+        let mut fixed = Vec::new();
+        let mut seen = BTreeSet::new();
+        for _ in 0..5 {
+            let mut snap = self.snapshot(&mut retry).await?;
+            let report = check(&snap);
+            let mut progress = false;
+            for finding in report.findings.iter().filter(|f| f.repairable()) {
+                let Some(txn) = fix(&mut snap, &self.keys, finding) else {
+                    continue;
+                };
+                if !txn.writes.is_empty() && self.apply(&mut snap, txn, &mut retry).await? {
+                    progress = true;
+                    if seen.insert(format!("{finding:?}")) {
+                        fixed.push(finding.clone());
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.forget_cache();
+        Ok(Repair {
+            fixed,
+            after: self.check().await?,
+        })
+    }
+}

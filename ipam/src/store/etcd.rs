@@ -1,0 +1,168 @@
+//! [`Store`] over etcd v3 with etcd-client.
+
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, TxnOp, TxnOpResponse,
+};
+
+use super::{Entry, Guard, Outcome, Read, Store, Txn, Unavailable, Write};
+
+/// How the client talks to etcd. The defaults fail over between members within a few seconds.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Deadline of one request; a stuck member is abandoned after this.
+    pub request_timeout: Duration,
+    /// Deadline to open a connection to one member.
+    pub connect_timeout: Duration,
+    /// HTTP/2 keep-alive interval; a dead member is noticed after interval + timeout.
+    pub keep_alive: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            request_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            keep_alive: Duration::from_millis(500),
+        }
+    }
+}
+
+/// etcd, reached through every given endpoint (etcd-client balances and fails over).
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EtcdStore")
+    }
+}
+
+fn unavailable(e: etcd_client::Error) -> Unavailable {
+    Unavailable(e.to_string())
+}
+
+impl EtcdStore {
+    /// Connects lazily to `endpoints` (`http://host:port`); fails only on bad arguments.
+    pub async fn connect(endpoints: &[String], opts: &StoreOptions) -> Result<Self, Unavailable> {
+        let options = ConnectOptions::new()
+            .with_timeout(opts.request_timeout)
+            .with_connect_timeout(opts.connect_timeout)
+            .with_keep_alive(opts.keep_alive, opts.keep_alive)
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true);
+        let client = Client::connect(endpoints, Some(options))
+            .await
+            .map_err(unavailable)?;
+        Ok(EtcdStore { client })
+    }
+
+    /// The underlying client, for what IPAM does not wrap (leases, watches).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn read_op(r: &Read) -> TxnOp {
+    match r {
+        Read::Key(k) => TxnOp::get(k.as_str(), None),
+        Read::Prefix(p) => TxnOp::get(p.as_str(), Some(GetOptions::new().with_prefix())),
+        Read::PrefixKeys(p) => TxnOp::get(
+            p.as_str(),
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        ),
+    }
+}
+
+fn entries(responses: Vec<TxnOpResponse>) -> Vec<Vec<Entry>> {
+    responses
+        .into_iter()
+        .map(|r| match r {
+            TxnOpResponse::Get(g) => g
+                .kvs()
+                .iter()
+                .map(|kv| Entry {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: kv.value().to_vec(),
+                    mod_revision: kv.mod_revision(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+impl Store for EtcdStore {
+    async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), Unavailable> {
+        let ops: Vec<TxnOp> = reads.iter().map(read_op).collect();
+        let resp = self
+            .client
+            .kv_client()
+            .txn(etcd_client::Txn::new().and_then(ops))
+            .await
+            .map_err(unavailable)?;
+        let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+        Ok((entries(resp.op_responses()), rev))
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<Outcome, Unavailable> {
+        let compares: Vec<Compare> = txn
+            .guards
+            .iter()
+            .map(|g| match g {
+                Guard::Revision(k, 0) => Compare::create_revision(k.as_str(), CompareOp::Equal, 0),
+                Guard::Revision(k, rev) => {
+                    Compare::mod_revision(k.as_str(), CompareOp::Equal, *rev)
+                }
+                Guard::PrefixUnchangedSince(p, rev) => {
+                    Compare::mod_revision(p.as_str(), CompareOp::Less, rev + 1).with_prefix()
+                }
+            })
+            .collect();
+        let writes: Vec<TxnOp> = txn
+            .writes
+            .iter()
+            .map(|w| match w {
+                Write::Put(k, v) => TxnOp::put(k.as_str(), v.clone(), None),
+                Write::Delete(k) => TxnOp::delete(k.as_str(), None),
+            })
+            .collect();
+        let reject: Vec<TxnOp> = txn.on_reject.iter().map(read_op).collect();
+        let resp = self
+            .client
+            .kv_client()
+            .txn(
+                etcd_client::Txn::new()
+                    .when(compares)
+                    .and_then(writes)
+                    .or_else(reject),
+            )
+            .await
+            .map_err(unavailable)?;
+        if resp.succeeded() {
+            Ok(Outcome::Applied(
+                resp.header().map(|h| h.revision()).unwrap_or(0),
+            ))
+        } else {
+            Ok(Outcome::Rejected(entries(resp.op_responses())))
+        }
+    }
+
+    async fn put_with_lease(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> Result<(), Unavailable> {
+        let opts = (lease != 0).then(|| PutOptions::new().with_lease(lease));
+        self.client
+            .kv_client()
+            .put(key, value, opts)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
