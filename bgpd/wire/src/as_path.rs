@@ -1,0 +1,223 @@
+//! AS_PATH and AS4_PATH (RFC 4271 §4.3, RFC 6793, RFC 5065 confederation segments).
+
+use bytes::{BufMut, BytesMut};
+
+use crate::asn::Asn;
+
+/// Most ASes one segment holds (its length field is one octet).
+const MAX_SEGMENT: usize = 255;
+
+/// The kind of an AS path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SegmentKind {
+    /// AS_SET (1): unordered, counts as one hop.
+    Set,
+    /// AS_SEQUENCE (2): ordered, nearest AS first.
+    Sequence,
+    /// AS_CONFED_SEQUENCE (3, RFC 5065).
+    ConfedSequence,
+    /// AS_CONFED_SET (4, RFC 5065).
+    ConfedSet,
+}
+
+impl SegmentKind {
+    fn from_octet(t: u8) -> Option<Self> {
+        Some(match t {
+            1 => SegmentKind::Set,
+            2 => SegmentKind::Sequence,
+            3 => SegmentKind::ConfedSequence,
+            4 => SegmentKind::ConfedSet,
+            _ => return None,
+        })
+    }
+
+    fn octet(self) -> u8 {
+        match self {
+            SegmentKind::Set => 1,
+            SegmentKind::Sequence => 2,
+            SegmentKind::ConfedSequence => 3,
+            SegmentKind::ConfedSet => 4,
+        }
+    }
+
+    pub(crate) fn is_confed(self) -> bool {
+        matches!(self, SegmentKind::ConfedSequence | SegmentKind::ConfedSet)
+    }
+}
+
+/// One segment of an AS path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AsSegment {
+    /// Set or sequence, plain or confederation.
+    pub kind: SegmentKind,
+    /// The ASes, in wire order.
+    pub asns: Vec<Asn>,
+}
+
+/// An AS path: its segments in wire order. Always four-octet ASes; the two-octet form and
+/// AS4_PATH exist only on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AsPath {
+    /// The segments, nearest first.
+    pub segments: Vec<AsSegment>,
+}
+
+impl AsPath {
+    /// A path of one AS_SEQUENCE (empty when `asns` is).
+    pub fn sequence(asns: impl IntoIterator<Item = Asn>) -> Self {
+        let asns: Vec<Asn> = asns.into_iter().collect();
+        if asns.is_empty() {
+            return AsPath::default();
+        }
+        AsPath {
+            segments: vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns,
+            }],
+        }
+    }
+
+    /// The length used by best-path selection (RFC 4271 §9.1.2.2): a set counts as one,
+    /// confederation segments count as nothing (RFC 5065 §5.3).
+    pub fn path_len(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s.kind {
+                SegmentKind::Sequence => s.asns.len(),
+                SegmentKind::Set => 1,
+                SegmentKind::ConfedSequence | SegmentKind::ConfedSet => 0,
+            })
+            .sum()
+    }
+
+    /// The AS the route was learned from: the first AS of a leading AS_SEQUENCE.
+    pub fn first_asn(&self) -> Option<Asn> {
+        match self.segments.first() {
+            Some(AsSegment {
+                kind: SegmentKind::Sequence,
+                asns,
+            }) => asns.first().copied(),
+            _ => None,
+        }
+    }
+
+    /// Whether `asn` appears anywhere in the path (loop detection, RFC 4271 §9.1.2).
+    pub fn contains(&self, asn: Asn) -> bool {
+        self.segments.iter().any(|s| s.asns.contains(&asn))
+    }
+
+    /// Prepends `asn` as a sending eBGP speaker does (RFC 4271 §5.1.2): into the leading
+    /// AS_SEQUENCE when it has room, else in a new one.
+    pub fn prepend(&mut self, asn: Asn) {
+        match self.segments.first_mut() {
+            Some(s) if s.kind == SegmentKind::Sequence && s.asns.len() < MAX_SEGMENT => {
+                s.asns.insert(0, asn)
+            }
+            _ => self.segments.insert(
+                0,
+                AsSegment {
+                    kind: SegmentKind::Sequence,
+                    asns: vec![asn],
+                },
+            ),
+        }
+    }
+
+    /// Whether any AS needs four octets.
+    pub(crate) fn needs_four_octets(&self) -> bool {
+        self.segments
+            .iter()
+            .flat_map(|s| &s.asns)
+            .any(|a| !a.is_two_octet())
+    }
+
+    /// Parses segments of `width` (2 or 4) octet ASes; `None` when malformed (RFC 7606 §7.2:
+    /// unknown segment type, overrun, a lone trailing octet, or a zero segment length), or when
+    /// it holds AS 0 (RFC 7607 §2).
+    pub(crate) fn decode(mut v: &[u8], width: usize) -> Option<AsPath> {
+        let mut segments = Vec::new();
+        while let [t, n, rest @ ..] = v {
+            let kind = SegmentKind::from_octet(*t)?;
+            let len = usize::from(*n) * width;
+            if *n == 0 || rest.len() < len {
+                return None;
+            }
+            let (body, after) = rest.split_at(len);
+            let asns: Vec<Asn> = if width == 4 {
+                body.chunks_exact(4)
+                    .map(|c| Asn(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect()
+            } else {
+                body.chunks_exact(2)
+                    .map(|c| Asn(u32::from(u16::from_be_bytes([c[0], c[1]]))))
+                    .collect()
+            };
+            if asns.contains(&Asn(0)) {
+                return None;
+            }
+            segments.push(AsSegment { kind, asns });
+            v = after;
+        }
+        v.is_empty().then_some(AsPath { segments })
+    }
+
+    /// Appends the segments with `width`-octet ASes (AS_TRANS for those that do not fit two).
+    /// Segments longer than 255 ASes are split; confederation segments are left out when
+    /// `skip_confed` (AS4_PATH must not carry them, RFC 6793 §3).
+    pub(crate) fn encode(&self, out: &mut BytesMut, width: usize, skip_confed: bool) {
+        for seg in &self.segments {
+            if skip_confed && seg.kind.is_confed() {
+                continue;
+            }
+            for chunk in seg.asns.chunks(MAX_SEGMENT) {
+                out.put_u8(seg.kind.octet());
+                // `chunks(255)` keeps this within one octet.
+                out.put_u8(chunk.len() as u8);
+                for asn in chunk {
+                    if width == 4 {
+                        out.put_u32(asn.0);
+                    } else {
+                        out.put_u16(asn.to_two_octet());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The path rebuilt from AS_PATH and AS4_PATH (RFC 6793 §4.2.3): when AS4_PATH is no longer
+    /// than AS_PATH, the leading ASes of AS_PATH are kept and the rest replaced by AS4_PATH;
+    /// otherwise AS4_PATH is ignored.
+    pub(crate) fn merge_as4(self, as4: AsPath) -> AsPath {
+        // Counted as for best path (RFC 6793 §4.2.3 refers to RFC 4271 §9.1.2.2 and RFC 5065).
+        let (n2, n4) = (self.path_len(), as4.path_len());
+        if n4 > n2 {
+            return self;
+        }
+        let mut keep = n2 - n4;
+        let mut merged = Vec::new();
+        for seg in self.segments {
+            let hops = match seg.kind {
+                SegmentKind::Sequence => seg.asns.len(),
+                SegmentKind::Set => 1,
+                // AS4_PATH never holds these, so they stay from AS_PATH.
+                SegmentKind::ConfedSequence | SegmentKind::ConfedSet => 0,
+            };
+            if hops == 0 {
+                merged.push(seg);
+            } else if keep == 0 {
+                break;
+            } else if hops > keep {
+                merged.push(AsSegment {
+                    kind: seg.kind,
+                    asns: seg.asns[..keep].to_vec(),
+                });
+                keep = 0;
+            } else {
+                keep -= hops;
+                merged.push(seg);
+            }
+        }
+        merged.extend(as4.segments);
+        AsPath { segments: merged }
+    }
+}
