@@ -79,7 +79,7 @@ pub(crate) fn dump_request(ipv6: bool, config: &FibConfig) -> RouteMessage {
 fn base_message(prefix: Prefix, config: &FibConfig) -> RouteMessage {
     let mut msg = RouteMessage::default();
     msg.header.address_family = family(prefix.is_ipv6());
-    msg.header.destination_prefix_length = prefix.len();
+    msg.header.destination_prefix_length = prefix.length();
     msg.header.table = header_table(config);
     msg.attributes
         .push(RouteAttribute::Destination(RouteAddress::from(
