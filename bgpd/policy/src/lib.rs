@@ -1,4 +1,21 @@
 //! Host-firewall policy: model, selectors, compilation to one atomic nftables table.
+//!
+//! The pieces plug together as: [`model::PolicyFile`] (TOML) + [`endpoint`] inputs (filled by
+//! the daemon) → [`compile::compile`] (pure) → [`compile::Ruleset`] (an `nft -f` script, also
+//! the dry-run output) → [`nft::Nft::apply`] (one atomic transaction) and
+//! [`nft::Nft::counters`] (typed readback).
 
+pub mod compile;
+pub mod counters;
+pub mod endpoint;
+pub mod group;
 pub mod model;
+pub mod nft;
 pub mod selector;
+
+pub use compile::{CompileError, Inputs, Ruleset, compile};
+pub use counters::{Counter, CounterOwner};
+pub use endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};
+pub use model::{ModelError, PolicyFile};
+pub use nft::{Nft, NftError};
+pub use selector::{Selector, SelectorError};

@@ -70,10 +70,9 @@ impl PolicyFile {
             let offset = e.span().map_or(0, |s| s.start).min(text.len());
             invalid(text, origin, offset, e.message().trim_end())
         })?;
-        file.check_names()
-            .map_err(|(name, message)| {
-                invalid(text, origin, second_name_line(text, &name), &message)
-            })?;
+        file.check_names().map_err(|(name, message)| {
+            invalid(text, origin, second_name_line(text, &name), &message)
+        })?;
         Ok(file)
     }
 
@@ -84,7 +83,10 @@ impl PolicyFile {
             if !seen.insert(p.name.as_str()) {
                 return Err((
                     p.name.to_string(),
-                    format!("duplicate policy name {:?}: expected unique names", p.name.0),
+                    format!(
+                        "duplicate policy name {:?}: expected unique names",
+                        p.name.0
+                    ),
                 ));
             }
         }
@@ -188,7 +190,7 @@ pub struct Failsafe {
 }
 
 /// A name usable in nftables chain names and comments: `[A-Za-z0-9_.-]`, 1 to 64 bytes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(try_from = "String")]
 pub struct Name(String);
 
@@ -215,6 +217,13 @@ impl TryFrom<String> for Name {
     }
 }
 
+impl TryFrom<&str> for Name {
+    type Error = String;
+    fn try_from(s: &str) -> Result<Self, String> {
+        Name::try_from(s.to_string())
+    }
+}
+
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -222,7 +231,7 @@ impl fmt::Display for Name {
 }
 
 /// A Linux interface name: 1 to 15 bytes of `[A-Za-z0-9_.-@]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(try_from = "String")]
 pub struct IfName(String);
 
@@ -330,13 +339,13 @@ impl TryFrom<RawPolicy> for Policy {
             ));
         }
         // Calico's defaults: egress only when there are egress rules and no ingress rules.
-        let types = raw.types.unwrap_or_else(|| {
-            match (raw.ingress.is_empty(), raw.egress.is_empty()) {
-                (true, false) => [Direction::Egress].into(),
-                (false, false) => [Direction::Ingress, Direction::Egress].into(),
-                _ => [Direction::Ingress].into(),
-            }
-        });
+        let types =
+            raw.types
+                .unwrap_or_else(|| match (raw.ingress.is_empty(), raw.egress.is_empty()) {
+                    (true, false) => [Direction::Egress].into(),
+                    (false, false) => [Direction::Ingress, Direction::Egress].into(),
+                    _ => [Direction::Ingress].into(),
+                });
         Ok(Policy {
             name: raw.name,
             order: raw.order,
@@ -751,7 +760,9 @@ icmp = { type = 8 }
             ),
         ];
         for (text, want) in cases {
-            let e = PolicyFile::parse(text, "p.toml").expect_err(text).to_string();
+            let e = PolicyFile::parse(text, "p.toml")
+                .expect_err(text)
+                .to_string();
             assert!(e.contains(want), "{text}\n got: {e}\nwant: {want}");
         }
     }

@@ -300,7 +300,10 @@ fn comparison(i: &str) -> Res<'_, Selector> {
             move |vs| Selector::In(k.clone(), vs)
         }),
         expect("`==`, `!=`, `in` or `not in`", |i| {
-            Err(nom::Err::Error(Expected::from_error_kind(i, ErrorKind::Tag)))
+            Err(nom::Err::Error(Expected::from_error_kind(
+                i,
+                ErrorKind::Tag,
+            )))
         }),
     )))
     .parse(i)
@@ -364,15 +367,31 @@ mod tests {
             ("has(env)", &web, false),
             ("has( env )", &db_dev, true),
             ("!has(env)", &web, true),
-            ("role == \"db\" && env in {\"prod\",\"stage\"}", &db_prod, true),
-            ("role == \"db\" && env in {\"prod\",\"stage\"}", &db_dev, false),
+            (
+                "role == \"db\" && env in {\"prod\",\"stage\"}",
+                &db_prod,
+                true,
+            ),
+            (
+                "role == \"db\" && env in {\"prod\",\"stage\"}",
+                &db_dev,
+                false,
+            ),
             ("env not in {\"prod\"}", &web, true),
             ("env not in {\"prod\"}", &db_prod, false),
             ("env in {}", &db_prod, false),
             ("role == \"web\" || env == \"dev\"", &db_dev, true),
             ("!(role == \"web\" || env == \"dev\")", &db_prod, true),
-            ("role == \"db\" && (env == \"dev\" || env == \"prod\")", &db_prod, true),
-            ("a == \"1\" || b == \"2\" && c == \"3\"", &labels(&[("a", "1")]), true),
+            (
+                "role == \"db\" && (env == \"dev\" || env == \"prod\")",
+                &db_prod,
+                true,
+            ),
+            (
+                "a == \"1\" || b == \"2\" && c == \"3\"",
+                &labels(&[("a", "1")]),
+                true,
+            ),
             ("k8s.io/app == \"x\"", &labels(&[("k8s.io/app", "x")]), true),
         ];
         for (text, l, want) in cases {
@@ -392,7 +411,11 @@ mod tests {
     #[test]
     fn errors_say_where_and_what() {
         let cases: &[(&str, usize, &str)] = &[
-            ("role = \"db\"", 6, "expected `==`, `!=`, `in` or `not in`, found \"= \\\"db\\\"\""),
+            (
+                "role = \"db\"",
+                6,
+                "expected `==`, `!=`, `in` or `not in`, found \"= \\\"db\\\"\"",
+            ),
             ("role == db", 9, "expected a quoted string"),
             ("role == \"db\" &&", 16, "expected a label key"),
             ("(role == \"db\"", 14, "expected `)`"),
@@ -413,7 +436,16 @@ mod tests {
 
     #[test]
     fn no_panic_on_odd_input() {
-        for text in ["\u{1F600}", "((((", "!!!", "a in {", "'", "has()", "a not", "|| &&"] {
+        for text in [
+            "\u{1F600}",
+            "((((",
+            "!!!",
+            "a in {",
+            "'",
+            "has()",
+            "a not",
+            "|| &&",
+        ] {
             assert!(Selector::parse(text).is_err(), "{text}");
         }
     }

@@ -1,0 +1,1035 @@
+//! Model + endpoints → one nftables table (inet family), as an `nft -f` script.
+//!
+//! Shape of the table (see the README for an example):
+//! - base chains `forward-egress` (priority -1) and `forward-ingress` (0) for traffic between
+//!   workloads and the network, `input` and `output` for traffic to and from the host itself,
+//!   and `nat-outgoing` (postrouting, srcnat). Each filter base chain accepts
+//!   established/related first and drops invalid;
+//! - dispatch verdict maps keyed by interface (`iifname vmap @…`) jump to one chain per endpoint
+//!   and direction; that chain jumps to the chains of the policies selecting the endpoint, in
+//!   order, and ends in a counted drop (default deny);
+//! - a policy chain holds the policy's rules in order: allow is `accept`, deny is `drop`, log
+//!   logs and goes on. Because `accept` ends only the current base chain, a workload's egress
+//!   (forward-egress) and the destination's ingress (forward-ingress) are both enforced;
+//! - runs of rules that differ only in literal addresses and ports become one interval verdict
+//!   map lookup with a counter and comment per element (see [`crate::group`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+
+use ipnetwork::IpNetwork;
+
+use crate::endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};
+use crate::group::{Key, KeyIndex, Span, any_overlap, span};
+use crate::model::{
+    Action, Direction, EntityMatch, IcmpMatch, IfName, IpVersion, Name, Policy, PolicyFile,
+    PortRange, Protocol, Rule,
+};
+use crate::selector::{Labels, Selector};
+
+/// Everything the compiler needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// Settings, host endpoints and policies.
+    pub file: &'a PolicyFile,
+    /// Containers on this host.
+    pub workloads: &'a [WorkloadEndpoint],
+    /// Containers on other hosts (their addresses fill rule selectors).
+    pub remote: &'a [RemoteEndpoint],
+    /// IP pools (rule `pools` and NAT-outgoing).
+    pub pools: &'a [Pool],
+}
+
+/// Why the inputs cannot be compiled.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// A rule names a pool that does not exist.
+    #[error(
+        "policy {policy}: {direction} rule {rule}: unknown pool {pool:?}: expected one of [{known}]"
+    )]
+    UnknownPool {
+        /// The policy.
+        policy: Name,
+        /// "ingress" or "egress".
+        direction: &'static str,
+        /// Index of the rule in its list.
+        rule: usize,
+        /// The unknown pool.
+        pool: Name,
+        /// The pools there are.
+        known: String,
+    },
+    /// Two endpoints claim one interface.
+    #[error("interface {0} belongs to two endpoints: expected one endpoint per interface")]
+    DuplicateInterface(IfName),
+}
+
+/// A compiled table: the `nft -f` script that replaces our table atomically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ruleset {
+    table: Name,
+    script: String,
+}
+
+impl Ruleset {
+    /// The table this script replaces.
+    pub fn table(&self) -> &Name {
+        &self.table
+    }
+
+    /// The script: create-if-missing, delete, and the new table, applied as one transaction.
+    pub fn script(&self) -> &str {
+        &self.script
+    }
+}
+
+impl fmt::Display for Ruleset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.script)
+    }
+}
+
+/// What a counter comment names; [`crate::counters`] parses these back.
+pub(crate) mod comment {
+    use crate::model::Direction;
+
+    /// A policy rule.
+    pub fn rule(policy: &str, dir: Direction, index: usize) -> String {
+        format!("policy {policy} {} rule {index}", dir.as_str())
+    }
+
+    /// An endpoint's default deny.
+    pub fn default_deny(endpoint: &str, dir: Direction) -> String {
+        format!("{endpoint} {} default deny", dir.as_str())
+    }
+}
+
+/// Compiles the inputs to one table. Pure: no I/O.
+pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
+    let mut policies: Vec<&Policy> = inputs.file.policies.iter().collect();
+    // Lower order first, no order last, name breaks ties: Calico's order.
+    policies.sort_by(|a, b| {
+        let key = |p: &Policy| p.order.unwrap_or(f64::INFINITY);
+        key(a).total_cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
+    });
+    let locals = local_endpoints(inputs)?;
+    let mut sets = AddressSets::new(inputs);
+    let mut out = Script::new(inputs.file.settings.table.clone());
+
+    // Endpoint chains and the dispatch entries that lead to them.
+    let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
+    let mut dispatch = Dispatch::default();
+    let mut endpoint_chains = String::new();
+    for ep in &locals {
+        for dir in Direction::ALL {
+            let selected: Vec<usize> = policies
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.types.contains(&dir) && p.selector.matches(ep.labels))
+                .map(|(i, _)| i)
+                .collect();
+            if selected.is_empty() {
+                continue;
+            }
+            let chain = format!("{}-{}", ep.chain, dir.as_str());
+            let mut body = Vec::new();
+            for &i in &selected {
+                used.insert((i, dir));
+                body.push(format!("jump {}", policy_chain(policies[i], dir)));
+            }
+            body.push(format!(
+                "counter drop comment \"{}\"",
+                comment::default_deny(&ep.label, dir)
+            ));
+            chain_block(&mut endpoint_chains, &chain, None, &body);
+            dispatch.add(ep, dir, &chain);
+        }
+    }
+
+    let mut policy_chains = String::new();
+    for (i, dir) in used {
+        let p = policies[i];
+        let mut clauses = Vec::new();
+        for (index, rule) in p.rules(dir).iter().enumerate() {
+            for clause in clauses_of(rule, &mut sets, p, dir, index)? {
+                clauses.push(Numbered {
+                    index,
+                    action: rule.action,
+                    clause,
+                });
+            }
+        }
+        let body = out.policy_body(p, dir, clauses);
+        chain_block(&mut policy_chains, &policy_chain(p, dir), None, &body);
+    }
+
+    out.sets(&sets, inputs);
+    out.text.push_str(&policy_chains);
+    out.text.push_str(&endpoint_chains);
+    out.maps(&dispatch);
+    out.base_chains();
+    Ok(out.finish())
+}
+
+fn policy_chain(p: &Policy, dir: Direction) -> String {
+    format!("pol-{}-{}", p.name, dir.as_str())
+}
+
+/// A workload or host endpoint on this host.
+struct Local<'a> {
+    workload: bool,
+    iface: &'a IfName,
+    labels: &'a Labels,
+    /// Chain name stem: `wl-<interface>` or `he-<name>`.
+    chain: String,
+    /// Name in comments: `workload <interface>` or `host <name>`.
+    label: String,
+}
+
+fn local_endpoints<'a>(inputs: &Inputs<'a>) -> Result<Vec<Local<'a>>, CompileError> {
+    let mut out: Vec<Local<'a>> = Vec::new();
+    for w in inputs.workloads {
+        out.push(Local {
+            workload: true,
+            iface: &w.interface,
+            labels: &w.labels,
+            chain: format!("wl-{}", w.interface),
+            label: format!("workload {}", w.interface),
+        });
+    }
+    for h in &inputs.file.host_endpoints {
+        out.push(Local {
+            workload: false,
+            iface: &h.interface,
+            labels: &h.labels,
+            chain: format!("he-{}", h.name),
+            label: format!("host {}", h.name),
+        });
+    }
+    let mut seen = BTreeSet::new();
+    for ep in &out {
+        if !seen.insert(ep.iface) {
+            return Err(CompileError::DuplicateInterface(ep.iface.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Interface → endpoint chain, per hook.
+#[derive(Default)]
+struct Dispatch {
+    /// forward, by input interface: workload egress.
+    from_workload: Vec<(String, String)>,
+    /// forward, by output interface: workload ingress.
+    to_workload: Vec<(String, String)>,
+    /// input, by input interface: workload egress and host ingress.
+    input: Vec<(String, String)>,
+    /// output, by output interface: workload ingress and host egress.
+    output: Vec<(String, String)>,
+}
+
+impl Dispatch {
+    fn add(&mut self, ep: &Local<'_>, dir: Direction, chain: &str) {
+        let entry = (ep.iface.to_string(), chain.to_string());
+        match (ep.workload, dir) {
+            (true, Direction::Egress) => {
+                self.from_workload.push(entry.clone());
+                self.input.push(entry);
+            }
+            (true, Direction::Ingress) => {
+                self.to_workload.push(entry.clone());
+                self.output.push(entry);
+            }
+            (false, Direction::Ingress) => self.input.push(entry),
+            (false, Direction::Egress) => self.output.push(entry),
+        }
+    }
+}
+
+/// Named address sets for rule selectors and pool lists, `<base>_v4` and `<base>_v6`.
+struct AddressSets<'a> {
+    inputs: &'a Inputs<'a>,
+    selectors: BTreeMap<Selector, usize>,
+    pool_lists: BTreeMap<Vec<Name>, usize>,
+    /// (base name, what it is, members).
+    defs: Vec<(String, String, BTreeSet<IpNetwork>)>,
+}
+
+impl<'a> AddressSets<'a> {
+    fn new(inputs: &'a Inputs<'a>) -> Self {
+        AddressSets {
+            inputs,
+            selectors: BTreeMap::new(),
+            pool_lists: BTreeMap::new(),
+            defs: Vec::new(),
+        }
+    }
+
+    /// The set of addresses of every endpoint (local, remote, host) the selector matches.
+    fn selector(&mut self, s: &Selector) -> (String, Families) {
+        if let Some(&i) = self.selectors.get(s) {
+            return self.describe(i);
+        }
+        let inputs = self.inputs;
+        let hosts = inputs
+            .file
+            .host_endpoints
+            .iter()
+            .map(|h| (&h.labels, &h.ips));
+        let members: BTreeSet<IpNetwork> = inputs
+            .workloads
+            .iter()
+            .map(|w| (&w.labels, &w.ips))
+            .chain(inputs.remote.iter().map(|r| (&r.labels, &r.ips)))
+            .chain(hosts)
+            .filter(|(labels, _)| s.matches(labels))
+            .flat_map(|(_, ips)| ips.iter().map(|ip| IpNetwork::from(*ip)))
+            .collect();
+        let i = self.define(format!("sel{}", self.defs.len()), s.to_string(), members);
+        self.selectors.insert(s.clone(), i);
+        self.describe(i)
+    }
+
+    /// The set of the named pools' networks.
+    fn pools(&mut self, names: &[Name]) -> Result<(String, Families), Name> {
+        let mut key = names.to_vec();
+        key.sort();
+        key.dedup();
+        if let Some(&i) = self.pool_lists.get(&key) {
+            return Ok(self.describe(i));
+        }
+        let mut members = BTreeSet::new();
+        for name in &key {
+            let pool = self
+                .inputs
+                .pools
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| name.clone())?;
+            members.insert(pool.cidr);
+        }
+        let what = key.iter().map(Name::as_str).collect::<Vec<_>>().join(",");
+        let i = self.define(format!("pools{}", self.defs.len()), what, members);
+        self.pool_lists.insert(key, i);
+        Ok(self.describe(i))
+    }
+
+    fn define(&mut self, base: String, what: String, members: BTreeSet<IpNetwork>) -> usize {
+        self.defs.push((base, what, members));
+        self.defs.len() - 1
+    }
+
+    fn describe(&self, i: usize) -> (String, Families) {
+        let (base, _, members) = &self.defs[i];
+        (
+            base.clone(),
+            Families {
+                v4: members.iter().any(IpNetwork::is_ipv4),
+                v6: members.iter().any(IpNetwork::is_ipv6),
+            },
+        )
+    }
+}
+
+/// Which address families a set has members of.
+#[derive(Clone, Copy)]
+struct Families {
+    v4: bool,
+    v6: bool,
+}
+
+impl Families {
+    fn has(self, fam: IpVersion) -> bool {
+        match fam {
+            IpVersion::V4 => self.v4,
+            IpVersion::V6 => self.v6,
+        }
+    }
+}
+
+fn fam_suffix(fam: IpVersion) -> &'static str {
+    match fam {
+        IpVersion::V4 => "v4",
+        IpVersion::V6 => "v6",
+    }
+}
+
+fn fam_of(net: &IpNetwork) -> IpVersion {
+    if net.is_ipv4() {
+        IpVersion::V4
+    } else {
+        IpVersion::V6
+    }
+}
+
+/// One end of a clause, for one address family.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Side {
+    /// Positive literal networks (`None`: no literal list given).
+    nets: Option<Vec<IpNetwork>>,
+    not_nets: Vec<IpNetwork>,
+    /// Named sets the address must be in (all of them).
+    sets: Vec<String>,
+    not_sets: Vec<String>,
+    ports: Vec<PortRange>,
+    not_ports: Vec<PortRange>,
+}
+
+impl Side {
+    /// Only literal networks and ports: can be a verdict-map key.
+    fn is_literal(&self) -> bool {
+        self.not_nets.is_empty()
+            && self.sets.is_empty()
+            && self.not_sets.is_empty()
+            && self.not_ports.is_empty()
+    }
+}
+
+/// A rule restricted to one address family (or to none): a conjunction of matches.
+#[derive(Clone, Debug, PartialEq)]
+struct Clause {
+    family: Option<IpVersion>,
+    protocol: Option<Protocol>,
+    icmp: Option<IcmpMatch>,
+    src: Side,
+    dst: Side,
+}
+
+struct Numbered {
+    index: usize,
+    action: Action,
+    clause: Clause,
+}
+
+fn has_addresses(m: &EntityMatch) -> bool {
+    !m.nets.is_empty()
+        || !m.not_nets.is_empty()
+        || m.selector.is_some()
+        || m.not_selector.is_some()
+        || !m.pools.is_empty()
+}
+
+/// Splits a rule by address family; a family no positive match can hit is left out.
+fn clauses_of(
+    rule: &Rule,
+    sets: &mut AddressSets<'_>,
+    policy: &Policy,
+    dir: Direction,
+    index: usize,
+) -> Result<Vec<Clause>, CompileError> {
+    let families: Vec<Option<IpVersion>> = match rule.ip_version {
+        Some(v) => vec![Some(v)],
+        None if has_addresses(&rule.source) || has_addresses(&rule.destination) => {
+            vec![Some(IpVersion::V4), Some(IpVersion::V6)]
+        }
+        None => vec![None],
+    };
+    let mut out = Vec::new();
+    'family: for family in families {
+        let mut sides = [Side::default(), Side::default()];
+        for (side, m) in sides.iter_mut().zip([&rule.source, &rule.destination]) {
+            side.ports = m.ports.clone();
+            side.not_ports = m.not_ports.clone();
+            let Some(fam) = family else { continue };
+            let in_fam = |nets: &[IpNetwork]| -> Vec<IpNetwork> {
+                nets.iter().filter(|n| fam_of(n) == fam).copied().collect()
+            };
+            if !m.nets.is_empty() {
+                let nets = in_fam(&m.nets);
+                if nets.is_empty() {
+                    continue 'family;
+                }
+                side.nets = Some(nets);
+            }
+            side.not_nets = in_fam(&m.not_nets);
+            if !m.pools.is_empty() {
+                let (base, fams) =
+                    sets.pools(&m.pools)
+                        .map_err(|pool| CompileError::UnknownPool {
+                            policy: policy.name.clone(),
+                            direction: dir.as_str(),
+                            rule: index,
+                            pool,
+                            known: sets
+                                .inputs
+                                .pools
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        })?;
+                if !fams.has(fam) {
+                    continue 'family;
+                }
+                side.sets.push(format!("{base}_{}", fam_suffix(fam)));
+            }
+            if let Some(s) = &m.selector {
+                let (base, fams) = sets.selector(s);
+                if !fams.has(fam) {
+                    continue 'family;
+                }
+                side.sets.push(format!("{base}_{}", fam_suffix(fam)));
+            }
+            if let Some(s) = &m.not_selector {
+                let (base, fams) = sets.selector(s);
+                // Not being in an empty set is always true: nothing to match.
+                if fams.has(fam) {
+                    side.not_sets.push(format!("{base}_{}", fam_suffix(fam)));
+                }
+            }
+        }
+        let [src, dst] = sides;
+        out.push(Clause {
+            family,
+            protocol: rule.protocol,
+            icmp: rule.icmp,
+            src,
+            dst,
+        });
+    }
+    Ok(out)
+}
+
+/// Clauses of one family can be reordered past clauses of the other (no packet matches both),
+/// so v4 and v6 clauses between family-free clauses are brought together for longer groups.
+fn cluster_families(clauses: Vec<Numbered>) -> Vec<Numbered> {
+    let mut out = Vec::with_capacity(clauses.len());
+    let mut v6 = Vec::new();
+    for c in clauses {
+        match c.clause.family {
+            Some(IpVersion::V4) => out.push(c),
+            Some(IpVersion::V6) => v6.push(c),
+            None => {
+                out.append(&mut v6);
+                out.push(c);
+            }
+        }
+    }
+    out.append(&mut v6);
+    out
+}
+
+/// A clause that can be a verdict-map element: what its map must look like.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    family: IpVersion,
+    protocol: Option<Protocol>,
+    saddr: bool,
+    daddr: bool,
+    sport: bool,
+    dport: bool,
+}
+
+/// Most elements one rule may expand to (networks × ports) before it stays a plain rule.
+const MAX_ELEMENTS_PER_RULE: usize = 1024;
+
+fn shape(n: &Numbered) -> Option<Shape> {
+    let c = &n.clause;
+    let family = c.family?;
+    let literal = n.action != Action::Log
+        && c.icmp.is_none()
+        && c.src.is_literal()
+        && c.dst.is_literal()
+        && (c.src.nets.is_some() || c.dst.nets.is_some());
+    let count = [&c.src, &c.dst]
+        .iter()
+        .map(|s| s.nets.as_ref().map_or(1, Vec::len) * s.ports.len().max(1))
+        .product::<usize>();
+    (literal && count <= MAX_ELEMENTS_PER_RULE).then_some(Shape {
+        family,
+        protocol: c.protocol,
+        saddr: c.src.nets.is_some(),
+        daddr: c.dst.nets.is_some(),
+        sport: !c.src.ports.is_empty(),
+        dport: !c.dst.ports.is_empty(),
+    })
+}
+
+/// One map element: its key (for overlap checks) and its text.
+struct Element {
+    key: Key,
+    text: String,
+}
+
+/// One value of one key component.
+struct KeyPart {
+    text: String,
+    span: Span,
+    /// The prefix, for address components.
+    net: Option<IpNetwork>,
+}
+
+fn port_span(p: &PortRange) -> (u128, u128) {
+    (u128::from(p.first), u128::from(p.last))
+}
+
+/// The elements of a literal clause: networks × ports, in key order saddr.daddr.sport.dport.
+fn elements(c: &Clause) -> Vec<Element> {
+    // Each dimension: one value per choice; absent dimensions are skipped.
+    let mut dims: Vec<Vec<KeyPart>> = Vec::new();
+    for nets in [&c.src.nets, &c.dst.nets].into_iter().flatten() {
+        dims.push(
+            nets.iter()
+                .map(|n| KeyPart {
+                    text: n.to_string(),
+                    span: span(n),
+                    net: Some(*n),
+                })
+                .collect(),
+        );
+    }
+    for ports in [&c.src.ports, &c.dst.ports] {
+        if !ports.is_empty() {
+            dims.push(
+                ports
+                    .iter()
+                    .map(|p| KeyPart {
+                        text: p.to_string(),
+                        span: port_span(p),
+                        net: None,
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
+    for d in &dims {
+        combos = combos
+            .into_iter()
+            .flat_map(|combo| {
+                (0..d.len()).map(move |i| {
+                    let mut next = combo.clone();
+                    next.push(i);
+                    next
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .filter_map(|combo| {
+            let picked: Vec<_> = combo.iter().zip(&dims).map(|(&i, d)| &d[i]).collect();
+            let lead = picked.first().and_then(|p| p.net)?;
+            Some(Element {
+                key: Key {
+                    lead,
+                    rest: picked.iter().skip(1).map(|p| p.span).collect(),
+                },
+                text: picked
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" . "),
+            })
+        })
+        .collect()
+}
+
+/// The script being written.
+struct Script {
+    table: Name,
+    text: String,
+    maps: usize,
+}
+
+fn chain_block(out: &mut String, name: &str, header: Option<&str>, body: &[String]) {
+    let _ = writeln!(out, "\tchain {name} {{");
+    if let Some(h) = header {
+        let _ = writeln!(out, "\t\t{h}");
+    }
+    for line in body {
+        let _ = writeln!(out, "\t\t{line}");
+    }
+    out.push_str("\t}\n");
+}
+
+fn set_block(out: &mut String, name: &str, kind: &str, flags: &str, elements: &[String]) {
+    let _ = write!(out, "\tset {name} {{\n\t\ttype {kind}\n");
+    if !flags.is_empty() {
+        let _ = writeln!(out, "\t\t{flags}");
+    }
+    if !elements.is_empty() {
+        let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(",\n\t\t\t"));
+    }
+    out.push_str("\t}\n");
+}
+
+fn list<T: ToString>(items: &[T]) -> String {
+    match items {
+        [one] => one.to_string(),
+        _ => format!(
+            "{{ {} }}",
+            items
+                .iter()
+                .map(T::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn verdict(action: Action, policy: &Policy, dir: Direction, index: usize) -> String {
+    match action {
+        Action::Allow => "accept".to_string(),
+        Action::Deny => "drop".to_string(),
+        Action::Log => format!("log prefix \"{} {} {index}: \"", policy.name, dir.as_str()),
+    }
+}
+
+fn protocol_match(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "meta l4proto tcp",
+        Protocol::Udp => "meta l4proto udp",
+        Protocol::Sctp => "meta l4proto sctp",
+        Protocol::Icmp => "meta l4proto icmp",
+        Protocol::Icmpv6 => "meta l4proto ipv6-icmp",
+    }
+}
+
+/// The match part of a plain (non-map) rule.
+fn render_matches(c: &Clause) -> Vec<String> {
+    let mut parts = Vec::new();
+    let ip = match c.family {
+        Some(IpVersion::V4) => "ip",
+        Some(IpVersion::V6) => "ip6",
+        None => "",
+    };
+    let has_address = [&c.src, &c.dst].iter().any(|s| {
+        s.nets.is_some() || !s.not_nets.is_empty() || !s.sets.is_empty() || !s.not_sets.is_empty()
+    });
+    if let Some(fam) = c.family
+        && !has_address
+        && c.icmp.is_none()
+    {
+        parts.push(format!(
+            "meta nfproto ipv{}",
+            if fam == IpVersion::V4 { 4 } else { 6 }
+        ));
+    }
+    if let Some(p) = c.protocol {
+        parts.push(protocol_match(p).to_string());
+    }
+    for (side, field) in [(&c.src, "saddr"), (&c.dst, "daddr")] {
+        if let Some(nets) = &side.nets {
+            parts.push(format!("{ip} {field} {}", list(nets)));
+        }
+        if !side.not_nets.is_empty() {
+            parts.push(format!("{ip} {field} != {}", list(&side.not_nets)));
+        }
+        for s in &side.sets {
+            parts.push(format!("{ip} {field} @{s}"));
+        }
+        for s in &side.not_sets {
+            parts.push(format!("{ip} {field} != @{s}"));
+        }
+    }
+    if let Some(proto) = c.protocol.and_then(Protocol::with_ports) {
+        for (side, field) in [(&c.src, "sport"), (&c.dst, "dport")] {
+            if !side.ports.is_empty() {
+                parts.push(format!("{} {field} {}", proto.as_str(), list(&side.ports)));
+            }
+            if !side.not_ports.is_empty() {
+                parts.push(format!(
+                    "{} {field} != {}",
+                    proto.as_str(),
+                    list(&side.not_ports)
+                ));
+            }
+        }
+    }
+    if let Some(icmp) = c.icmp {
+        let kw = if c.protocol == Some(Protocol::Icmpv6) {
+            "icmpv6"
+        } else {
+            "icmp"
+        };
+        parts.push(format!("{kw} type {}", icmp.icmp_type));
+        if let Some(code) = icmp.code {
+            parts.push(format!("{kw} code {code}"));
+        }
+    }
+    parts
+}
+
+impl Script {
+    fn new(table: Name) -> Script {
+        // Creating the table first makes the delete valid when it does not exist yet; all three
+        // commands are one transaction, so no packet ever sees the table missing or half-built.
+        let text =
+            format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
+        Script {
+            table,
+            text,
+            maps: 0,
+        }
+    }
+
+    /// The rules of one policy chain: plain rules, and verdict maps for literal runs.
+    fn policy_body(&mut self, p: &Policy, dir: Direction, clauses: Vec<Numbered>) -> Vec<String> {
+        let mut body = Vec::new();
+        let mut run: Vec<(Numbered, Vec<Element>)> = Vec::new();
+        let mut run_shape: Option<Shape> = None;
+        let mut index = KeyIndex::default();
+        for n in cluster_families(clauses) {
+            let grouped = shape(&n).and_then(|s| {
+                let els = elements(&n.clause);
+                // A rule whose own elements overlap cannot be a set of disjoint keys.
+                (!any_overlap(&els.iter().map(|e| e.key.clone()).collect::<Vec<_>>()))
+                    .then_some((s, els))
+            });
+            match grouped {
+                Some((s, els)) => {
+                    let fits = run_shape == Some(s) && !els.iter().any(|e| index.conflicts(&e.key));
+                    if !fits {
+                        self.flush(&mut body, &mut run, run_shape, p, dir);
+                        index = KeyIndex::default();
+                        run_shape = Some(s);
+                    }
+                    for e in &els {
+                        index.insert(e.key.clone());
+                    }
+                    run.push((n, els));
+                }
+                None => {
+                    self.flush(&mut body, &mut run, run_shape, p, dir);
+                    index = KeyIndex::default();
+                    run_shape = None;
+                    body.push(self.plain(&n, p, dir));
+                }
+            }
+        }
+        self.flush(&mut body, &mut run, run_shape, p, dir);
+        body
+    }
+
+    fn plain(&self, n: &Numbered, p: &Policy, dir: Direction) -> String {
+        let mut parts = render_matches(&n.clause);
+        parts.push("counter".to_string());
+        parts.push(verdict(n.action, p, dir, n.index));
+        parts.push(format!(
+            "comment \"{}\"",
+            comment::rule(p.name.as_str(), dir, n.index)
+        ));
+        parts.join(" ")
+    }
+
+    /// Emits the pending run: one rule alone stays plain, more become a verdict map.
+    fn flush(
+        &mut self,
+        body: &mut Vec<String>,
+        run: &mut Vec<(Numbered, Vec<Element>)>,
+        shape: Option<Shape>,
+        p: &Policy,
+        dir: Direction,
+    ) {
+        let (Some(s), true) = (shape, run.len() > 1) else {
+            for (n, _) in run.drain(..) {
+                body.push(self.plain(&n, p, dir));
+            }
+            return;
+        };
+        let name = format!("rules{}", self.maps);
+        self.maps += 1;
+        let (ip, addr_type) = match s.family {
+            IpVersion::V4 => ("ip", "ipv4_addr"),
+            IpVersion::V6 => ("ip6", "ipv6_addr"),
+        };
+        let proto = s
+            .protocol
+            .and_then(Protocol::with_ports)
+            .map(|p| p.as_str());
+        let mut types = Vec::new();
+        let mut selectors = Vec::new();
+        for (present, what, ty) in [
+            (s.saddr, format!("{ip} saddr"), addr_type),
+            (s.daddr, format!("{ip} daddr"), addr_type),
+            (
+                s.sport,
+                format!("{} sport", proto.unwrap_or("th")),
+                "inet_service",
+            ),
+            (
+                s.dport,
+                format!("{} dport", proto.unwrap_or("th")),
+                "inet_service",
+            ),
+        ] {
+            if present {
+                types.push(ty);
+                selectors.push(what);
+            }
+        }
+        let elements: Vec<String> = run
+            .drain(..)
+            .flat_map(|(n, els)| {
+                let c = comment::rule(p.name.as_str(), dir, n.index);
+                let v = verdict(n.action, p, dir, n.index);
+                els.into_iter()
+                    .map(move |e| format!("{} counter comment \"{c}\" : {v}", e.text))
+            })
+            .collect();
+        let _ = write!(
+            self.text,
+            "\tmap {name} {{\n\t\ttype {} : verdict\n\t\tflags interval\n\t\tcounter\n\t\telements = {{ {} }}\n\t}}\n",
+            types.join(" . "),
+            elements.join(",\n\t\t\t")
+        );
+        let mut rule = Vec::new();
+        if let Some(proto) = s.protocol {
+            rule.push(protocol_match(proto).to_string());
+        }
+        rule.push(format!("{} vmap @{name}", selectors.join(" . ")));
+        body.push(rule.join(" "));
+    }
+
+    /// Address sets, interface sets and failsafe sets.
+    fn sets(&mut self, sets: &AddressSets<'_>, inputs: &Inputs<'_>) {
+        let address_set = |out: &mut String, base: &str, members: &BTreeSet<IpNetwork>| {
+            for (fam, ty) in [(IpVersion::V4, "ipv4_addr"), (IpVersion::V6, "ipv6_addr")] {
+                let elements: Vec<String> = members
+                    .iter()
+                    .filter(|n| fam_of(n) == fam)
+                    .map(IpNetwork::to_string)
+                    .collect();
+                // auto-merge: overlapping members (nested pools) are one interval.
+                set_block(
+                    out,
+                    &format!("{base}_{}", fam_suffix(fam)),
+                    ty,
+                    "flags interval\n\t\tauto-merge",
+                    &elements,
+                );
+            }
+        };
+        for (base, _, members) in &sets.defs {
+            address_set(&mut self.text, base, members);
+        }
+        let all: BTreeSet<IpNetwork> = inputs.pools.iter().map(|p| p.cidr).collect();
+        let nat: BTreeSet<IpNetwork> = inputs
+            .pools
+            .iter()
+            .filter(|p| p.nat_outgoing)
+            .map(|p| p.cidr)
+            .collect();
+        address_set(&mut self.text, "pools_all", &all);
+        address_set(&mut self.text, "pools_nat", &nat);
+        let hosts: Vec<String> = inputs
+            .file
+            .host_endpoints
+            .iter()
+            .map(|h| format!("\"{}\"", h.interface))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        set_block(&mut self.text, "host_interfaces", "ifname", "", &hosts);
+        let settings = &inputs.file.settings;
+        for (name, list) in [
+            ("failsafe_inbound", &settings.failsafe_inbound),
+            ("failsafe_outbound", &settings.failsafe_outbound),
+        ] {
+            let elements: Vec<String> = list
+                .iter()
+                .map(|f| format!("{} . {}", f.protocol.as_str(), f.port))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            set_block(
+                &mut self.text,
+                name,
+                "inet_proto . inet_service",
+                "",
+                &elements,
+            );
+        }
+    }
+
+    /// The interface dispatch maps.
+    fn maps(&mut self, d: &Dispatch) {
+        for (name, entries) in [
+            ("from_workload", &d.from_workload),
+            ("to_workload", &d.to_workload),
+            ("input_dispatch", &d.input),
+            ("output_dispatch", &d.output),
+        ] {
+            let elements: Vec<String> = entries
+                .iter()
+                .map(|(iface, chain)| format!("\"{iface}\" : jump {chain}"))
+                .collect();
+            let _ = write!(self.text, "\tmap {name} {{\n\t\ttype ifname : verdict\n");
+            if !elements.is_empty() {
+                let _ = writeln!(
+                    self.text,
+                    "\t\telements = {{ {} }}",
+                    elements.join(",\n\t\t\t")
+                );
+            }
+            self.text.push_str("\t}\n");
+        }
+    }
+
+    fn base_chains(&mut self) {
+        let conntrack = [
+            "ct state established,related counter accept comment \"established\"".to_string(),
+            "ct state invalid counter drop comment \"invalid\"".to_string(),
+        ];
+        let with = |extra: &[&str]| -> Vec<String> {
+            conntrack
+                .iter()
+                .cloned()
+                .chain(extra.iter().map(|s| s.to_string()))
+                .collect()
+        };
+        // IPv6 neighbour discovery must survive a default deny, as ARP does for IPv4.
+        let nd = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept";
+        let chains: [(&str, &str, Vec<String>); 4] = [
+            (
+                "forward-egress",
+                "type filter hook forward priority -1; policy accept;",
+                with(&["iifname vmap @from_workload"]),
+            ),
+            (
+                "forward-ingress",
+                "type filter hook forward priority 0; policy accept;",
+                with(&["oifname vmap @to_workload"]),
+            ),
+            (
+                "input",
+                "type filter hook input priority 0; policy accept;",
+                with(&[
+                    "iifname @host_interfaces meta l4proto . th dport @failsafe_inbound counter accept comment \"failsafe inbound\"",
+                    nd,
+                    "iifname vmap @input_dispatch",
+                ]),
+            ),
+            (
+                "output",
+                "type filter hook output priority 0; policy accept;",
+                with(&[
+                    "oifname @host_interfaces meta l4proto . th dport @failsafe_outbound counter accept comment \"failsafe outbound\"",
+                    nd,
+                    "oifname vmap @output_dispatch",
+                ]),
+            ),
+        ];
+        for (name, header, body) in chains {
+            chain_block(&mut self.text, name, Some(header), &body);
+        }
+        chain_block(
+            &mut self.text,
+            "nat-outgoing",
+            Some("type nat hook postrouting priority srcnat; policy accept;"),
+            &[
+                "ip saddr @pools_nat_v4 ip daddr != @pools_all_v4 counter masquerade comment \"nat-outgoing\"".to_string(),
+                "ip6 saddr @pools_nat_v6 ip6 daddr != @pools_all_v6 counter masquerade comment \"nat-outgoing\"".to_string(),
+            ],
+        );
+    }
+
+    fn finish(mut self) -> Ruleset {
+        self.text.push_str("}\n");
+        Ruleset {
+            table: self.table,
+            script: self.text,
+        }
+    }
+}
