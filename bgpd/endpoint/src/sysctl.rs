@@ -51,15 +51,13 @@ pub(crate) const HOST_IPV4: &[Sysctl] = &[
     Sysctl::new("ipv4", "neigh", "proxy_delay", "0"),
 ];
 
-/// Host side, IPv6: hold fe80::1 as the gateway, usable at once and kept across a link flap.
+/// Host side, IPv6: hold fe80::1 as the gateway, usable at once.
 pub(crate) const HOST_IPV6: &[Sysctl] = &[
     Sysctl::new("ipv6", "conf", "disable_ipv6", "0"),
     Sysctl::new("ipv6", "conf", "forwarding", "1"),
     // Router advertisements from a container must not configure the host.
     Sysctl::new("ipv6", "conf", "accept_ra", "0"),
     Sysctl::new("ipv6", "conf", "accept_dad", "0"),
-    // Without this an admin down/up would drop fe80::1 until the next attach.
-    Sysctl::new("ipv6", "conf", "keep_addr_on_down", "1"),
 ];
 
 /// Container side, IPv6: addresses usable at once; no configuration from stray RAs.
