@@ -45,7 +45,7 @@ pub struct Inputs<'a> {
 pub enum CompileError {
     /// A rule names a pool that does not exist.
     #[error(
-        "policy {policy}: {direction} rule {rule}: unknown pool {pool:?}: expected one of [{known}]"
+        "policy {policy}: {direction} rule {rule}: unknown pool \"{pool}\": expected one of [{known}]"
     )]
     UnknownPool {
         /// The policy.
@@ -1031,5 +1031,281 @@ impl Script {
             table: self.table,
             script: self.text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Compiles `toml` against two local workloads, one remote endpoint and two pools.
+    fn build(toml: &str) -> Result<String, CompileError> {
+        let file = PolicyFile::parse(toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let workloads = [
+            WorkloadEndpoint {
+                interface: IfName::try_from("cali-db").unwrap(),
+                ips: vec!["10.244.1.2".parse().unwrap()],
+                labels: labels(&[("role", "db")]),
+            },
+            WorkloadEndpoint {
+                interface: IfName::try_from("cali-web").unwrap(),
+                ips: vec!["10.244.1.3".parse().unwrap(), "fd00::3".parse().unwrap()],
+                labels: labels(&[("role", "web")]),
+            },
+        ];
+        let remote = [RemoteEndpoint {
+            ips: vec!["10.244.2.3".parse().unwrap()],
+            labels: labels(&[("role", "web")]),
+        }];
+        let pools = [
+            Pool {
+                name: Name::try_from("blue").unwrap(),
+                cidr: "10.244.0.0/16".parse().unwrap(),
+                nat_outgoing: true,
+            },
+            Pool {
+                name: Name::try_from("green").unwrap(),
+                cidr: "10.250.0.0/16".parse().unwrap(),
+                nat_outgoing: false,
+            },
+        ];
+        compile(&Inputs {
+            file: &file,
+            workloads: &workloads,
+            remote: &remote,
+            pools: &pools,
+        })
+        .map(|r| r.script().to_string())
+    }
+
+    const DB_POLICY: &str = "[[policy]]\nname = \"db\"\nselector = 'role == \"db\"'\n";
+
+    #[test]
+    fn compiled_text_table() {
+        // (what, policy file, lines that must appear in order, texts that must not appear)
+        let cases: &[(&str, String, &[&str], &[&str])] = &[
+            (
+                "lower order first, no order last, name breaks ties",
+                "[[policy]]\nname = \"z\"\norder = 1\nselector = 'all()'\n\
+                 [[policy]]\nname = \"last\"\nselector = 'all()'\n\
+                 [[policy]]\nname = \"b\"\norder = 5\nselector = 'all()'\n\
+                 [[policy]]\nname = \"a\"\norder = 5\nselector = 'all()'\n"
+                    .to_string(),
+                &[
+                    "chain wl-cali-db-ingress {",
+                    "jump pol-z-ingress",
+                    "jump pol-a-ingress",
+                    "jump pol-b-ingress",
+                    "jump pol-last-ingress",
+                    "counter drop comment \"workload cali-db ingress default deny\"",
+                ],
+                &[],
+            ),
+            (
+                "only selected endpoints get chains and dispatch entries",
+                DB_POLICY.to_string(),
+                &[
+                    "chain wl-cali-db-ingress {",
+                    "map to_workload {",
+                    "\"cali-db\" : jump wl-cali-db-ingress",
+                ],
+                &["wl-cali-web", "wl-cali-db-egress"],
+            ),
+            (
+                "egress rules alone make an egress-only policy",
+                "[[policy]]\nname = \"out\"\nselector = 'role == \"db\"'\n\
+                 [[policy.egress]]\naction = \"deny\"\n"
+                    .to_string(),
+                &[
+                    "counter drop comment \"policy out egress rule 0\"",
+                    "\"cali-db\" : jump wl-cali-db-egress",
+                ],
+                &["wl-cali-db-ingress"],
+            ),
+            (
+                "literal runs become one verdict map with a counter per element",
+                format!(
+                    "{DB_POLICY}{}",
+                    (0..3)
+                        .map(|i| format!(
+                            "[[policy.ingress]]\naction = \"{}\"\nprotocol = \"tcp\"\n\
+                             source = {{ nets = [\"10.0.{i}.0/24\"] }}\n\
+                             destination = {{ ports = [{}] }}\n",
+                            if i == 1 { "deny" } else { "allow" },
+                            8000 + i
+                        ))
+                        .collect::<String>()
+                ),
+                &[
+                    "map rules0 {",
+                    "type ipv4_addr . inet_service : verdict",
+                    "10.0.0.0/24 . 8000 counter comment \"policy db ingress rule 0\" : accept",
+                    "10.0.1.0/24 . 8001 counter comment \"policy db ingress rule 1\" : drop",
+                    "10.0.2.0/24 . 8002 counter comment \"policy db ingress rule 2\" : accept",
+                    "meta l4proto tcp ip saddr . tcp dport vmap @rules0",
+                ],
+                &["rules1"],
+            ),
+            (
+                "an overlapping rule closes the group: first match still wins",
+                format!(
+                    "{DB_POLICY}{}",
+                    ["10.0.0.0/24", "10.0.1.0/24", "10.0.0.0/16", "10.1.0.0/16"]
+                        .iter()
+                        .map(|n| format!(
+                            "[[policy.ingress]]\naction = \"allow\"\nsource = {{ nets = [\"{n}\"] }}\n"
+                        ))
+                        .collect::<String>()
+                ),
+                &[
+                    "map rules0 {",
+                    "10.0.0.0/24 counter comment \"policy db ingress rule 0\" : accept",
+                    "10.0.1.0/24 counter comment \"policy db ingress rule 1\" : accept",
+                    "map rules1 {",
+                    "10.0.0.0/16 counter comment \"policy db ingress rule 2\" : accept",
+                    "10.1.0.0/16 counter comment \"policy db ingress rule 3\" : accept",
+                    "ip saddr vmap @rules0",
+                    "ip saddr vmap @rules1",
+                ],
+                &[],
+            ),
+            (
+                "a rule alone stays a plain rule; ports without addresses use an inline set",
+                format!(
+                    "{DB_POLICY}[[policy.ingress]]\naction = \"allow\"\nprotocol = \"udp\"\n\
+                     source = {{ not_nets = [\"10.9.0.0/16\"] }}\n\
+                     destination = {{ ports = [53, \"5000:5010\"], not_ports = [5005] }}\n"
+                ),
+                &[
+                    "meta l4proto udp ip saddr != 10.9.0.0/16 udp dport { 53, 5000-5010 } udp dport != 5005 counter accept comment \"policy db ingress rule 0\"",
+                    // IPv6 packets are never in an IPv4 network: only the ports matter.
+                    "meta nfproto ipv6 meta l4proto udp udp dport { 53, 5000-5010 } udp dport != 5005 counter accept",
+                ],
+                &["map rules0", "ip6 saddr !="],
+            ),
+            (
+                "selectors become named sets of every matching endpoint's addresses",
+                format!(
+                    "{DB_POLICY}[[policy.ingress]]\naction = \"allow\"\nsource = {{ selector = 'role == \"web\"' }}\n"
+                ),
+                &[
+                    "set sel0_v4 {",
+                    "elements = { 10.244.1.3/32,\n\t\t\t10.244.2.3/32 }",
+                    "set sel0_v6 {",
+                    "elements = { fd00::3/128 }",
+                    "ip saddr @sel0_v4 counter accept comment \"policy db ingress rule 0\"",
+                    "ip6 saddr @sel0_v6 counter accept comment \"policy db ingress rule 0\"",
+                ],
+                &[],
+            ),
+            (
+                "a rule naming pools matches their networks; NAT sets hold nat-outgoing pools",
+                format!(
+                    "{DB_POLICY}[[policy.ingress]]\naction = \"deny\"\nsource = {{ pools = [\"green\"] }}\n"
+                ),
+                &[
+                    "set pools0_v4 {",
+                    "elements = { 10.250.0.0/16 }",
+                    "ip saddr @pools0_v4 counter drop comment \"policy db ingress rule 0\"",
+                    "set pools_all_v4 {",
+                    "elements = { 10.244.0.0/16,\n\t\t\t10.250.0.0/16 }",
+                    "set pools_nat_v4 {",
+                    "elements = { 10.244.0.0/16 }",
+                    "ip saddr @pools_nat_v4 ip daddr != @pools_all_v4 counter masquerade",
+                ],
+                &["ip6 saddr @pools0_v6"],
+            ),
+            (
+                "icmp types, log, ip_version",
+                format!(
+                    "{DB_POLICY}[[policy.ingress]]\naction = \"log\"\nip_version = 6\n\
+                     [[policy.ingress]]\naction = \"allow\"\nprotocol = \"icmp\"\nicmp = {{ type = 8, code = 0 }}\n\
+                     [[policy.ingress]]\naction = \"allow\"\nprotocol = \"icmpv6\"\nicmp = {{ type = 128 }}\n"
+                ),
+                &[
+                    "meta nfproto ipv6 counter log prefix \"db ingress 0: \" comment \"policy db ingress rule 0\"",
+                    "meta l4proto icmp icmp type 8 icmp code 0 counter accept",
+                    "meta l4proto ipv6-icmp icmpv6 type 128 counter accept",
+                ],
+                &[],
+            ),
+            (
+                "established first, failsafes before dispatch, table replaced atomically",
+                "[settings]\ntable = \"fw\"\nfailsafe_inbound = [{ protocol = \"tcp\", port = 2222 }]\n"
+                    .to_string(),
+                &[
+                    "table inet fw\ndelete table inet fw\ntable inet fw {",
+                    "elements = { tcp . 2222 }",
+                    "chain input {",
+                    "ct state established,related counter accept",
+                    "ct state invalid counter drop",
+                    "meta l4proto . th dport @failsafe_inbound counter accept",
+                    "iifname vmap @input_dispatch",
+                    "chain nat-outgoing {",
+                ],
+                &["tcp . 22,"],
+            ),
+        ];
+        for (what, toml, want, absent) in cases {
+            let text = build(toml).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let mut from = 0;
+            for line in *want {
+                match text[from..].find(line) {
+                    Some(at) => from += at + line.len(),
+                    None => panic!("{what}: {line:?} missing (in order) from:\n{text}"),
+                }
+            }
+            for line in *absent {
+                assert!(!text.contains(line), "{what}: {line:?} present in:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let unknown = format!(
+            "{DB_POLICY}[[policy.ingress]]\naction = \"allow\"\nsource = {{ pools = [\"red\"] }}\n"
+        );
+        let e = build(&unknown).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "policy db: ingress rule 0: unknown pool \"red\": expected one of [blue, green]"
+        );
+        let twice = "[[host_endpoint]]\nname = \"h\"\ninterface = \"cali-db\"\n".to_string();
+        assert_eq!(
+            build(&twice),
+            Err(CompileError::DuplicateInterface(
+                IfName::try_from("cali-db").unwrap()
+            ))
+        );
+    }
+
+    #[test]
+    fn ten_thousand_rules_compile_to_one_map() {
+        let rules: String = (0..10_000)
+            .map(|i| {
+                format!(
+                    "[[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\n\
+                     source = {{ nets = [\"10.{}.{}.0/24\"] }}\ndestination = {{ ports = [{}] }}\n",
+                    100 + i / 256,
+                    i % 256,
+                    1000 + i
+                )
+            })
+            .collect();
+        let text = build(&format!("{DB_POLICY}{rules}")).unwrap();
+        assert_eq!(text.matches(" vmap @rules").count(), 1);
+        assert_eq!(
+            text.matches("counter comment \"policy db ingress rule")
+                .count(),
+            10_000
+        );
     }
 }
