@@ -1213,11 +1213,11 @@ mod tests {
                 &[
                     "set pools0_v4 {",
                     "elements = { 10.250.0.0/16 }",
-                    "ip saddr @pools0_v4 counter drop comment \"policy db ingress rule 0\"",
                     "set pools_all_v4 {",
                     "elements = { 10.244.0.0/16,\n\t\t\t10.250.0.0/16 }",
                     "set pools_nat_v4 {",
                     "elements = { 10.244.0.0/16 }",
+                    "ip saddr @pools0_v4 counter drop comment \"policy db ingress rule 0\"",
                     "ip saddr @pools_nat_v4 ip daddr != @pools_all_v4 counter masquerade",
                 ],
                 &["ip6 saddr @pools0_v6"],
