@@ -1230,8 +1230,9 @@ mod tests {
                      [[policy.ingress]]\naction = \"allow\"\nprotocol = \"icmpv6\"\nicmp = {{ type = 128 }}\n"
                 ),
                 &[
-                    "meta nfproto ipv6 counter log prefix \"db ingress 0: \" comment \"policy db ingress rule 0\"",
+                    // IPv4 clauses come first: no packet is both, so order is kept per family.
                     "meta l4proto icmp icmp type 8 icmp code 0 counter accept",
+                    "meta nfproto ipv6 counter log prefix \"db ingress 0: \" comment \"policy db ingress rule 0\"",
                     "meta l4proto ipv6-icmp icmpv6 type 128 counter accept",
                 ],
                 &[],
