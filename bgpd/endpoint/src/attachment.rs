@@ -67,6 +67,19 @@ pub struct Attachment {
     pub host_routes: Vec<HostRoute>,
 }
 
+/// One of our veths found on the host, named by its alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEndpoint {
+    /// The container it was attached for.
+    pub container_id: ContainerId,
+    /// The interface name inside the container.
+    pub container_ifname: IfName,
+    /// Host-side veth name.
+    pub host_ifname: IfName,
+    /// Host-side veth index.
+    pub host_ifindex: u32,
+}
+
 /// What a detach found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detach {

@@ -1,12 +1,13 @@
 //! Attach and detach: the one entry point the daemon and the CNI plugin use.
 
 use rtnetlink::Handle;
+use rtnetlink::packet_route::link::InfoKind;
 
-use crate::attachment::{Attachment, Detach};
+use crate::attachment::{Attachment, Detach, HostEndpoint};
 use crate::container;
 use crate::error::{Error, Result, Side};
 use crate::host;
-use crate::naming::{host_ifname, ownership_alias};
+use crate::naming::{HOST_IFNAME_PREFIX, host_ifname, ownership_alias, parse_ownership_alias};
 use crate::netns::NetnsFile;
 use crate::rtnl::{self, LinkState, RouteTag};
 use crate::spec::{ContainerId, EndpointSpec, IfName};
@@ -115,6 +116,27 @@ impl Endpoints {
                 Detach::Absent
             }),
         }
+    }
+
+    /// Our endpoints on this host: veths under our prefix whose alias names a container and
+    /// whose name matches it. For the daemon after a restart, to garbage-collect endpoints of
+    /// containers that are gone and to rebuild its wanted routes.
+    pub async fn list(&self) -> Result<Vec<HostEndpoint>> {
+        let links = rtnl::links(&self.handle).await?;
+        Ok(links
+            .into_iter()
+            .filter(|l| l.name.starts_with(HOST_IFNAME_PREFIX) && l.kind == Some(InfoKind::Veth))
+            .filter_map(|l| {
+                let (container_id, container_ifname) = parse_ownership_alias(l.alias.as_deref()?)?;
+                let host_ifname = host_ifname(&container_id, &container_ifname);
+                (host_ifname.as_str() == l.name).then_some(HostEndpoint {
+                    container_id,
+                    container_ifname,
+                    host_ifname,
+                    host_ifindex: l.index,
+                })
+            })
+            .collect())
     }
 }
 

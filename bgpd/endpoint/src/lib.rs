@@ -20,11 +20,11 @@ mod rtnl;
 mod spec;
 mod sysctl;
 
-pub use attachment::{Attachment, Detach, HostRoute, MacAddr};
+pub use attachment::{Attachment, Detach, HostEndpoint, HostRoute, MacAddr};
 pub use endpoints::Endpoints;
 pub use error::{Error, Result, Side};
 pub use gateway::{GATEWAY_V4, GATEWAY_V6};
-pub use naming::{HOST_IFNAME_PREFIX, host_ifname, ownership_alias};
+pub use naming::{HOST_IFNAME_PREFIX, host_ifname, ownership_alias, parse_ownership_alias};
 pub use netns::NetnsFile;
 pub use rtnl::RouteTag;
 pub use spec::{ContainerId, EndpointSpec, IfName, InvalidSpec, Mtu, NetnsRef};

@@ -26,9 +26,19 @@ pub fn host_ifname(id: &ContainerId, ifname: &IfName) -> IfName {
     IfName::new(&name).unwrap_or_else(|_| unreachable!("{name} is a valid interface name"))
 }
 
+/// Start of the alias (IFLA_IFALIAS) both ends of our veth pair carry.
+const ALIAS_PREFIX: &str = "bgpd-endpoint container=";
+const ALIAS_IFNAME: &str = " ifname=";
+
 /// The alias (IFLA_IFALIAS) both ends of our veth pair carry.
 pub fn ownership_alias(id: &ContainerId, ifname: &IfName) -> String {
-    format!("bgpd-endpoint container={id} ifname={ifname}")
+    format!("{ALIAS_PREFIX}{id}{ALIAS_IFNAME}{ifname}")
+}
+
+/// The (container id, interface) an alias of ours names; None for any other text.
+pub fn parse_ownership_alias(alias: &str) -> Option<(ContainerId, IfName)> {
+    let (id, ifname) = alias.strip_prefix(ALIAS_PREFIX)?.split_once(ALIAS_IFNAME)?;
+    Some((ContainerId::new(id).ok()?, IfName::new(ifname).ok()?))
 }
 
 #[cfg(test)]
@@ -62,6 +72,25 @@ mod tests {
             host_ifname(&id("abc"), &eth0),
             host_ifname(&id("abc"), &net1)
         );
+    }
+
+    #[test]
+    fn aliases_round_trip_and_reject_others() {
+        let (c, i) = (id("k8s_abc.1-x"), IfName::new("net1").unwrap());
+        assert_eq!(
+            parse_ownership_alias(&ownership_alias(&c, &i)),
+            Some((c, i))
+        );
+        for other in [
+            "",
+            "uplink",
+            "bgpd-endpoint container= ifname=eth0",
+            "bgpd-endpoint container=abc",
+            "bgpd-endpoint container=a b ifname=eth0",
+            "bgpd-endpoint container=abc ifname=",
+        ] {
+            assert_eq!(parse_ownership_alias(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
 
@@ -73,7 +74,11 @@ impl NetnsFile {
             .name("netns-worker".into())
             .spawn(move || {
                 let result = setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| Error::io("setns", &path, e.into()))
+                    .map_err(|e| match e {
+                        // Another kind of namespace (mnt, pid, …): nsfs, but not ours to enter.
+                        Errno::EINVAL => Error::NotANamespace { path: path.clone() },
+                        e => Error::io("setns", &path, e.into()),
+                    })
                     .and_then(|()| work());
                 // The receiver is gone only if the caller stopped waiting; nothing to tell then.
                 let _ = tx.send(result);

@@ -95,6 +95,18 @@ pub(crate) async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<L
     }
 }
 
+/// Every interface in the namespace.
+pub(crate) async fn links(handle: &Handle) -> Result<Vec<LinkState>> {
+    let msgs: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink("list links", e))?;
+    Ok(msgs.iter().map(LinkState::from_message).collect())
+}
+
 /// Creates the veth pair `host`—`peer` with the peer created directly inside the namespace
 /// behind `netns_fd`: it never appears in the host namespace, so no half-made interface is left
 /// there and no temporary name can clash.

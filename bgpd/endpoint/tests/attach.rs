@@ -191,7 +191,8 @@ fn attach_is_idempotent_and_detach_removes_everything() {
     );
     assert!(c.ping("10.200.0.1"));
 
-    let (gone, again) = on_host(&host, async |eps: &Endpoints| {
+    let (listed, gone, again, listed_after) = on_host(&host, async |eps: &Endpoints| {
+        let listed = eps.list().await.expect("list");
         let gone = eps
             .detach(s.container_id(), s.ifname())
             .await
@@ -200,8 +201,12 @@ fn attach_is_idempotent_and_detach_removes_everything() {
             .detach(s.container_id(), s.ifname())
             .await
             .expect("detach again");
-        (gone, again)
+        (listed, gone, again, eps.list().await.expect("list"))
     });
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].container_id, *s.container_id());
+    assert_eq!(listed[0].host_ifindex, first.host_ifindex);
+    assert!(listed_after.is_empty(), "{listed_after:?}");
     assert_eq!((gone, again), (Detach::Removed, Detach::Absent));
     assert!(
         host.ip(&["link", "show", first.host_ifname.as_str()])
@@ -271,6 +276,7 @@ fn missing_namespace_is_a_clear_error() {
             NetnsRef::parse("fab-no-such-namespace").unwrap(),
             NetnsRef::parse("/proc/2147483646/ns/net").unwrap(),
             NetnsRef::Path(not_a_namespace),
+            NetnsRef::parse("/proc/self/ns/mnt").unwrap(),
         ] {
             let s = EndpointSpec::new(
                 ns,
@@ -293,11 +299,9 @@ fn missing_namespace_is_a_clear_error() {
         errors[1].to_string(),
         "network namespace /proc/2147483646/ns/net does not exist"
     );
-    assert!(
-        matches!(&errors[2], Error::NotANamespace { .. }),
-        "{:?}",
-        errors[2]
-    );
+    for err in &errors[2..] {
+        assert!(matches!(err, Error::NotANamespace { .. }), "{err:?}");
+    }
     // Nothing was created on the host.
     let links = host.ip(&["link"]).unwrap();
     assert!(!links.contains("bgpd"), "{links}");
