@@ -83,6 +83,14 @@ impl Ruleset {
     }
 }
 
+#[cfg(test)]
+impl Ruleset {
+    /// A script written by hand, to see how `nft` treats one it refuses.
+    pub(crate) fn from_script(table: Name, script: String) -> Ruleset {
+        Ruleset { table, script }
+    }
+}
+
 impl fmt::Display for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.script)

@@ -144,3 +144,39 @@ impl Nft {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{Inputs, compile};
+    use crate::model::PolicyFile;
+
+    #[test]
+    fn a_script_nft_refuses_leaves_the_running_table() {
+        let ns = testkit::netns::Netns::new("rej").unwrap();
+        let nft = Nft::in_netns(ns.name());
+        let file = PolicyFile::parse(
+            "[[policy]]\nname = \"p\"\nselector = 'all()'\n[[host_endpoint]]\nname = \"lo\"\ninterface = \"lo\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        let good = compile(&Inputs {
+            file: &file,
+            workloads: &[],
+            remote: &[],
+            pools: &[],
+        })
+        .unwrap();
+        nft.apply(&good).unwrap();
+        let before = nft.show(good.table()).unwrap();
+        // Valid up to the last line, so a partial apply would show; the jump target is missing.
+        let broken = good
+            .script()
+            .replace("jump pol-p-ingress", "jump pol-missing");
+        let broken = Ruleset::from_script(good.table().clone(), broken);
+        let err = nft.apply(&broken).unwrap_err();
+        assert!(matches!(err, NftError::Rejected { .. }), "{err}");
+        assert!(err.to_string().contains("unchanged"), "{err}");
+        assert_eq!(nft.show(good.table()).unwrap(), before);
+    }
+}

@@ -1,0 +1,366 @@
+//! Real packets through the compiled table, in a two-host fabric of namespaces.
+
+mod fabric;
+
+use bgpd_policy::counters::CounterOwner;
+use bgpd_policy::model::{Direction, Name};
+use bgpd_policy::{Inputs, Nft, PolicyFile, compile};
+use fabric::*;
+
+/// On host b, cb1 (role=db) accepts tcp 5432, udp 53 and ping from role=web only, and tcp
+/// 7000 from anyone. On host a, ca1 (role=web) may only send tcp 5432/5433, udp 53 and ICMP.
+const B_DB_POLICY: &str = r#"
+[[policy]]
+name = "db"
+order = 10
+selector = 'role == "db"'
+
+[[policy.ingress]]
+action = "allow"
+protocol = "tcp"
+source = { selector = 'role == "web"' }
+destination = { ports = [5432] }
+
+[[policy.ingress]]
+action = "allow"
+protocol = "udp"
+source = { selector = 'role == "web"' }
+destination = { ports = [53] }
+
+[[policy.ingress]]
+action = "allow"
+protocol = "icmp"
+icmp = { type = 8 }
+source = { selector = 'role == "web"' }
+
+[[policy.ingress]]
+action = "allow"
+protocol = "tcp"
+destination = { ports = [7000] }
+"#;
+
+const A_WEB_EGRESS: &str = r#"
+[[policy]]
+name = "web-egress"
+selector = 'role == "web"'
+types = ["egress"]
+
+[[policy.egress]]
+action = "allow"
+protocol = "tcp"
+destination = { ports = ["5432:5433"] }
+
+[[policy.egress]]
+action = "allow"
+protocol = "udp"
+destination = { ports = [53] }
+
+[[policy.egress]]
+action = "allow"
+protocol = "icmp"
+"#;
+
+fn cb1_addr(port: u16) -> String {
+    format!("{CB1}:{port}")
+}
+
+#[test]
+#[serial_test::serial]
+fn workload_policies_allow_and_deny_tcp_udp_icmp_between_hosts() {
+    let f = Fabric::new();
+    let _servers = [5432, 5433, 7000].map(|p| tcp_server(&f.cb1, &cb1_addr(p)));
+    let _dns = udp_server(&f.cb1, &cb1_addr(53));
+
+    // Without policy everything flows: the checks below can fail.
+    assert!(tcp_ok(&f.ca2, &cb1_addr(5432)));
+    assert!(udp_ok(&f.ca2, &cb1_addr(53)));
+    assert!(f.ca2.ping(CB1));
+    assert!(tcp_ok(&f.ca1, &cb1_addr(7000)));
+
+    let a_workloads = [
+        workload("cali-a1", CA1, &[("role", "web")]),
+        workload("cali-a2", CA2, &[("role", "batch")]),
+    ];
+    apply(&f.a, A_WEB_EGRESS, &a_workloads, &[], &[pool(false)]);
+    apply(
+        &f.b,
+        B_DB_POLICY,
+        &[workload("cali-b1", CB1, &[("role", "db")])],
+        &[
+            remote(CA1, &[("role", "web")]),
+            remote(CA2, &[("role", "batch")]),
+        ],
+        &[pool(false)],
+    );
+
+    // ca1 is a web pod: b lets it in for 5432, udp 53 and ping …
+    assert!(tcp_ok(&f.ca1, &cb1_addr(5432)), "web → db tcp 5432");
+    assert!(udp_ok(&f.ca1, &cb1_addr(53)), "web → db udp 53");
+    assert!(f.ca1.ping(CB1), "web → db ping");
+    // … b's default deny drops 5433 (a's egress allows it) …
+    assert!(!tcp_ok(&f.ca1, &cb1_addr(5433)), "db ingress default deny");
+    // … and a's egress policy stops 7000 although b would accept it.
+    assert!(!tcp_ok(&f.ca1, &cb1_addr(7000)), "web egress default deny");
+
+    // ca2 is selected by no policy on a; on b only tcp 7000 is open to it.
+    assert!(!tcp_ok(&f.ca2, &cb1_addr(5432)), "batch → db tcp 5432");
+    assert!(!udp_ok(&f.ca2, &cb1_addr(53)), "batch → db udp 53");
+    assert!(!f.ca2.ping(CB1), "batch → db ping");
+    assert!(tcp_ok(&f.ca2, &cb1_addr(7000)), "batch → db tcp 7000");
+
+    // Counters name the rule that let the traffic in and the default deny that dropped it.
+    let counters = Nft::in_netns(f.b.name())
+        .counters(&Name::try_from("bgpd").unwrap())
+        .unwrap();
+    let packets = |owner: CounterOwner| {
+        counters
+            .iter()
+            .find(|c| c.owner == owner)
+            .map_or(0, |c| c.packets)
+    };
+    let rule = |index| CounterOwner::Rule {
+        policy: "db".into(),
+        direction: Direction::Ingress,
+        index,
+    };
+    for index in 0..4 {
+        assert!(packets(rule(index)) >= 1, "rule {index}: {counters:#?}");
+    }
+    assert!(
+        packets(CounterOwner::DefaultDeny {
+            endpoint: "workload cali-b1".into(),
+            direction: Direction::Ingress,
+        }) >= 3,
+        "{counters:#?}"
+    );
+}
+
+const EDGE: &str = r#"
+[[host_endpoint]]
+name = "uplink"
+interface = "a-out"
+labels = { role = "edge" }
+"#;
+
+#[test]
+#[serial_test::serial]
+fn host_endpoint_policy_from_outside() {
+    let f = Fabric::new();
+    let _servers = [8080, 8081].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
+    let _udp = [5353, 5354].map(|p| udp_server(&f.a, &format!("{A_OUT}:{p}")));
+    assert!(f.out.ping(A_OUT));
+    assert!(tcp_ok(&f.out, &format!("{A_OUT}:8081")));
+
+    let toml = format!(
+        "{EDGE}
+[[policy]]
+name = \"edge\"
+selector = 'role == \"edge\"'
+
+[[policy.ingress]]
+action = \"allow\"
+protocol = \"tcp\"
+destination = {{ ports = [8080] }}
+
+[[policy.ingress]]
+action = \"allow\"
+protocol = \"udp\"
+source = {{ nets = [\"172.31.0.0/24\"] }}
+destination = {{ ports = [5353] }}
+"
+    );
+    apply(&f.a, &toml, &[], &[], &[pool(false)]);
+    assert!(tcp_ok(&f.out, &format!("{A_OUT}:8080")), "tcp 8080 allowed");
+    assert!(!tcp_ok(&f.out, &format!("{A_OUT}:8081")), "tcp 8081 denied");
+    assert!(udp_ok(&f.out, &format!("{A_OUT}:5353")), "udp 5353 allowed");
+    assert!(!udp_ok(&f.out, &format!("{A_OUT}:5354")), "udp 5354 denied");
+    assert!(!f.out.ping(A_OUT), "ping denied");
+    // Only traffic to the host through that interface is governed: containers are not.
+    assert!(f.ca1.ping(A_OUT));
+}
+
+#[test]
+#[serial_test::serial]
+fn failsafe_ports_stay_open_under_deny_all() {
+    let f = Fabric::new();
+    let _servers = [22, 179, 2222, 8080].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
+    let deny_all = format!(
+        "{EDGE}
+[[policy]]
+name = \"deny-all\"
+order = 1
+selector = 'all()'
+types = [\"ingress\", \"egress\"]
+
+[[policy.ingress]]
+action = \"deny\"
+
+[[policy.egress]]
+action = \"deny\"
+"
+    );
+    apply(&f.a, &deny_all, &[], &[], &[pool(false)]);
+    assert!(tcp_ok(&f.out, &format!("{A_OUT}:22")), "ssh is failsafe");
+    assert!(tcp_ok(&f.out, &format!("{A_OUT}:179")), "bgp is failsafe");
+    assert!(!tcp_ok(&f.out, &format!("{A_OUT}:8080")), "8080 denied");
+    assert!(!tcp_ok(&f.out, &format!("{A_OUT}:2222")), "2222 denied");
+    assert!(!f.out.ping(A_OUT), "ping denied");
+
+    // The failsafe list is configurable: with only 2222 listed, 22 closes too.
+    let custom = format!(
+        "[settings]\nfailsafe_inbound = [{{ protocol = \"tcp\", port = 2222 }}]\n{deny_all}"
+    );
+    apply(&f.a, &custom, &[], &[], &[pool(false)]);
+    assert!(
+        tcp_ok(&f.out, &format!("{A_OUT}:2222")),
+        "2222 is failsafe now"
+    );
+    assert!(
+        !tcp_ok(&f.out, &format!("{A_OUT}:22")),
+        "22 no longer failsafe"
+    );
+}
+
+#[test]
+#[serial_test::serial]
+fn established_connection_survives_a_policy_update() {
+    let f = Fabric::new();
+    let _server = tcp_server(&f.cb1, &cb1_addr(7000));
+    let cb1 = [workload("cali-b1", CB1, &[("role", "db")])];
+    apply(&f.b, B_DB_POLICY, &cb1, &[], &[pool(false)]);
+    let mut held = tcp_connect(&f.ca1, &cb1_addr(7000)).expect("7000 is open to all");
+    assert_eq!(held.exchange("before").unwrap(), "before");
+
+    let closed = r#"
+[[policy]]
+name = "db"
+selector = 'role == "db"'
+
+[[policy.ingress]]
+action = "deny"
+protocol = "tcp"
+destination = { ports = [7000] }
+"#;
+    apply(&f.b, closed, &cb1, &[], &[pool(false)]);
+    assert!(
+        !tcp_ok(&f.ca1, &cb1_addr(7000)),
+        "new connections are refused"
+    );
+    assert_eq!(
+        held.exchange("after").unwrap(),
+        "after",
+        "the connection made before the update still carries data"
+    );
+}
+
+#[test]
+#[serial_test::serial]
+fn nat_outgoing_masquerades_to_destinations_outside_the_pools() {
+    let f = Fabric::new();
+    let _out = tcp_server(&f.out, &format!("{OUT}:9000"));
+    let _udp = udp_server(&f.out, &format!("{OUT}:9001"));
+    let _inside = tcp_server(&f.cb1, &cb1_addr(7000));
+    let workloads = [workload("cali-a1", CA1, &[("role", "web")])];
+
+    // The outside knows no route to the pool: without NAT it cannot answer.
+    apply(&f.a, "", &workloads, &[], &[pool(false)]);
+    assert!(!tcp_ok(&f.ca1, &format!("{OUT}:9000")), "no NAT, no answer");
+
+    apply(&f.a, "", &workloads, &[], &[pool(true)]);
+    let seen = tcp_connect(&f.ca1, &format!("{OUT}:9000")).expect("masqueraded");
+    assert_eq!(seen.peer_seen, A_OUT, "outside sees host a's address");
+    assert_eq!(
+        udp_ask(&f.ca1, &format!("{OUT}:9001")).as_deref(),
+        Some(A_OUT)
+    );
+    // Inside the pools, addresses are kept.
+    let inside = tcp_connect(&f.ca1, &cb1_addr(7000)).expect("pool to pool");
+    assert_eq!(inside.peer_seen, CA1);
+}
+
+#[test]
+#[serial_test::serial]
+fn invalid_policy_is_refused_and_the_old_ruleset_stays() {
+    let f = Fabric::new();
+    let _servers = [8080, 8081].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
+    let nft = Nft::in_netns(f.a.name());
+    // Somebody else's table must survive everything we do.
+    f.a.exec(
+        "nft",
+        &["add table inet other; add chain inet other c; add rule inet other c counter"],
+    )
+    .unwrap();
+    let good = format!(
+        "{EDGE}
+[[policy]]
+name = \"edge\"
+selector = 'role == \"edge\"'
+
+[[policy.ingress]]
+action = \"allow\"
+protocol = \"tcp\"
+destination = {{ ports = [8080] }}
+"
+    );
+    apply(&f.a, &good, &[], &[], &[pool(false)]);
+    let table = Name::try_from("bgpd").unwrap();
+    let before = nft.show(&table).unwrap();
+
+    let bad = good.replace("'role == \"edge\"'", "'role = \"edge\"'");
+    let err = PolicyFile::parse(&bad, "edge.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("edge.toml:9:12: key `selector`: selector \"role = \\\"edge\\\"\": at column 6: expected `==`"),
+        "{err}"
+    );
+    let unknown_pool = format!(
+        "{good}\n[[policy.ingress]]\naction = \"allow\"\nsource = {{ pools = [\"nope\"] }}\n"
+    );
+    let file = PolicyFile::parse(&unknown_pool, "edge.toml").unwrap();
+    let err = compile(&Inputs {
+        file: &file,
+        workloads: &[],
+        remote: &[],
+        pools: &[pool(false)],
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("unknown pool \"nope\""), "{err}");
+
+    assert_eq!(nft.show(&table).unwrap(), before, "our table is unchanged");
+    assert!(tcp_ok(&f.out, &format!("{A_OUT}:8080")));
+    assert!(
+        !tcp_ok(&f.out, &format!("{A_OUT}:8081")),
+        "old policy still enforced"
+    );
+    let other =
+        f.a.exec("nft", &["list", "table", "inet", "other"])
+            .unwrap();
+    assert!(other.contains("counter"), "{other}");
+}
+
+#[test]
+#[serial_test::serial]
+fn check_validates_without_applying() {
+    let ns = testkit::netns::Netns::new("chk").unwrap();
+    let file = PolicyFile::parse(B_DB_POLICY, "db.toml").unwrap();
+    let ruleset = compile(&Inputs {
+        file: &file,
+        workloads: &[workload("cali-b1", CB1, &[("role", "db")])],
+        remote: &[],
+        pools: &[pool(true)],
+    })
+    .unwrap();
+    let nft = Nft::in_netns(ns.name());
+    nft.check(&ruleset).unwrap();
+    assert!(nft.show(ruleset.table()).is_err(), "check applies nothing");
+    nft.apply(&ruleset).unwrap();
+    assert!(
+        nft.show(ruleset.table())
+            .unwrap()
+            .contains("chain pol-db-ingress")
+    );
+    nft.remove(ruleset.table()).unwrap();
+    assert!(nft.show(ruleset.table()).is_err());
+    nft.remove(ruleset.table()).unwrap();
+}
