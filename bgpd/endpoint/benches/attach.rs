@@ -59,7 +59,7 @@ fn ours(host: &Netns, containers: &[Netns]) -> [Vec<Duration>; 3] {
                     })
                     .collect();
                 let mut phases = [Vec::new(), Vec::new(), Vec::new()];
-                for phase in 0..3 {
+                for (phase, samples) in phases.iter_mut().enumerate() {
                     for spec in &specs {
                         let start = Instant::now();
                         if phase < 2 {
@@ -70,7 +70,7 @@ fn ours(host: &Netns, containers: &[Netns]) -> [Vec<Duration>; 3] {
                                 .await
                                 .expect("detach");
                         }
-                        phases[phase].push(start.elapsed());
+                        samples.push(start.elapsed());
                     }
                 }
                 phases
