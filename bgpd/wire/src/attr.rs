@@ -445,8 +445,8 @@ fn merge_as4(attrs: &mut PathAttrs, as4_path: Option<AsPath>, as4_aggregator: Op
     if let Some(agg) = as4_aggregator.filter(|_| attrs.aggregator.is_some()) {
         attrs.aggregator = Some(agg);
     }
-    if let (Some(as4), Some(path)) = (as4_path, attrs.as_path.take()) {
-        attrs.as_path = Some(path.merge_as4(as4));
+    if let Some(as4) = as4_path {
+        attrs.as_path = attrs.as_path.take().map(|path| path.merge_as4(as4));
     }
 }
 
