@@ -124,7 +124,7 @@ fn routes(n: usize) -> Result<Vec<Route>> {
     let hops = NextHops::new([NextHop::via(GATEWAY.parse()?)])?;
     (0..n)
         .map(|i| {
-            let addr = Ipv4Addr::from(0x0a00_0000 | i as u32 + 1);
+            let addr = Ipv4Addr::from(0x0a00_0000 | (i as u32 + 1));
             Ok(Route::via(Prefix::host(IpAddr::V4(addr)), hops.clone())?)
         })
         .collect()
