@@ -9,7 +9,7 @@ use crate::attachment::MacAddr;
 use crate::error::{Error, Result};
 use crate::gateway::{GATEWAY_V4, GATEWAY_V6};
 use crate::netns::NetnsFile;
-use crate::rtnl::{self, IfAddress, LinkState};
+use crate::rtnl::{self, DefaultRoute, IfAddress, LinkState};
 use crate::spec::{EndpointSpec, IfName, Mtu};
 use crate::sysctl;
 
@@ -20,13 +20,56 @@ pub(crate) struct ContainerLink {
     pub mac: MacAddr,
 }
 
-/// The interface named `ifname` inside the namespace, if any.
-pub(crate) async fn inspect(ns: &NetnsFile, ifname: &IfName) -> Result<Option<LinkState>> {
-    let ifname = ifname.clone();
+/// The interface named like the spec's inside the namespace, if any; fails, before anything
+/// is changed, if the container routes a family of the spec elsewhere.
+pub(crate) async fn inspect(ns: &NetnsFile, spec: &EndpointSpec) -> Result<Option<LinkState>> {
+    let ifname = spec.ifname().clone();
+    let families = families(spec.addresses());
     ns.run(move || {
-        with_netlink(|handle| async move { rtnl::link_by_name(&handle, ifname.as_str()).await })
+        with_netlink(|handle| async move {
+            let link = rtnl::link_by_name(&handle, ifname.as_str()).await?;
+            for (wanted, gateway) in families {
+                if !wanted {
+                    continue;
+                }
+                let ours = our_default(gateway, link.as_ref().map(|l| l.index));
+                if let Some(other) = rtnl::default_routes(&handle, gateway.is_ipv6())
+                    .await?
+                    .into_iter()
+                    .find(|d| *d != ours)
+                {
+                    return Err(Error::DefaultRouteTaken {
+                        family: if gateway.is_ipv6() { "IPv6" } else { "IPv4" },
+                        existing: other.to_string(),
+                    });
+                }
+            }
+            Ok(link)
+        })
     })
     .await
+}
+
+/// For each family, whether `addresses` has one, with its gateway.
+fn families(addresses: &[IpAddr]) -> [(bool, IpAddr); 2] {
+    [
+        (
+            addresses.iter().any(IpAddr::is_ipv4),
+            IpAddr::V4(GATEWAY_V4),
+        ),
+        (
+            addresses.iter().any(IpAddr::is_ipv6),
+            IpAddr::V6(GATEWAY_V6),
+        ),
+    ]
+}
+
+/// Our default route through `gateway` on interface `oif`.
+fn our_default(gateway: IpAddr, oif: Option<u32>) -> DefaultRoute {
+    DefaultRoute {
+        gateway: Some(gateway),
+        oif,
+    }
 }
 
 /// What the container side must look like.
@@ -56,7 +99,6 @@ pub(crate) async fn configure(
 }
 
 async fn converge(handle: &Handle, wanted: &Wanted) -> Result<ContainerLink> {
-    let has_v4 = wanted.addresses.iter().any(IpAddr::is_ipv4);
     let has_v6 = wanted.addresses.iter().any(IpAddr::is_ipv6);
     let link = rtnl::link_by_name(handle, wanted.ifname.as_str())
         .await?
@@ -90,14 +132,15 @@ async fn converge(handle: &Handle, wanted: &Wanted) -> Result<ContainerLink> {
         }
     }
 
-    for (present, gateway) in [
-        (has_v4, IpAddr::V4(GATEWAY_V4)),
-        (has_v6, IpAddr::V6(GATEWAY_V6)),
-    ] {
+    // Never replace a default route: `inspect` made sure the only one there is ours.
+    for (present, gateway) in families(&wanted.addresses) {
+        let have = rtnl::default_routes(handle, gateway.is_ipv6())
+            .await?
+            .contains(&our_default(gateway, Some(link.index)));
         let route = rtnl::default_route(gateway, link.index);
-        if present {
-            rtnl::replace_route(handle, route).await?;
-        } else {
+        if present && !have {
+            rtnl::add_route(handle, route).await?;
+        } else if !present && have {
             rtnl::delete_route(handle, route).await?;
         }
     }

@@ -51,7 +51,7 @@ impl Endpoints {
         if let Some(link) = host.as_ref().filter(|l| !l.is_ours(&alias)) {
             return Err(clash(Side::Host, link));
         }
-        let peer = container::inspect(&ns, spec.ifname()).await?;
+        let peer = container::inspect(&ns, spec).await?;
         let paired = match (&host, &peer) {
             (Some(h), Some(p)) => {
                 p.is_ours(&alias) && p.peer_index == Some(h.index) && h.peer_index == Some(p.index)

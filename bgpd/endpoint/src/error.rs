@@ -54,6 +54,18 @@ pub enum Error {
         what: String,
     },
 
+    /// The container already routes this family elsewhere; replacing its default route could
+    /// cut it (or a namespace given by mistake) off, so nothing is changed.
+    #[error(
+        "the container already has an {family} {existing} that is not ours; refusing to replace it"
+    )]
+    DefaultRouteTaken {
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// The route found.
+        existing: String,
+    },
+
     /// The kernel refused for lack of privileges (CAP_NET_ADMIN, CAP_SYS_ADMIN for setns).
     #[error("permission denied: {op} needs CAP_NET_ADMIN (and CAP_SYS_ADMIN to enter a namespace)")]
     PermissionDenied {

@@ -8,7 +8,7 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -325,6 +325,72 @@ pub(crate) fn default_route(gateway: IpAddr, oif: u32) -> RouteMessage {
             .output_interface(oif)
             .build(),
     }
+}
+
+/// Where a default route of the main table goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DefaultRoute {
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+}
+
+impl std::fmt::Display for DefaultRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("default")?;
+        if let Some(gw) = self.gateway {
+            write!(f, " via {gw}")?;
+        }
+        match self.oif {
+            Some(oif) => write!(f, " dev #{oif}"),
+            None => f.write_str(" (multipath or unreachable)"),
+        }
+    }
+}
+
+/// The default routes of the main table, IPv4 or IPv6.
+pub(crate) async fn default_routes(handle: &Handle, ipv6: bool) -> Result<Vec<DefaultRoute>> {
+    let filter = if ipv6 {
+        RouteMessageBuilder::<Ipv6Addr>::new().build()
+    } else {
+        RouteMessageBuilder::<Ipv4Addr>::new().build()
+    };
+    let msgs: Vec<RouteMessage> = handle
+        .route()
+        .get(filter)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink("dump routes", e))?;
+    Ok(msgs
+        .iter()
+        .filter(|m| {
+            m.header.destination_prefix_length == 0
+                && m.header.kind == RouteType::Unicast
+                && route_table(m) == u32::from(RouteHeader::RT_TABLE_MAIN)
+        })
+        .map(|m| DefaultRoute {
+            gateway: m.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+                _ => None,
+            }),
+            oif: m.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            }),
+        })
+        .collect())
+}
+
+/// Adds `route`; fails if the kernel has one with the same key.
+pub(crate) async fn add_route(handle: &Handle, route: RouteMessage) -> Result<()> {
+    let what = describe_route(&route);
+    handle
+        .route()
+        .add(route)
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("add route {what}"), e))
 }
 
 /// Adds or replaces `route` (NLM_F_REPLACE: idempotent, no gap).

@@ -309,6 +309,36 @@ fn missing_namespace_is_a_clear_error() {
 
 #[test]
 #[serial_test::serial]
+fn a_default_route_of_someone_else_is_never_replaced() {
+    let host = host_ns();
+    let c = Netns::new("c").unwrap();
+    // A namespace that already routes IPv4 elsewhere: a wrong namespace given by mistake, or
+    // a runtime that set up its own network.
+    testkit::netns::link(&c, "other0", &["10.250.0.10/24"], &host, "other1", &[]).unwrap();
+    c.ip(&["route", "add", "default", "via", "10.250.0.1"])
+        .unwrap();
+    let err = on_host(&host, async |eps: &Endpoints| {
+        eps.attach(&spec(&c, "ctr-default", &["10.244.10.2"], 1500))
+            .await
+            .expect_err("attach must not replace the default route")
+    });
+    assert!(
+        matches!(&err, Error::DefaultRouteTaken { family: "IPv4", .. }),
+        "{err:?}"
+    );
+    let routes = c.ip(&["route"]).unwrap();
+    assert!(
+        routes.contains("default via 10.250.0.1 dev other0"),
+        "{routes}"
+    );
+    // Checked before anything was made.
+    assert!(c.ip(&["link", "show", "eth0"]).is_err());
+    let other = host_ifname(&id("ctr-default"), &IfName::default());
+    assert!(host.ip(&["link", "show", other.as_str()]).is_err());
+}
+
+#[test]
+#[serial_test::serial]
 fn the_hosts_own_namespace_is_refused() {
     let host = host_ns();
     let err = on_host(&host, async |eps: &Endpoints| {
@@ -407,4 +437,38 @@ fn without_privileges_the_error_says_so() {
             .expect_err("unprivileged attach must fail")
     });
     assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
+}
+
+#[test]
+#[serial_test::serial]
+fn a_namespace_given_as_a_process_path_works() {
+    let host = host_ns();
+    let c = Netns::new("c").unwrap();
+    // What a container runtime hands a CNI plugin when the namespace is not bind-mounted.
+    let sleeper = c.spawn("sleep", &["30"]).expect("process in the container");
+    let path = format!("/proc/{}/ns/net", sleeper.pid());
+    // `ip netns exec` enters the namespace after it started: until then the path names the
+    // test's own namespace, which must never be attached to.
+    let inode = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    let container_ns = c.path();
+    assert!(
+        testkit::process::wait_until(Duration::from_secs(5), || {
+            inode(&path).ok() == inode(container_ns.to_str().unwrap()).ok()
+        }),
+        "the process never entered the container namespace"
+    );
+    let s = EndpointSpec::new(
+        NetnsRef::parse(&path).unwrap(),
+        id("ctr-proc"),
+        IfName::new("net1").unwrap(),
+        vec![ip("10.244.9.2")],
+        Mtu::default(),
+    )
+    .unwrap();
+    let att = on_host(&host, async |eps: &Endpoints| {
+        eps.attach(&s).await.expect("attach by /proc path")
+    });
+    assert_eq!(att.container_ifname.as_str(), "net1");
+    assert!(c.ip(&["link", "show", "net1"]).is_ok());
+    assert!(c.ping("10.200.0.1"));
 }
