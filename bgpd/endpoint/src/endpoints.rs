@@ -1,11 +1,14 @@
 //! Attach and detach: the one entry point the daemon and the CNI plugin use.
 
+use std::net::IpAddr;
+
 use rtnetlink::Handle;
 use rtnetlink::packet_route::link::InfoKind;
 
 use crate::attachment::{Attachment, Detach, HostEndpoint};
 use crate::container;
 use crate::error::{Error, Result, Side};
+use crate::gateway::GATEWAY_V4;
 use crate::host;
 use crate::naming::{HOST_IFNAME_PREFIX, host_ifname, ownership_alias, parse_ownership_alias};
 use crate::netns::NetnsFile;
@@ -38,6 +41,16 @@ impl Endpoints {
     /// The route protocol and table host routes are installed with.
     pub fn route_tag(&self) -> RouteTag {
         self.tag
+    }
+
+    /// Whether the host can answer containers' ARP for [`GATEWAY_V4`](crate::GATEWAY_V4).
+    ///
+    /// Linux answers proxy ARP only for an address it routes as unicast out of another
+    /// interface; a host without a default route (or one covering 169.254.1.1) leaves IPv4
+    /// containers without a gateway. The daemon checks this at startup and says so.
+    pub async fn ipv4_gateway_answerable(&self) -> Result<bool> {
+        let routed = rtnl::unicast_route_to(&self.handle, IpAddr::V4(GATEWAY_V4)).await?;
+        Ok(routed.is_some())
     }
 
     /// Attaches the container interface `spec` describes, or brings an existing attachment to

@@ -382,6 +382,40 @@ pub(crate) async fn default_routes(handle: &Handle, ipv6: bool) -> Result<Vec<De
         .collect())
 }
 
+/// Whether the namespace routes `dest` as plain unicast (`ip route get <dest>`), and through
+/// which interface.
+pub(crate) async fn unicast_route_to(handle: &Handle, dest: IpAddr) -> Result<Option<u32>> {
+    // A bare request: strict checking refuses lookups with table, protocol or type set.
+    let mut query = RouteMessage::default();
+    query.header.address_family = match dest {
+        IpAddr::V4(_) => rtnetlink::packet_route::AddressFamily::Inet,
+        IpAddr::V6(_) => rtnetlink::packet_route::AddressFamily::Inet6,
+    };
+    query.header.destination_prefix_length = host_prefix_len(dest);
+    query
+        .attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(dest)));
+    let mut replies = handle.route().get(query).execute();
+    match replies.try_next().await {
+        Ok(Some(route)) if route.header.kind == RouteType::Unicast => {
+            Ok(route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            }))
+        }
+        Ok(_) => Ok(None),
+        Err(e)
+            if matches!(
+                errno_of(&e),
+                Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::netlink(format!("route get {dest}"), e)),
+    }
+}
+
 /// Adds `route`; fails if the kernel has one with the same key.
 pub(crate) async fn add_route(handle: &Handle, route: RouteMessage) -> Result<()> {
     let what = describe_route(&route);

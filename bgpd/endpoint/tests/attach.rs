@@ -96,6 +96,8 @@ fn tcp_connects(server: &Netns, client: &Netns, server_addr: SocketAddr) -> bool
     let connected = in_ns(client, || {
         TcpStream::connect_timeout(&server_addr, Duration::from_secs(2)).is_ok()
     });
+    // Without a connection the accept never returns: leave that thread blocked (it ends with
+    // the test binary) rather than hang the test.
     connected && accept.join().is_ok_and(|r| r.is_ok())
 }
 
@@ -335,6 +337,29 @@ fn a_default_route_of_someone_else_is_never_replaced() {
     assert!(c.ip(&["link", "show", "eth0"]).is_err());
     let other = host_ifname(&id("ctr-default"), &IfName::default());
     assert!(host.ip(&["link", "show", other.as_str()]).is_err());
+}
+
+#[test]
+#[serial_test::serial]
+fn a_host_without_a_default_route_is_told_proxy_arp_cannot_answer() {
+    let bare = Netns::new("bare").unwrap();
+    let c = Netns::new("c").unwrap();
+    let answerable = on_host(&bare, async |eps: &Endpoints| {
+        eps.attach(&spec(&c, "ctr-bare", &["10.244.11.2"], 1500))
+            .await
+            .expect("attach works; only the gateway does not answer");
+        eps.ipv4_gateway_answerable().await.expect("route lookup")
+    });
+    assert!(!answerable);
+    // The check tells the truth: the container's ARP for the gateway goes unanswered.
+    assert!(!c.ping("10.200.0.1"));
+    let neigh = c.ip(&["neigh", "show", "169.254.1.1"]).unwrap();
+    assert!(!neigh.contains("lladdr"), "{neigh}");
+
+    let host = host_ns();
+    assert!(on_host(&host, async |eps: &Endpoints| {
+        eps.ipv4_gateway_answerable().await.expect("route lookup")
+    }));
 }
 
 #[test]
