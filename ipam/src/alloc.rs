@@ -29,9 +29,7 @@ pub fn usable_pools<'a>(
     let mut v: Vec<&Pool> = pools
         .iter()
         .filter(|p| {
-            !p.disabled
-                && Family::of(p.cidr.ip()) == family
-                && p.node_selector.matches(labels)
+            !p.disabled && Family::of(p.cidr.ip()) == family && p.node_selector.matches(labels)
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));

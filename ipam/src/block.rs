@@ -183,8 +183,8 @@ impl fmt::Debug for BlockCidr {
 impl FromStr for BlockCidr {
     type Err = IpamError;
     fn from_str(s: &str) -> Result<BlockCidr> {
-        let net = IpNetwork::from_str(s)
-            .map_err(|e| IpamError::Invalid(format!("block {s:?}: {e}")))?;
+        let net =
+            IpNetwork::from_str(s).map_err(|e| IpamError::Invalid(format!("block {s:?}: {e}")))?;
         BlockCidr::new(net)
     }
 }

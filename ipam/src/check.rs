@@ -199,10 +199,7 @@ pub(crate) fn check(s: &Snapshot) -> Report {
                 continue;
             }
             let given = s.blocks.get(&i.block).is_some_and(|b| {
-                i.block
-                    .offset_of(i.ip)
-                    .and_then(|o| b.allocations.get(&o))
-                    == Some(id)
+                i.block.offset_of(i.ip).and_then(|o| b.allocations.get(&o)) == Some(id)
             });
             if !given {
                 f.push(Finding::HandleIpMissing {

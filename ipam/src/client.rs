@@ -17,8 +17,7 @@ use crate::block::{BlockCidr, Family, block_at, ip_to_u128};
 use crate::error::{IpamError, Result};
 use crate::names::{HandleId, HostName, PoolName};
 use crate::record::{
-    Affinity, Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode,
-    encode,
+    Affinity, Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode, encode,
 };
 use crate::retry::{Retry, RetryPolicy};
 use crate::snapshot::Snapshot;
@@ -170,6 +169,10 @@ struct World {
     labels: BTreeMap<String, String>,
     taken: Vec<BlockCidr>,
     host_blocks: BTreeSet<BlockCidr>,
+    /// The handle, if it already exists (the request is then answered from it).
+    existing: Option<Handle>,
+    /// The current values of the blocks the caller had cached, with their mod_revision.
+    own: BTreeMap<BlockCidr, (Block, i64)>,
 }
 
 /// The writes one assignment or claim will make, built before its single transaction.
@@ -365,7 +368,9 @@ impl<S: Store> Ipam<S> {
     }
 
     pub(crate) async fn snapshot(&self, retry: &mut Retry<'_>) -> Result<Snapshot> {
-        let (mut r, _) = self.read(vec![Read::Prefix(self.keys.root())], retry).await?;
+        let (mut r, _) = self
+            .read(vec![Read::Prefix(self.keys.root())], retry)
+            .await?;
         Ok(Snapshot::parse(&self.keys, r.pop().unwrap_or_default()))
     }
 
@@ -377,10 +382,7 @@ impl<S: Store> Ipam<S> {
         retry: &mut Retry<'_>,
     ) -> Result<()> {
         let (r, _) = self
-            .read(
-                vec![Read::PrefixKeys(self.keys.affinities_of(host))],
-                retry,
-            )
+            .read(vec![Read::PrefixKeys(self.keys.affinities_of(host))], retry)
             .await?;
         let prefix = self.keys.affinities_of(host);
         let cidrs: Vec<BlockCidr> = r
@@ -409,20 +411,34 @@ impl<S: Store> Ipam<S> {
         Ok(())
     }
 
-    async fn read_world(&self, host: &HostName, retry: &mut Retry<'_>) -> Result<World> {
+    async fn read_world(
+        &self,
+        host: &HostName,
+        handle: Option<&HandleId>,
+        cached: &BTreeSet<BlockCidr>,
+        retry: &mut Retry<'_>,
+    ) -> Result<World> {
         let k = &self.keys;
-        let (r, rev) = self
-            .read(
-                vec![
-                    Read::Prefix(k.pools()),
-                    Read::Key(k.config()),
-                    Read::Key(k.node(host)),
-                    Read::PrefixKeys(k.blocks()),
-                    Read::PrefixKeys(k.affinities_of(host)),
-                ],
-                retry,
-            )
-            .await?;
+        let handle_key = handle.map_or_else(|| k.config(), |h| k.handle(h));
+        let mut reads = vec![
+            Read::Prefix(k.pools()),
+            Read::Key(k.config()),
+            Read::Key(k.node(host)),
+            Read::PrefixKeys(k.blocks()),
+            Read::PrefixKeys(k.affinities_of(host)),
+            Read::Key(handle_key),
+        ];
+        reads.extend(cached.iter().map(|c| Read::Key(k.block(c))));
+        let (r, rev) = self.read(reads, retry).await?;
+        let own = r
+            .iter()
+            .skip(6)
+            .flatten()
+            .filter_map(|e| {
+                let b: Block = decode(&e.key, &e.value).ok()?;
+                (b.affinity.as_ref() == Some(host)).then_some((b.cidr, (b, e.mod_revision)))
+            })
+            .collect();
         let mut pools = Vec::new();
         for e in r.first().into_iter().flatten() {
             match decode::<Pool>(&e.key, &e.value) {
@@ -455,6 +471,10 @@ impl<S: Store> Ipam<S> {
             .filter_map(|e| e.key.strip_prefix(&aff_prefix))
             .filter_map(|seg| BlockCidr::from_key_segment(seg).ok())
             .collect();
+        let existing = match (handle, first(r.get(5))) {
+            (Some(_), Some(e)) => Some(decode(&e.key, &e.value)?),
+            _ => None,
+        };
         Ok(World {
             rev,
             pools,
@@ -462,6 +482,8 @@ impl<S: Store> Ipam<S> {
             labels,
             taken,
             host_blocks,
+            existing,
+            own,
         })
     }
 
@@ -590,10 +612,23 @@ impl<S: Store> Ipam<S> {
                 .filter(|(_, left)| *left > 0)
                 .collect();
             if !short.is_empty() {
-                let world = self.read_world(&req.host, &mut retry).await?;
-                if world.host_blocks != own.affinity_keys {
-                    // Someone else changed this host's blocks: start again from a fresh view.
-                    own.loaded = false;
+                let world = self
+                    .read_world(&req.host, Some(&req.handle), &own.affinity_keys, &mut retry)
+                    .await?;
+                if let Some(h) = &world.existing {
+                    return Ok(Assignment::from_handle(req.handle.clone(), h));
+                }
+                let cached: BTreeMap<&BlockCidr, i64> =
+                    own.blocks.iter().map(|(c, (_, rev))| (c, *rev)).collect();
+                let fresh: BTreeMap<&BlockCidr, i64> =
+                    world.own.iter().map(|(c, (_, rev))| (c, *rev)).collect();
+                if world.host_blocks != own.affinity_keys || cached != fresh {
+                    // Another client changed this host's blocks (a release, GC, a claim):
+                    // plan again from the fresh view before claiming or borrowing.
+                    own.blocks = world.own;
+                    if world.host_blocks != own.affinity_keys {
+                        own.loaded = false;
+                    }
                     retry.conflict().await?;
                     continue;
                 }
@@ -664,7 +699,10 @@ impl<S: Store> Ipam<S> {
                 return Err(IpamError::NotFound(format!("pool holding {ip}")));
             };
             if pool.disabled {
-                return Err(IpamError::Invalid(format!("pool {} is disabled", pool.name)));
+                return Err(IpamError::Invalid(format!(
+                    "pool {} is disabled",
+                    pool.name
+                )));
             }
             let bits = if ip.is_ipv4() { 32 } else { 128 };
             let index = (ip_to_u128(ip) - ip_to_u128(pool.cidr.network()))
@@ -720,7 +758,9 @@ impl<S: Store> Ipam<S> {
         let mut own = cell.lock().await;
         let mut retry = Retry::new(&self.opts.retry, "claim");
         loop {
-            let world = self.read_world(host, &mut retry).await?;
+            let world = self
+                .read_world(host, None, &BTreeSet::new(), &mut retry)
+                .await?;
             let mut plan = Plan::new(None, host);
             let cidr = match self.claim_new(&world, &mut plan, family) {
                 Claim::Claimed(c) => c,
@@ -838,7 +878,8 @@ impl<S: Store> Ipam<S> {
             match first(r.first()) {
                 Some(e) => {
                     let mut h: Handle = decode(&e.key, &e.value)?;
-                    txn.guards.push(Guard::Revision(hkey.clone(), e.mod_revision));
+                    txn.guards
+                        .push(Guard::Revision(hkey.clone(), e.mod_revision));
                     h.ips.retain(|i| i.ip != ip);
                     txn.writes.push(if h.ips.is_empty() {
                         Write::Delete(hkey)
@@ -1050,7 +1091,12 @@ impl<S: Store> Ipam<S> {
 
     /// Writes the node record of `host`, attached to `lease` (0: none); the daemon keeps the
     /// lease alive, so the record vanishes when the daemon dies.
-    pub async fn register_node(&self, host: &HostName, node: &NodeRecord, lease: i64) -> Result<()> {
+    pub async fn register_node(
+        &self,
+        host: &HostName,
+        node: &NodeRecord,
+        lease: i64,
+    ) -> Result<()> {
         let mut n = node.clone();
         n.version = VERSION;
         self.put(self.keys.node(host), encode(&n), lease).await

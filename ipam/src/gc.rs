@@ -123,7 +123,9 @@ impl<S: Store> Ipam<S> {
                 b.allocations.is_empty()
                     && b.emptied_at_ms
                         .is_some_and(|t| now.saturating_sub(t) >= grace)
-                    && b.affinity.as_ref().is_none_or(|h| snap.nodes.contains_key(h))
+                    && b.affinity
+                        .as_ref()
+                        .is_none_or(|h| snap.nodes.contains_key(h))
             })
             .map(|b| b.cidr)
             .collect();

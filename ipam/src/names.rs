@@ -14,7 +14,9 @@ fn validate(kind: &str, s: &str) -> Result<()> {
             s.len()
         )));
     }
-    if s.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace()) {
+    if s.chars()
+        .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+    {
         return Err(IpamError::Invalid(format!(
             "{kind} name {s:?} may not contain '/', whitespace or control characters"
         )));

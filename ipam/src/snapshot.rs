@@ -167,7 +167,13 @@ impl Snapshot {
     }
 
     /// Releases every address of a handle and deletes it.
-    pub fn release_handle(&mut self, keys: &Keys, id: &HandleId, guards: Vec<Guard>, now: u64) -> Txn {
+    pub fn release_handle(
+        &mut self,
+        keys: &Keys,
+        id: &HandleId,
+        guards: Vec<Guard>,
+        now: u64,
+    ) -> Txn {
         let mut t = Txn {
             guards,
             ..Txn::default()
@@ -213,7 +219,12 @@ impl Snapshot {
     /// Frees one address in a block, whoever the block says holds it.
     pub fn free_ip(&mut self, keys: &Keys, ip: IpAddr, now: u64) -> Txn {
         let mut t = Txn::default();
-        let Some(cidr) = self.blocks.keys().find(|c| c.offset_of(ip).is_some()).copied() else {
+        let Some(cidr) = self
+            .blocks
+            .keys()
+            .find(|c| c.offset_of(ip).is_some())
+            .copied()
+        else {
             return t;
         };
         t.guards.push(self.guard(&keys.block(&cidr)));

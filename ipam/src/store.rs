@@ -97,3 +97,26 @@ pub trait Store: Send + Sync + 'static {
         lease: i64,
     ) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }
+
+/// Several clients can share one store (the in-memory one in tests).
+impl<T: Store> Store for std::sync::Arc<T> {
+    fn read(
+        &self,
+        reads: Vec<Read>,
+    ) -> impl Future<Output = Result<(Vec<Vec<Entry>>, i64), Unavailable>> + Send {
+        (**self).read(reads)
+    }
+
+    fn txn(&self, txn: Txn) -> impl Future<Output = Result<Outcome, Unavailable>> + Send {
+        (**self).txn(txn)
+    }
+
+    fn put_with_lease(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> impl Future<Output = Result<(), Unavailable>> + Send {
+        (**self).put_with_lease(key, value, lease)
+    }
+}
