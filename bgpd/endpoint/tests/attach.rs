@@ -497,3 +497,38 @@ fn a_namespace_given_as_a_process_path_works() {
     assert!(c.ip(&["link", "show", "net1"]).is_ok());
     assert!(c.ping("10.200.0.1"));
 }
+
+#[test]
+#[serial_test::serial]
+fn concurrent_attaches_of_different_endpoints_all_work() {
+    let host = host_ns();
+    let containers: Vec<Netns> = (0..6)
+        .map(|i| Netns::new(&format!("cc{i}")).unwrap())
+        .collect();
+    let specs: Vec<EndpointSpec> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            // Every other one IPv6-only, so single-family endpoints are covered too.
+            let v4 = format!("10.244.12.{}", i + 2);
+            let v6 = format!("fd00:244::12:{}", i + 2);
+            let addrs: Vec<&str> = if i % 2 == 0 {
+                vec![&v4, &v6]
+            } else {
+                vec![&v6]
+            };
+            spec(c, &format!("ctr-conc-{i}"), &addrs, 1500)
+        })
+        .collect();
+    let attachments = on_host(&host, async |eps: &Endpoints| {
+        futures::future::join_all(specs.iter().map(|s| eps.attach(s))).await
+    });
+    for (c, att) in containers.iter().zip(&attachments) {
+        let att = att.as_ref().expect("attach");
+        assert!(c.ping("fd00:200::1"), "{}", att.host_ifname);
+    }
+    assert!(containers[0].ping("10.244.12.4"));
+    assert!(containers[0].ping("fd00:244::12:3"));
+    // The IPv6-only container has no IPv4 default route.
+    assert_eq!(containers[1].ip(&["route"]).unwrap(), "");
+}
