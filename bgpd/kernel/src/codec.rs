@@ -354,6 +354,68 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_replies_never_panic() {
+        let mut buf = Vec::new();
+        let route = Route::via(
+            "fd00:2::/64".parse().unwrap(),
+            NextHops::new(["fe80::1", "fe80::2"].map(|g| NextHop {
+                gateway: g.parse().unwrap(),
+                ifindex: Ifindex::new(3),
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let config = FibConfig::default();
+        encode(
+            RouteNetlinkMessage::NewRoute(install_message(&route, &config)),
+            0,
+            1,
+            &mut buf,
+        );
+        // Deterministic xorshift: flip bytes all over a valid message, thousands of times.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let mut bytes = buf.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            if next() % 4 == 0 {
+                // Cut the message short but keep its length field consistent, so the cut
+                // reaches the attribute parsers.
+                let len = (next() % (bytes.len() as u64 + 1)) as usize;
+                bytes.truncate(len);
+                if let Some(field) = bytes.get_mut(..4) {
+                    field.copy_from_slice(&(len as u32).to_ne_bytes());
+                }
+            }
+            for msg in split_messages(&bytes).filter_map(Result::ok) {
+                if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg) {
+                    if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) =
+                        &msg.payload
+                    {
+                        parsed += usize::from(parse_route(m).is_some());
+                    }
+                    if let NetlinkPayload::Error(e) = &msg.payload {
+                        let _ = extack_message(msg.header.flags, &e.header);
+                    }
+                }
+            }
+        }
+        assert!(
+            parsed > 1_000,
+            "the corruption rarely reached the route parser: {parsed}"
+        );
+    }
+
+    #[test]
     fn extack_text_is_found_or_absent() {
         // Capped echo: 16-byte header, then one NLA "bad\0" of type 1.
         let mut echo = vec![0u8; 16];

@@ -22,7 +22,7 @@ use crate::codec::{
     dump_request, encode, extack_message, install_message, parse_route, remove_message,
     split_messages,
 };
-use crate::config::FibConfig;
+use crate::config::{FibConfig, default_metric};
 use crate::diff::{Change, plan};
 use crate::error::{Error, Refusal, RouteFailure};
 use crate::route::{KernelRoute, Route, RouteSet};
@@ -116,6 +116,18 @@ impl Fib {
             }
         }
         Ok(routes)
+    }
+
+    /// Our routes now in the kernel (our protocol and table, our metric, a shape we program):
+    /// a restarting daemon can keep them wanted until it has re-learned its routes.
+    pub fn installed(&mut self) -> Result<RouteSet, Error> {
+        let protocol = self.config.protocol.get();
+        Ok(self
+            .dump()?
+            .into_iter()
+            .filter(|r| r.protocol == protocol && r.metric == default_metric(r.prefix.is_ipv6()))
+            .filter_map(|r| Route::new(r.prefix, r.kind?).ok())
+            .collect())
     }
 
     /// Lists one family into `routes`; false if the kernel flagged the listing inconsistent

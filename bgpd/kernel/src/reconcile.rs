@@ -11,7 +11,7 @@
 //! lost notifications) schedules a full reconcile shortly after. Blocking netlink work runs on
 //! tokio's blocking pool.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,6 +122,7 @@ pub fn spawn(
         occupied: HashSet::new(),
         failures: BTreeMap::new(),
         conflicts: Vec::new(),
+        links_up: HashMap::new(),
         last_error: None,
         reconciles: 0,
         dirty_at: None,
@@ -150,6 +151,8 @@ struct Reconciler {
     occupied: HashSet<Prefix>,
     failures: BTreeMap<Prefix, RouteFailure>,
     conflicts: Vec<Route>,
+    /// Last seen administrative state of links, to tell real changes from repeats.
+    links_up: HashMap<u32, bool>,
     last_error: Option<String>,
     reconciles: u64,
     /// When a full reconcile is due, if one is.
@@ -305,8 +308,25 @@ impl Reconciler {
                     self.mark_dirty(self.options.debounce);
                 }
             }
-            // The kernel drops IPv4 routes of a downed link without notifying: look again.
-            FibEvent::Link { .. } | FibEvent::Overrun => self.mark_dirty(self.options.debounce),
+            FibEvent::Link {
+                ifindex,
+                up,
+                deleted,
+            } => {
+                let was_up = if deleted {
+                    self.links_up.remove(&ifindex)
+                } else {
+                    self.links_up.insert(ifindex, up)
+                };
+                // The kernel drops the routes of a link going down or away without notifying
+                // each; a link coming up may let refused routes in. Repeats change nothing.
+                let went_down = (deleted || !up) && was_up != Some(false);
+                let came_up = up && was_up != Some(true) && !self.failures.is_empty();
+                if went_down || came_up {
+                    self.mark_dirty(self.options.debounce);
+                }
+            }
+            FibEvent::Overrun => self.mark_dirty(self.options.debounce),
         }
     }
 

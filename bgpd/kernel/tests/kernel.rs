@@ -247,6 +247,16 @@ fn ecmp_routes_are_multipath_and_replaced_in_place() {
         BTreeSet::from(["fd00:a::2".into(), "fd00:a::4".into()])
     );
 
+    // Listed back, the multipath routes are what we want: nothing to write.
+    let wanted: RouteSet = second.iter().cloned().collect();
+    let (idle, installed) = in_netns(&ns, || {
+        let mut fib = Fib::open(FibConfig::default())?;
+        Ok::<_, Error>((fib.reconcile(&wanted)?, fib.installed()?))
+    })
+    .unwrap();
+    assert_eq!((idle.in_place, idle.applied.written), (2, 0));
+    assert_eq!(installed.len(), 2);
+
     // Back to a single next hop, in place as well.
     let third = [via("fd00:20::/64", &["fd00:a::3"])];
     in_netns(&ns, || {
@@ -257,6 +267,16 @@ fn ecmp_routes_are_multipath_and_replaced_in_place() {
     assert_eq!(v6.len(), 1, "{v6:#?}");
     assert_eq!(v6[0]["gateway"], "fd00:a::3");
     assert!(v6[0].get("nexthops").is_none());
+
+    // Removing a v6 multipath route takes all its siblings.
+    in_netns(&ns, || {
+        let mut fib = Fib::open(FibConfig::default())?;
+        fib.apply(&install(&second))?;
+        fib.reconcile(&RouteSet::new())
+    })
+    .unwrap();
+    assert!(ip_routes(&ns, true, &["proto", PROTO]).is_empty());
+    assert!(ip_routes(&ns, false, &["proto", PROTO]).is_empty());
 }
 
 #[test]
