@@ -6,6 +6,7 @@
 
 pub mod etcd;
 pub mod netns;
+pub mod peers;
 pub mod process;
 
 use std::net::TcpListener;
