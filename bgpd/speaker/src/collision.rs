@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use bgpd_wire::notification::{Cease, ErrorCode, Notification};
+use bgpd_wire::{Cease, ErrorCode, Notification};
 
 use crate::fsm::State;
 

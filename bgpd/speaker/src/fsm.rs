@@ -10,13 +10,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use bgpd_wire::asn::Asn;
-use bgpd_wire::capability::Capability;
-use bgpd_wire::error::SessionError;
-use bgpd_wire::notification::{Cease, ErrorCode, FsmError, Notification};
-use bgpd_wire::open::Open;
+use bgpd_wire::{Asn, Capability, Cease, ErrorCode, FsmError, Notification, Open, SessionError};
 
-use crate::negotiate::Negotiated;
+use crate::negotiate::SessionParams;
 
 /// The six states of RFC 4271 §8.2.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,7 +118,7 @@ pub enum Action {
     /// The message just handled is valid here: process its content (UPDATE, ROUTE-REFRESH).
     Deliver,
     /// The session is established with these parameters.
-    Up(Box<Negotiated>),
+    Up(Box<SessionParams>),
     /// The established session went down.
     Down(DownCause),
 }
@@ -161,7 +157,7 @@ pub struct Fsm {
     /// ConnectRetryCounter: consecutive failures, drives the backoff.
     failures: u32,
     running: Vec<Timer>,
-    negotiated: Option<Negotiated>,
+    negotiated: Option<SessionParams>,
 }
 
 impl Fsm {
@@ -176,7 +172,7 @@ impl Fsm {
     }
 
     /// The session's parameters once OPENs were exchanged (OpenConfirm and Established).
-    pub fn negotiated(&self) -> Option<&Negotiated> {
+    pub fn negotiated(&self) -> Option<&SessionParams> {
         self.negotiated.as_ref()
     }
 
@@ -318,7 +314,8 @@ impl Fsm {
         }
     }
 
-    fn our_open(&self) -> Open {
+    /// The OPEN we send.
+    pub fn our_open(&self) -> Open {
         Open::new(self.config.local_as, self.config.hold_time, self.config.local_id, self.config.capabilities.clone())
     }
 
@@ -346,7 +343,7 @@ impl Fsm {
         if let Err(e) = open.validate(Some(config.peer_as), config.local_as, config.local_id) {
             return self.fail_with(Some(e.notification), out);
         }
-        match Negotiated::new(&config.capabilities, config.hold_time, &open) {
+        match SessionParams::new(&self.our_open(), &open) {
             Err(notification) => self.fail_with(Some(notification), out),
             Ok(negotiated) => {
                 out.push(Action::Send(Outgoing::Keepalive));
@@ -359,7 +356,7 @@ impl Fsm {
     }
 
     fn restart_hold(&self, out: &mut Actions) {
-        match self.negotiated.as_ref().map(|n| n.hold_time) {
+        match self.negotiated.as_ref().map(|n| n.hold_time()) {
             Some(0) => out.push(Action::StopTimer(Timer::Hold)),
             Some(hold) => out.push(Action::StartTimer(Timer::Hold, Duration::from_secs(hold.into()))),
             None => {}

@@ -4,3 +4,4 @@
 pub mod collision;
 pub mod fsm;
 pub mod negotiate;
+pub mod transport;

@@ -1,8 +1,7 @@
 //! Table tests of RFC 4271 §8 transitions and properties over random event sequences.
 
 use super::*;
-use bgpd_wire::family::AfiSafi;
-use bgpd_wire::notification::OpenError;
+use bgpd_wire::{AfiSafi, OpenError};
 use proptest::prelude::*;
 
 const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -72,7 +71,7 @@ fn active_peer_reaches_established_and_negotiates_timers() {
     ]);
     let a = fsm.handle(Event::Keepalive);
     assert_eq!(fsm.state(), State::Established);
-    assert!(matches!(a.last(), Some(Action::Up(n)) if n.hold_time == 9 && n.peer_id == PEER_ID));
+    assert!(matches!(a.last(), Some(Action::Up(n)) if n.hold_time() == 9 && n.peer_id == PEER_ID));
 }
 
 #[test]
@@ -192,7 +191,7 @@ fn notification_from_peer_in_established_reports_it() {
 fn decode_errors_send_the_codec_notification() {
     let mut fsm = fsm_in(State::Established);
     let bytes = [0u8; 19];
-    let err = bgpd_wire::header::Header::peek(&bytes, 4096).unwrap_err();
+    let err = bgpd_wire::Header::peek(&bytes, 4096).unwrap_err();
     let a = fsm.handle(Event::MessageError(err));
     assert_eq!(sent_notification(&a), Some((1, 1)));
 }
