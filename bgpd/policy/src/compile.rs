@@ -175,7 +175,7 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
     out.text.push_str(&policy_chains);
     out.text.push_str(&endpoint_chains);
     out.maps(&dispatch);
-    out.base_chains();
+    out.base_chains(inputs.pools.iter().any(|p| p.nat_outgoing));
     Ok(out.finish())
 }
 
@@ -782,8 +782,9 @@ impl Script {
             let grouped = shape(&n).and_then(|s| {
                 let els = elements(&n.clause);
                 // A rule whose own elements overlap cannot be a set of disjoint keys.
-                (!any_overlap(&els.iter().map(|e| e.key.clone()).collect::<Vec<_>>()))
-                    .then_some((s, els))
+                let disjoint = els.len() < 2
+                    || !any_overlap(&els.iter().map(|e| e.key.clone()).collect::<Vec<_>>());
+                disjoint.then_some((s, els))
             });
             match grouped {
                 Some((s, els)) => {
@@ -975,7 +976,7 @@ impl Script {
         }
     }
 
-    fn base_chains(&mut self) {
+    fn base_chains(&mut self, nat: bool) {
         let conntrack = [
             "ct state established,related counter accept comment \"established\"".to_string(),
             "ct state invalid counter drop comment \"invalid\"".to_string(),
@@ -1022,15 +1023,18 @@ impl Script {
         for (name, header, body) in chains {
             chain_block(&mut self.text, name, Some(header), &body);
         }
-        chain_block(
-            &mut self.text,
-            "nat-outgoing",
-            Some("type nat hook postrouting priority srcnat; policy accept;"),
-            &[
-                "ip saddr @pools_nat_v4 ip daddr != @pools_all_v4 counter masquerade comment \"nat-outgoing\"".to_string(),
-                "ip6 saddr @pools_nat_v6 ip6 daddr != @pools_all_v6 counter masquerade comment \"nat-outgoing\"".to_string(),
-            ],
-        );
+        // A NAT hook costs every new flow a lookup: only when some pool asks for it.
+        if nat {
+            chain_block(
+                &mut self.text,
+                "nat-outgoing",
+                Some("type nat hook postrouting priority srcnat; policy accept;"),
+                &[
+                    "ip saddr @pools_nat_v4 ip daddr != @pools_all_v4 counter masquerade comment \"nat-outgoing\"".to_string(),
+                    "ip6 saddr @pools_nat_v6 ip6 daddr != @pools_all_v6 counter masquerade comment \"nat-outgoing\"".to_string(),
+                ],
+            );
+        }
     }
 
     fn finish(mut self) -> Ruleset {
