@@ -652,10 +652,23 @@ impl TryFrom<RawRule> for Rule {
                 r.protocol
             ));
         }
+        let ip_version = r.ip_version.or(version);
+        if let Some(v) = ip_version {
+            for (end, m) in [("source", &r.source), ("destination", &r.destination)] {
+                let fits = |n: &IpNetwork| n.is_ipv4() == (v == IpVersion::V4);
+                if !m.nets.is_empty() && !m.nets.iter().any(fits) {
+                    return Err(format!(
+                        "{end} nets hold no IPv{} network, so the rule could never match: \
+                         expected at least one",
+                        if v == IpVersion::V4 { 4 } else { 6 }
+                    ));
+                }
+            }
+        }
         Ok(Rule {
             action: r.action,
             protocol: r.protocol,
-            ip_version: r.ip_version.or(version),
+            ip_version,
             icmp: r.icmp,
             source: r.source,
             destination: r.destination,
@@ -741,6 +754,10 @@ icmp = { type = 8 }
             (
                 "[[policy]]\nname = \"a\"\nselector = 'all()'\n[[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\ndestination = { ports = [\"90:80\"] }\n",
                 "p.toml:7:26: key `destination`: invalid port range \"90:80\": first is above last",
+            ),
+            (
+                "[[policy]]\nname = \"a\"\nselector = 'all()'\n[[policy.egress]]\naction = \"allow\"\nprotocol = \"icmpv6\"\ndestination = { nets = [\"10.0.0.0/8\"] }\n",
+                "p.toml:4:1: destination nets hold no IPv6 network",
             ),
             (
                 "[[policy]]\nname = \"a\"\nselector = 'all()'\n[[policy]]\nname = \"a\"\nselector = 'all()'\n",

@@ -7,6 +7,7 @@
 //! unary   = "!" unary | primary
 //! primary = "(" expr ")" | "all()" | "has(" key ")"
 //!         | key "==" string | key "!=" string | key "in" set | key "not in" set
+//!         | key "contains" string | key "starts with" string | key "ends with" string
 //! set     = "{" [ string ( "," string )* ] "}"
 //! string  = '"' chars '"' | "'" chars "'"
 //! key     = [A-Za-z0-9_./-]+
@@ -43,6 +44,12 @@ pub enum Selector {
     In(String, BTreeSet<String>),
     /// `key not in {"a","b"}` (true when the key is absent).
     NotIn(String, BTreeSet<String>),
+    /// `key contains "s"` (false when the key is absent).
+    Contains(String, String),
+    /// `key starts with "s"`.
+    StartsWith(String, String),
+    /// `key ends with "s"`.
+    EndsWith(String, String),
     /// `!selector`.
     Not(Box<Selector>),
     /// `a && b`.
@@ -76,6 +83,9 @@ impl Selector {
             Selector::Ne(k, v) => labels.get(k) != Some(v),
             Selector::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
             Selector::NotIn(k, vs) => !labels.get(k).is_some_and(|v| vs.contains(v)),
+            Selector::Contains(k, v) => labels.get(k).is_some_and(|l| l.contains(v.as_str())),
+            Selector::StartsWith(k, v) => labels.get(k).is_some_and(|l| l.starts_with(v.as_str())),
+            Selector::EndsWith(k, v) => labels.get(k).is_some_and(|l| l.ends_with(v.as_str())),
             Selector::Not(s) => !s.matches(labels),
             Selector::And(a, b) => a.matches(labels) && b.matches(labels),
             Selector::Or(a, b) => a.matches(labels) || b.matches(labels),
@@ -103,6 +113,9 @@ impl fmt::Display for Selector {
             Selector::Ne(k, v) => write!(f, "{k} != {v:?}"),
             Selector::In(k, vs) => write!(f, "{k} in {}", set(vs)),
             Selector::NotIn(k, vs) => write!(f, "{k} not in {}", set(vs)),
+            Selector::Contains(k, v) => write!(f, "{k} contains {v:?}"),
+            Selector::StartsWith(k, v) => write!(f, "{k} starts with {v:?}"),
+            Selector::EndsWith(k, v) => write!(f, "{k} ends with {v:?}"),
             Selector::Not(s) => write!(f, "!({s})"),
             Selector::And(a, b) => write!(f, "({a}) && ({b})"),
             Selector::Or(a, b) => write!(f, "({a}) || ({b})"),
@@ -299,12 +312,33 @@ fn comparison(i: &str) -> Res<'_, Selector> {
             let k = k.clone();
             move |vs| Selector::In(k.clone(), vs)
         }),
-        expect("`==`, `!=`, `in` or `not in`", |i| {
-            Err(nom::Err::Error(Expected::from_error_kind(
-                i,
-                ErrorKind::Tag,
-            )))
+        map(preceded(tag("contains"), ws(string)), {
+            let k = k.clone();
+            move |v| Selector::Contains(k.clone(), v)
         }),
+        map(
+            preceded((tag("starts"), multispace1, tag("with")), ws(string)),
+            {
+                let k = k.clone();
+                move |v| Selector::StartsWith(k.clone(), v)
+            },
+        ),
+        map(
+            preceded((tag("ends"), multispace1, tag("with")), ws(string)),
+            {
+                let k = k.clone();
+                move |v| Selector::EndsWith(k.clone(), v)
+            },
+        ),
+        expect(
+            "`==`, `!=`, `in`, `not in`, `contains`, `starts with` or `ends with`",
+            |i| {
+                Err(nom::Err::Error(Expected::from_error_kind(
+                    i,
+                    ErrorKind::Tag,
+                )))
+            },
+        ),
     )))
     .parse(i)
 }
@@ -393,6 +427,11 @@ mod tests {
                 true,
             ),
             ("k8s.io/app == \"x\"", &labels(&[("k8s.io/app", "x")]), true),
+            ("env contains \"ro\"", &db_prod, true),
+            ("env contains \"ro\"", &web, false),
+            ("env starts with \"pr\"", &db_prod, true),
+            ("env ends with \"ev\"", &db_dev, true),
+            ("env ends with \"ev\"", &db_prod, false),
         ];
         for (text, l, want) in cases {
             let s = Selector::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -414,7 +453,7 @@ mod tests {
             (
                 "role = \"db\"",
                 6,
-                "expected `==`, `!=`, `in` or `not in`, found \"= \\\"db\\\"\"",
+                "expected `==`, `!=`, `in`, `not in`, `contains`, `starts with` or `ends with`, found \"= \\\"db\\\"\"",
             ),
             ("role == db", 9, "expected a quoted string"),
             ("role == \"db\" &&", 16, "expected a label key"),
