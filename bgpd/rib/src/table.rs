@@ -1,0 +1,466 @@
+//! The per-family route table: every candidate route of every prefix in one hash map.
+//!
+//! It is the Adj-RIB-In of every peer and the Loc-RIB at once (as BIRD keeps one table of
+//! candidates per prefix): a prefix maps to an eight-octet slot holding its only route inline,
+//! or, when several peers announce it, the index of a small vector in an overflow arena. A route
+//! is (attribute handle, source id, flags) in eight octets, so a table of one million IPv4
+//! prefixes with one route each needs 16 octets per hash bucket.
+//!
+//! A prefix changed since the last drain is "dirty": its routes as they were before the first
+//! change are kept in a snapshot, so the drain can tell what was best and what was advertised
+//! without an Adj-RIB-Out per peer.
+
+use std::hash::Hash;
+
+use bgpd_wire::{Ipv4Prefix, Ipv6Prefix, Prefix};
+use hashbrown::HashMap;
+
+use crate::intern::AttrId;
+use crate::sources::SrcId;
+
+/// Route flags (low four bits of the flag octet).
+pub(crate) mod flag {
+    /// Kept for a gracefully restarting peer (RFC 4724); flushed at its End-of-RIB.
+    pub(crate) const STALE: u8 = 0x01;
+    /// Not accepted: import policy or loop detection refused it. Kept for counting only.
+    pub(crate) const REJECTED: u8 = 0x02;
+    /// The best route of its prefix.
+    pub(crate) const BEST: u8 = 0x04;
+    /// In the multipath (ECMP) set of its prefix; the best route is too.
+    pub(crate) const MULTIPATH: u8 = 0x08;
+}
+
+const ROUTE_FLAGS: u8 = 0x0f;
+/// Slot flags, in the flag octet of a slot's inline route.
+const EMPTY: u8 = 0x20;
+const MANY: u8 = 0x40;
+const DIRTY: u8 = 0x80;
+const SRC_MASK: u32 = 0x00ff_ffff;
+
+/// Most route sources the table can tell apart (24 bits of a route).
+pub(crate) const MAX_SOURCES: u32 = SRC_MASK + 1;
+
+/// One candidate route: its attribute set, where it came from, and flags.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Route {
+    attrs: u32,
+    /// Source id in the low 24 bits, flags in the high 8.
+    tag: u32,
+}
+
+impl Route {
+    /// A route with `attrs` from `src`; `src` must be below [`MAX_SOURCES`].
+    pub(crate) fn new(attrs: AttrId, src: SrcId, flags: u8) -> Route {
+        Route {
+            attrs: attrs.0,
+            tag: (src.0 & SRC_MASK) | (u32::from(flags & ROUTE_FLAGS) << 24),
+        }
+    }
+
+    /// Its attribute set.
+    pub(crate) fn attrs(self) -> AttrId {
+        AttrId(self.attrs)
+    }
+
+    /// Where it came from.
+    pub(crate) fn src(self) -> SrcId {
+        SrcId(self.tag & SRC_MASK)
+    }
+
+    fn octet(self) -> u8 {
+        (self.tag >> 24) as u8
+    }
+
+    fn set_octet(&mut self, v: u8) {
+        self.tag = (self.tag & SRC_MASK) | (u32::from(v) << 24);
+    }
+
+    /// Whether route flag `f` is set.
+    pub(crate) fn is(self, f: u8) -> bool {
+        self.octet() & f & ROUTE_FLAGS != 0
+    }
+
+    /// Sets or clears route flag `f`.
+    pub(crate) fn set(&mut self, f: u8, on: bool) {
+        let f = f & ROUTE_FLAGS;
+        let o = self.octet();
+        self.set_octet(if on { o | f } else { o & !f });
+    }
+
+    /// The route alone, without slot flags.
+    fn bare(mut self) -> Route {
+        let o = self.octet();
+        self.set_octet(o & ROUTE_FLAGS);
+        self
+    }
+}
+
+/// A table key: a prefix of one family, hashed as one integer.
+pub(crate) trait Key: Copy + Eq + Hash + Ord {
+    /// The key of `p`, if it is of this family.
+    fn of(p: Prefix) -> Option<Self>;
+    /// The prefix back.
+    fn prefix(self) -> Prefix;
+}
+
+/// An IPv4 prefix (eight octets), hashed as `address << 8 | length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct V4(Ipv4Prefix);
+
+impl Hash for V4 {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64((u64::from(u32::from(self.0.addr())) << 8) | u64::from(self.0.length()));
+    }
+}
+
+impl Key for V4 {
+    fn of(p: Prefix) -> Option<V4> {
+        match p {
+            Prefix::V4(p) => Some(V4(p)),
+            Prefix::V6(_) => None,
+        }
+    }
+
+    fn prefix(self) -> Prefix {
+        Prefix::V4(self.0)
+    }
+}
+
+/// An IPv6 prefix, hashed as its address and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct V6(Ipv6Prefix);
+
+impl Hash for V6 {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from(self.0.addr()));
+        h.write_u8(self.0.length());
+    }
+}
+
+impl Key for V6 {
+    fn of(p: Prefix) -> Option<V6> {
+        match p {
+            Prefix::V6(p) => Some(V6(p)),
+            Prefix::V4(_) => None,
+        }
+    }
+
+    fn prefix(self) -> Prefix {
+        Prefix::V6(self.0)
+    }
+}
+
+/// A prefix's routes as they were before its first change since the last drain.
+#[derive(Debug)]
+pub(crate) enum Snapshot {
+    /// No route.
+    Empty,
+    /// One route.
+    One(Route),
+    /// Several routes.
+    Many(Box<[Route]>),
+}
+
+impl Snapshot {
+    /// The routes.
+    pub(crate) fn routes(&self) -> &[Route] {
+        match self {
+            Snapshot::Empty => &[],
+            Snapshot::One(r) => std::slice::from_ref(r),
+            Snapshot::Many(v) => v,
+        }
+    }
+}
+
+/// A map value: an inline route, or an overflow index (`MANY`), or nothing (`EMPTY`, kept only
+/// while the prefix is dirty).
+#[derive(Debug, Clone, Copy)]
+struct Slot(Route);
+
+impl Slot {
+    const EMPTY: Slot = Slot(Route {
+        attrs: 0,
+        tag: (EMPTY as u32) << 24,
+    });
+
+    fn has(self, f: u8) -> bool {
+        self.0.octet() & f != 0
+    }
+
+    fn mark(&mut self, f: u8, on: bool) {
+        let o = self.0.octet();
+        self.0.set_octet(if on { o | f } else { o & !f });
+    }
+
+    /// A slot holding `r` alone, keeping this slot's dirty mark.
+    fn one(self, r: Route) -> Slot {
+        let mut s = Slot(r.bare());
+        s.mark(DIRTY, self.has(DIRTY));
+        s
+    }
+
+    /// A slot pointing at overflow vector `i`, keeping this slot's dirty mark.
+    fn many(self, i: u32) -> Slot {
+        let mut s = Slot(Route { attrs: i, tag: 0 });
+        s.mark(MANY, true);
+        s.mark(DIRTY, self.has(DIRTY));
+        s
+    }
+
+    fn empty(self) -> Slot {
+        let mut s = Slot::EMPTY;
+        s.mark(DIRTY, self.has(DIRTY));
+        s
+    }
+}
+
+/// The routes of one family.
+pub(crate) struct Table<K> {
+    slots: HashMap<K, Slot>,
+    overflow: Vec<Vec<Route>>,
+    free: Vec<u32>,
+    dirty: Vec<(K, Snapshot)>,
+}
+
+impl<K> Default for Table<K> {
+    fn default() -> Self {
+        Table {
+            slots: HashMap::new(),
+            overflow: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+        }
+    }
+}
+
+fn routes_of<'a>(slot: &'a Slot, overflow: &'a [Vec<Route>]) -> &'a [Route] {
+    if slot.has(EMPTY) {
+        &[]
+    } else if slot.has(MANY) {
+        overflow
+            .get(slot.0.attrs as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    } else {
+        std::slice::from_ref(&slot.0)
+    }
+}
+
+fn snapshot(slot: &Slot, overflow: &[Vec<Route>]) -> Snapshot {
+    match routes_of(slot, overflow) {
+        [] => Snapshot::Empty,
+        [r] => Snapshot::One(r.bare()),
+        v => Snapshot::Many(v.iter().map(|r| r.bare()).collect()),
+    }
+}
+
+impl<K: Key> Table<K> {
+    /// The routes of `key` (empty if none).
+    pub(crate) fn get(&self, key: K) -> &[Route] {
+        self.slots
+            .get(&key)
+            .map(|s| routes_of(s, &self.overflow))
+            .unwrap_or(&[])
+    }
+
+    /// The routes of `key`, to change flags (not membership) in place without dirtying.
+    pub(crate) fn get_mut(&mut self, key: K) -> &mut [Route] {
+        match self.slots.get_mut(&key) {
+            None => &mut [],
+            Some(s) if s.has(EMPTY) => &mut [],
+            Some(s) if s.has(MANY) => self
+                .overflow
+                .get_mut(s.0.attrs as usize)
+                .map(Vec::as_mut_slice)
+                .unwrap_or(&mut []),
+            Some(s) => std::slice::from_mut(&mut s.0),
+        }
+    }
+
+    /// Number of prefixes with at least one route (dirty empty ones included until drained).
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn touch(slot: &mut Slot, key: K, overflow: &[Vec<Route>], dirty: &mut Vec<(K, Snapshot)>) {
+        if !slot.has(DIRTY) {
+            dirty.push((key, snapshot(slot, overflow)));
+            slot.mark(DIRTY, true);
+        }
+    }
+
+    /// Adds `route`, replacing the route of the same source; returns the replaced one.
+    pub(crate) fn upsert(&mut self, key: K, route: Route) -> Option<Route> {
+        let slot = self.slots.entry(key).or_insert(Slot::EMPTY);
+        Self::touch(slot, key, &self.overflow, &mut self.dirty);
+        let route = route.bare();
+        if slot.has(EMPTY) {
+            *slot = slot.one(route);
+            return None;
+        }
+        if !slot.has(MANY) {
+            let old = slot.0.bare();
+            if old.src() == route.src() {
+                *slot = slot.one(route);
+                return Some(old);
+            }
+            let v = vec![old, route];
+            let i = match self.free.pop() {
+                Some(i) => {
+                    self.overflow[i as usize] = v;
+                    i
+                }
+                None => {
+                    self.overflow.push(v);
+                    (self.overflow.len() - 1) as u32
+                }
+            };
+            *slot = slot.many(i);
+            return None;
+        }
+        let v = self.overflow.get_mut(slot.0.attrs as usize)?;
+        match v.iter_mut().find(|r| r.src() == route.src()) {
+            Some(r) => Some(std::mem::replace(r, route)),
+            None => {
+                v.push(route);
+                None
+            }
+        }
+    }
+
+    /// Removes the route of `src` for `key`; returns it.
+    pub(crate) fn remove(&mut self, key: K, src: SrcId) -> Option<Route> {
+        let slot = self.slots.get_mut(&key)?;
+        if slot.has(EMPTY) {
+            return None;
+        }
+        if !slot.has(MANY) {
+            if slot.0.src() != src {
+                return None;
+            }
+            Self::touch(slot, key, &self.overflow, &mut self.dirty);
+            let old = slot.0.bare();
+            *slot = slot.empty();
+            return Some(old);
+        }
+        let i = slot.0.attrs;
+        let v = self.overflow.get(i as usize)?;
+        let at = v.iter().position(|r| r.src() == src)?;
+        Self::touch(slot, key, &self.overflow, &mut self.dirty);
+        let v = &mut self.overflow[i as usize];
+        let old = v.swap_remove(at);
+        if let [last] = v.as_slice() {
+            *slot = slot.one(*last);
+            self.overflow[i as usize] = Vec::new();
+            self.free.push(i);
+        }
+        Some(old)
+    }
+
+    /// Calls `f` with every prefix and its routes, flags changeable in place.
+    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(K, &mut [Route])) {
+        for (k, s) in self.slots.iter_mut() {
+            if s.has(EMPTY) {
+                continue;
+            }
+            if s.has(MANY) {
+                if let Some(v) = self.overflow.get_mut(s.0.attrs as usize) {
+                    f(*k, v);
+                }
+            } else {
+                f(*k, std::slice::from_mut(&mut s.0));
+            }
+        }
+    }
+
+    /// Every prefix with its routes.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &[Route])> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| !s.has(EMPTY))
+            .map(|(k, s)| (*k, routes_of(s, &self.overflow)))
+    }
+
+    /// Marks every prefix dirty, so the next drain decides each again.
+    pub(crate) fn touch_all(&mut self) {
+        for (k, s) in self.slots.iter_mut() {
+            Self::touch(s, *k, &self.overflow, &mut self.dirty);
+        }
+    }
+
+    /// Takes the prefixes changed since the last call, with their snapshots. Call `settle` for
+    /// each once its changes are handled.
+    pub(crate) fn take_dirty(&mut self) -> Vec<(K, Snapshot)> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Whether changes are waiting.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Ends the dirty state of `key`, dropping it if it has no routes left.
+    pub(crate) fn settle(&mut self, key: K) {
+        if let Some(s) = self.slots.get_mut(&key) {
+            if s.has(EMPTY) {
+                self.slots.remove(&key);
+            } else {
+                s.mark(DIRTY, false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> V4 {
+        V4::of(s.parse().unwrap()).unwrap()
+    }
+
+    fn route(attrs: u32, src: u32) -> Route {
+        Route::new(AttrId(attrs), SrcId(src), 0)
+    }
+
+    #[test]
+    fn slots_grow_to_many_and_shrink_back() {
+        let mut t = Table::<V4>::default();
+        let k = key("10.0.0.0/24");
+        assert!(t.upsert(k, route(1, 1)).is_none());
+        assert!(t.upsert(k, route(2, 2)).is_none());
+        assert_eq!(t.get(k).len(), 2);
+        let old = t.upsert(k, route(3, 2)).unwrap();
+        assert_eq!(old.attrs(), AttrId(2));
+        assert_eq!(t.remove(k, SrcId(1)).unwrap().attrs(), AttrId(1));
+        assert_eq!(t.get(k).len(), 1);
+        assert_eq!(t.get(k)[0].attrs(), AttrId(3));
+        // One snapshot per prefix per drain, taken before the first change.
+        let dirty = t.take_dirty();
+        assert_eq!(dirty.len(), 1);
+        assert!(matches!(dirty[0].1, Snapshot::Empty));
+        t.settle(k);
+        assert!(t.remove(k, SrcId(2)).is_some());
+        let dirty = t.take_dirty();
+        assert_eq!(dirty[0].1.routes().len(), 1);
+        t.settle(k);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn flags_survive_slot_marks() {
+        let mut t = Table::<V4>::default();
+        let k = key("10.0.0.0/24");
+        t.upsert(k, Route::new(AttrId(1), SrcId(7), flag::STALE));
+        t.get_mut(k)[0].set(flag::BEST, true);
+        let r = t.get(k)[0];
+        assert!(r.is(flag::STALE) && r.is(flag::BEST) && !r.is(flag::REJECTED));
+        assert_eq!(r.src(), SrcId(7));
+    }
+
+    #[test]
+    fn route_is_eight_octets() {
+        assert_eq!(std::mem::size_of::<Route>(), 8);
+        assert_eq!(std::mem::size_of::<(V4, Slot)>(), 16);
+    }
+}
