@@ -19,8 +19,7 @@ use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
 use crate::codec::{
-    dump_request, encode, extack_message, install_message, parse_route, remove_message,
-    split_messages,
+    ChangeEncoder, dump_request, encode, extack_message, parse_route, split_messages,
 };
 use crate::config::{FibConfig, default_metric};
 use crate::diff::{Change, plan};
@@ -214,24 +213,16 @@ impl Fib {
         };
         self.tx.clear();
         let first = self.seq;
+        let mut encoder = ChangeEncoder::default();
         for (i, change) in batch.iter().enumerate() {
             let seq = self.next_seq();
             // Only the last message is acked: it marks the end of the batch's replies.
             let ack = if i == last_index { NLM_F_ACK } else { 0 };
-            match change {
-                Change::Install(route) => encode(
-                    RouteNetlinkMessage::NewRoute(install_message(route, &self.config)),
-                    NLM_F_CREATE | NLM_F_REPLACE | ack,
-                    seq,
-                    &mut self.tx,
-                ),
-                Change::Remove(stale) => encode(
-                    RouteNetlinkMessage::DelRoute(remove_message(stale, &self.config)),
-                    ack,
-                    seq,
-                    &mut self.tx,
-                ),
-            }
+            let flags = match change {
+                Change::Install(_) => NLM_F_CREATE | NLM_F_REPLACE | ack,
+                Change::Remove(_) => ack,
+            };
+            encoder.encode(change, &self.config, flags, seq, &mut self.tx);
         }
         let last = first.wrapping_add(last_index as u32);
         self.socket.send(&self.tx, 0)?;
