@@ -6,14 +6,14 @@
 //! thread such as tokio's `spawn_blocking` would carry the namespace into unrelated work).
 //! Netlink sockets and `/proc/sys/net` opened on that thread belong to the container's namespace.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
-use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
+use nix::sys::statfs::{NSFS_MAGIC, fstatfs, statfs};
 
 use crate::error::{Error, Result};
 use crate::spec::{InvalidSpec, NetnsRef};
@@ -33,13 +33,26 @@ impl NetnsFile {
     /// caller's own.
     pub fn open(ns: &NetnsRef) -> Result<NetnsFile> {
         let path = ns.path();
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NamespaceNotFound { path: path.clone() },
-            _ => Error::io("open", &path, e),
-        })?;
         let not_a_namespace = || Error::NotANamespace { path: path.clone() };
         // Namespace files live on nsfs (bind mounts, /proc/<pid>/ns/net); anything else (a
-        // regular file, a directory) is a mistake.
+        // regular file, a directory) is a mistake. Checked before opening: opening a FIFO
+        // would block and a device could act.
+        let fs = statfs(&path).map_err(|e| match e {
+            Errno::ENOENT => Error::NamespaceNotFound { path: path.clone() },
+            e => Error::io("statfs", &path, e.into()),
+        })?;
+        if fs.filesystem_type() != NSFS_MAGIC {
+            return Err(not_a_namespace());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NamespaceNotFound { path: path.clone() },
+                _ => Error::io("open", &path, e),
+            })?;
+        // The path may have changed between the two calls; what counts is the file we hold.
         let fs = fstatfs(&file).map_err(|_| not_a_namespace())?;
         if fs.filesystem_type() != NSFS_MAGIC {
             return Err(not_a_namespace());

@@ -274,11 +274,16 @@ fn missing_namespace_is_a_clear_error() {
     let errors = on_host(&host, async |eps: &Endpoints| {
         let mut errors = Vec::new();
         let not_a_namespace = std::env::current_exe().expect("test binary path");
+        // A FIFO would block a plain open(2) forever.
+        let fifo = std::env::temp_dir().join(format!("fab{}-fifo", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR).expect("mkfifo");
         for ns in [
             NetnsRef::parse("fab-no-such-namespace").unwrap(),
             NetnsRef::parse("/proc/2147483646/ns/net").unwrap(),
             NetnsRef::Path(not_a_namespace),
             NetnsRef::parse("/proc/self/ns/mnt").unwrap(),
+            NetnsRef::Path(fifo.clone()),
         ] {
             let s = EndpointSpec::new(
                 ns,
@@ -290,6 +295,7 @@ fn missing_namespace_is_a_clear_error() {
             .unwrap();
             errors.push(eps.attach(&s).await.expect_err("attach must fail"));
         }
+        let _ = std::fs::remove_file(&fifo);
         errors
     });
     assert!(
