@@ -127,6 +127,9 @@ pub(crate) struct HostBlocks {
     loaded: bool,
     /// The blocks named by the host's affinity keys when last loaded or claimed.
     affinity_keys: BTreeSet<BlockCidr>,
+    /// The last view of pools, config and taken blocks, reused so that claiming a block is
+    /// one transaction too; every input it rests on is guarded, so a stale view is rejected.
+    world: Option<World>,
     blocks: BTreeMap<BlockCidr, (Block, i64)>,
 }
 
@@ -162,17 +165,31 @@ enum Claim {
 }
 
 /// What the slow path knows about the cluster, read at one revision.
+#[derive(Debug)]
 struct World {
     rev: i64,
     pools: Vec<(Pool, i64)>,
     config: IpamConfig,
+    config_rev: i64,
     labels: BTreeMap<String, String>,
+    node_rev: i64,
     taken: Vec<BlockCidr>,
     host_blocks: BTreeSet<BlockCidr>,
     /// The handle, if it already exists (the request is then answered from it).
     existing: Option<Handle>,
     /// The current values of the blocks the caller had cached, with their mod_revision.
     own: BTreeMap<BlockCidr, (Block, i64)>,
+}
+
+impl World {
+    /// After our own claims applied: the view stays usable for the next claim.
+    fn note_claims(&mut self, claimed: &[BlockCidr]) {
+        self.taken.extend(claimed);
+        self.taken.sort();
+        self.host_blocks.extend(claimed);
+        self.existing = None;
+        self.own.clear();
+    }
 }
 
 /// The writes one assignment or claim will make, built before its single transaction.
@@ -446,11 +463,13 @@ impl<S: Store> Ipam<S> {
                 Err(err) => tracing::warn!(%err, "skipping unreadable pool"),
             }
         }
-        let config = match first(r.get(1)) {
-            Some(e) => decode(&e.key, &e.value)?,
-            None => IpamConfig::default(),
+        let (config, config_rev) = match first(r.get(1)) {
+            Some(e) => (decode(&e.key, &e.value)?, e.mod_revision),
+            None => (IpamConfig::default(), 0),
         };
-        let labels = first(r.get(2))
+        let node = first(r.get(2));
+        let node_rev = node.map_or(0, |e| e.mod_revision);
+        let labels = node
             .and_then(|e| decode::<NodeRecord>(&e.key, &e.value).ok())
             .map(|n| n.labels)
             .unwrap_or_default();
@@ -479,7 +498,9 @@ impl<S: Store> Ipam<S> {
             rev,
             pools,
             config,
+            config_rev,
             labels,
+            node_rev,
             taken,
             host_blocks,
             existing,
@@ -499,6 +520,9 @@ impl<S: Store> Ipam<S> {
                 world.rev,
             ));
         }
+        // The settings and the node's labels decided this claim: they must still hold.
+        plan.guard_once(Guard::Revision(self.keys.config(), world.config_rev));
+        plan.guard_once(Guard::Revision(self.keys.node(plan.host), world.node_rev));
         let mut taken = world.taken.clone();
         taken.extend(plan.new_blocks().copied());
         taken.sort();
@@ -601,44 +625,81 @@ impl<S: Store> Ipam<S> {
         let cell = self.host_cell(&req.host);
         let mut own = cell.lock().await;
         let mut retry = Retry::new(&self.opts.retry, "assign");
+        let mut fresh_world = false;
         loop {
             if !own.loaded {
                 self.load_host(&req.host, &mut own, &mut retry).await?;
             }
             let mut plan = Plan::new(Some(&req.handle), &req.host);
+            let mut used_world = None;
             let short: Vec<(Family, u32)> = [(Family::V4, req.v4), (Family::V6, req.v6)]
                 .into_iter()
                 .map(|(f, n)| (f, plan.take_own(&own, f, n)))
                 .filter(|(_, left)| *left > 0)
                 .collect();
             if !short.is_empty() {
-                let world = self
-                    .read_world(&req.host, Some(&req.handle), &own.affinity_keys, &mut retry)
-                    .await?;
-                if let Some(h) = &world.existing {
-                    return Ok(Assignment::from_handle(req.handle.clone(), h));
-                }
-                let cached: BTreeMap<&BlockCidr, i64> =
-                    own.blocks.iter().map(|(c, (_, rev))| (c, *rev)).collect();
-                let fresh: BTreeMap<&BlockCidr, i64> =
-                    world.own.iter().map(|(c, (_, rev))| (c, *rev)).collect();
-                if world.host_blocks != own.affinity_keys || cached != fresh {
-                    // Another client changed this host's blocks (a release, GC, a claim):
-                    // plan again from the fresh view before claiming or borrowing.
-                    own.blocks = world.own;
-                    if world.host_blocks != own.affinity_keys {
-                        own.loaded = false;
+                let cached_world = if fresh_world { None } else { own.world.take() };
+                let from_cache = cached_world.is_some();
+                let world = match cached_world {
+                    Some(w) => w,
+                    None => {
+                        let world = self
+                            .read_world(
+                                &req.host,
+                                Some(&req.handle),
+                                &own.affinity_keys,
+                                &mut retry,
+                            )
+                            .await?;
+                        if let Some(h) = &world.existing {
+                            return Ok(Assignment::from_handle(req.handle.clone(), h));
+                        }
+                        let cached: BTreeMap<&BlockCidr, i64> =
+                            own.blocks.iter().map(|(c, (_, rev))| (c, *rev)).collect();
+                        let fresh: BTreeMap<&BlockCidr, i64> =
+                            world.own.iter().map(|(c, (_, rev))| (c, *rev)).collect();
+                        if world.host_blocks != own.affinity_keys || cached != fresh {
+                            // Another client changed this host's blocks (a release, GC, a
+                            // claim): plan again from the fresh view before claiming.
+                            own.blocks = world.own;
+                            if world.host_blocks != own.affinity_keys {
+                                own.loaded = false;
+                            }
+                            retry.conflict().await?;
+                            continue;
+                        }
+                        world
                     }
-                    retry.conflict().await?;
-                    continue;
-                }
+                };
+                let mut planned = Ok(());
                 for (family, n) in short {
-                    self.plan_more(&world, &mut plan, family, n, &mut retry)
-                        .await?;
+                    planned = self
+                        .plan_more(&world, &mut plan, family, n, &mut retry)
+                        .await;
+                    if planned.is_err() {
+                        break;
+                    }
+                }
+                match planned {
+                    // A refusal is only final when decided on a fresh view.
+                    Err(_) if from_cache => {
+                        fresh_world = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                    Ok(()) => used_world = Some(world),
                 }
             }
             match self.txn(plan.txn(&self.keys), &mut retry).await? {
                 Outcome::Applied(rev) => {
+                    if let Some(mut w) = used_world {
+                        let claimed: Vec<BlockCidr> = plan.new_blocks().copied().collect();
+                        w.note_claims(&claimed);
+                        // With a block limit the view's guard needs its own revision: re-read.
+                        if w.config.max_blocks_per_host.is_none() {
+                            own.world = Some(w);
+                        }
+                    }
                     let ips = plan.settle(&mut own, rev);
                     return Ok(Assignment {
                         handle: req.handle.clone(),
@@ -757,13 +818,24 @@ impl<S: Store> Ipam<S> {
         let cell = self.host_cell(host);
         let mut own = cell.lock().await;
         let mut retry = Retry::new(&self.opts.retry, "claim");
+        let mut fresh_world = false;
         loop {
-            let world = self
-                .read_world(host, None, &BTreeSet::new(), &mut retry)
-                .await?;
+            let cached_world = if fresh_world { None } else { own.world.take() };
+            let from_cache = cached_world.is_some();
+            let mut world = match cached_world {
+                Some(w) => w,
+                None => {
+                    self.read_world(host, None, &BTreeSet::new(), &mut retry)
+                        .await?
+                }
+            };
             let mut plan = Plan::new(None, host);
             let cidr = match self.claim_new(&world, &mut plan, family) {
                 Claim::Claimed(c) => c,
+                Claim::LimitReached(_) | Claim::NoneFree if from_cache => {
+                    fresh_world = true;
+                    continue;
+                }
                 Claim::LimitReached(limit) => {
                     return Err(IpamError::BlockLimitReached {
                         host: host.clone(),
@@ -779,6 +851,10 @@ impl<S: Store> Ipam<S> {
             };
             match self.txn(plan.txn(&self.keys), &mut retry).await? {
                 Outcome::Applied(rev) => {
+                    world.note_claims(&[cidr]);
+                    if world.config.max_blocks_per_host.is_none() {
+                        own.world = Some(world);
+                    }
                     if own.loaded {
                         plan.settle(&mut own, rev);
                     }
@@ -910,7 +986,8 @@ impl<S: Store> Ipam<S> {
             };
             let cell = self.host_cell(&host);
             let mut own = cell.lock().await;
-            if own.loaded {
+            let newer = own.blocks.get(&b.cidr).is_none_or(|(_, r)| *r < rev);
+            if own.loaded && newer {
                 own.blocks.insert(b.cidr, (b, rev));
             }
         }

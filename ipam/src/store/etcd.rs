@@ -8,6 +8,9 @@ use etcd_client::{
 
 use super::{Entry, Guard, Outcome, Read, Store, Txn, Unavailable, Write};
 
+/// etcd's default limit of operations in one transaction.
+const MAX_TXN_OPS: usize = 128;
+
 /// How the client talks to etcd. The defaults fail over between members within a few seconds.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -96,16 +99,24 @@ fn entries(responses: Vec<TxnOpResponse>) -> Vec<Vec<Entry>> {
 }
 
 impl Store for EtcdStore {
+    /// etcd refuses transactions of more than 128 operations (`--max-txn-ops`), so longer
+    /// read lists go in chunks: the first 128 reads share one revision, which is what the
+    /// callers that need one (the world view, snapshots) rely on; the rest are per-key reads.
     async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), Unavailable> {
-        let ops: Vec<TxnOp> = reads.iter().map(read_op).collect();
-        let resp = self
-            .client
-            .kv_client()
-            .txn(etcd_client::Txn::new().and_then(ops))
-            .await
-            .map_err(unavailable)?;
-        let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
-        Ok((entries(resp.op_responses()), rev))
+        let mut out = Vec::with_capacity(reads.len());
+        let mut first_rev = None;
+        for chunk in reads.chunks(MAX_TXN_OPS) {
+            let ops: Vec<TxnOp> = chunk.iter().map(read_op).collect();
+            let resp = self
+                .client
+                .kv_client()
+                .txn(etcd_client::Txn::new().and_then(ops))
+                .await
+                .map_err(unavailable)?;
+            first_rev.get_or_insert(resp.header().map(|h| h.revision()).unwrap_or(0));
+            out.extend(entries(resp.op_responses()));
+        }
+        Ok((out, first_rev.unwrap_or(0)))
     }
 
     async fn txn(&self, txn: Txn) -> Result<Outcome, Unavailable> {
