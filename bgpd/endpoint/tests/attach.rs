@@ -538,3 +538,29 @@ fn concurrent_attaches_of_different_endpoints_all_work() {
     // The IPv6-only container has no IPv4 default route.
     assert_eq!(containers[1].ip(&["route"]).unwrap(), "");
 }
+
+#[test]
+#[serial_test::serial]
+fn reattach_restores_what_an_admin_down_of_the_host_end_removed() {
+    let host = host_ns();
+    let c = Netns::new("c").unwrap();
+    let s = spec(&c, "ctr-flap", &["10.244.13.2", "fd00:244::13:2"], 1500);
+    let first = on_host(&host, async |eps: &Endpoints| {
+        eps.attach(&s).await.expect("attach")
+    });
+    let h = first.host_ifname.as_str();
+    host.ip(&["link", "set", h, "down"]).unwrap();
+    host.ip(&["link", "set", h, "up"]).unwrap();
+    // The kernel dropped the host routes and the link-local gateway address with the link.
+    assert_eq!(proto_routes(&host, "-4"), "");
+    let addrs = host.ip(&["-6", "addr", "show", "dev", h]).unwrap();
+    assert!(!addrs.contains("fe80::1/64"), "{addrs}");
+
+    let second = on_host(&host, async |eps: &Endpoints| {
+        eps.attach(&s).await.expect("reattach")
+    });
+    assert_eq!(first, second);
+    assert!(proto_routes(&host, "-4").contains("10.244.13.2"));
+    assert!(c.ping("10.200.0.1"));
+    assert!(c.ping("fd00:200::1"));
+}
