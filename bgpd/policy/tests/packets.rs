@@ -181,6 +181,64 @@ destination = {{ ports = [5353] }}
 
 #[test]
 #[serial_test::serial]
+fn host_endpoint_policy_over_ipv6_keeps_neighbour_discovery() {
+    let f = Fabric::new();
+    let _servers = [8080, 8081].map(|p| tcp_server(&f.a, &format!("[{A_OUT6}]:{p}")));
+    assert!(f.out.ping(A_OUT6));
+    let toml = format!(
+        "{EDGE}
+[[policy]]
+name = \"edge\"
+selector = 'role == \"edge\"'
+
+[[policy.ingress]]
+action = \"allow\"
+protocol = \"tcp\"
+source = {{ nets = [\"fd31::/64\"] }}
+destination = {{ ports = [8080] }}
+
+[[policy.ingress]]
+action = \"allow\"
+protocol = \"tcp\"
+source = {{ nets = [\"fd99::/64\"] }}
+destination = {{ ports = [8081] }}
+"
+    );
+    apply(&f.a, &toml, &[], &[], &[pool(false)]);
+    // Forget the neighbours, so the next packets need neighbour discovery through the policy.
+    f.out.ip(&["-6", "neigh", "flush", "all"]).unwrap();
+    f.a.ip(&["-6", "neigh", "flush", "all"]).unwrap();
+    assert!(
+        tcp_ok(&f.out, &format!("[{A_OUT6}]:8080")),
+        "tcp 8080 over IPv6"
+    );
+    assert!(
+        !tcp_ok(&f.out, &format!("[{A_OUT6}]:8081")),
+        "8081 only from fd99::/64"
+    );
+    assert!(!f.out.ping(A_OUT6), "ping6 denied");
+
+    // The two literal rules became one verdict map; its element counters read back per rule.
+    let counters = Nft::in_netns(f.a.name())
+        .counters(&Name::try_from("bgpd").unwrap())
+        .unwrap();
+    let rule0 = counters
+        .iter()
+        .find(|c| {
+            c.owner
+                == CounterOwner::Rule {
+                    policy: "edge".into(),
+                    direction: Direction::Ingress,
+                    index: 0,
+                }
+        })
+        .unwrap_or_else(|| panic!("{counters:#?}"));
+    assert_eq!((rule0.elements, rule0.handles.len()), (1, 0), "{rule0:?}");
+    assert!(rule0.packets >= 1, "{rule0:?}");
+}
+
+#[test]
+#[serial_test::serial]
 fn failsafe_ports_stay_open_under_deny_all() {
     let f = Fabric::new();
     let _servers = [22, 179, 2222, 8080].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));

@@ -4,6 +4,7 @@
 //!   ca1 10.244.1.2 ─ cali-a1 ┐                        ┌ cali-b1 ─ cb1 10.244.2.2
 //!   ca2 10.244.1.3 ─ cali-a2 ┤ host a ── a-b ─ b-a ── │ host b
 //!                            └ a-out 172.31.0.1 ─ out-a 172.31.0.2  out (outside)
+//!                                    fd31::1        fd31::2
 //! ```
 //! Containers are wired as Calico does it: a /32 on the container side, a default route out
 //! of eth0, proxy ARP and a /32 host route on the host side. Hosts route each other's blocks
@@ -41,6 +42,7 @@ pub const CA2: &str = "10.244.1.3";
 pub const CB1: &str = "10.244.2.2";
 pub const A_OUT: &str = "172.31.0.1";
 pub const OUT: &str = "172.31.0.2";
+pub const A_OUT6: &str = "fd31::1";
 
 fn container(host: &Netns, tag: &str, host_if: &str, ip: &str) -> Netns {
     let c = Netns::new(tag).expect("container namespace");
@@ -69,10 +71,10 @@ impl Fabric {
         link(
             &a,
             "a-out",
-            &["172.31.0.1/24"],
+            &["172.31.0.1/24", "fd31::1/64"],
             &out,
             "out-a",
-            &["172.31.0.2/24"],
+            &["172.31.0.2/24", "fd31::2/64"],
         )
         .expect("outside link");
         a.ip(&["route", "add", "10.244.2.0/24", "via", "10.10.0.2"])
