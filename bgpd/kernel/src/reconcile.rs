@@ -165,6 +165,8 @@ impl Reconciler {
     async fn run(mut self, mut monitor: FibMonitor, mut updates: mpsc::Receiver<WantedUpdate>) {
         self.reconcile().await;
         let mut resync = tokio::time::interval(self.options.resync_interval);
+        // A busy loop that missed ticks does one resync, not a burst of them.
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await;
         while self.fib.is_some() {
             let due = self.dirty_at;
