@@ -81,7 +81,8 @@ impl LinkState {
 
 /// True for the errno values that mean "no such thing".
 fn is_absent(err: &rtnetlink::Error) -> bool {
-    matches!(errno_of(err), Some(e) if e == nix::libc::ENODEV || e == nix::libc::ESRCH || e == nix::libc::ENOENT)
+    use nix::libc::{ENODEV, ENOENT, ESRCH};
+    matches!(errno_of(err), Some(ENODEV | ESRCH | ENOENT))
 }
 
 /// The interface named `name`, if there is one.

@@ -10,7 +10,8 @@ use std::str::FromStr;
 pub enum InvalidSpec {
     /// A container id must look like a CNI container id.
     #[error(
-        "container id {0:?}: want 1 to {max} characters of [A-Za-z0-9_.-], starting with a letter or digit",
+        "container id {0:?}: want 1 to {max} characters of [A-Za-z0-9_.-], \
+         starting with a letter or digit",
         max = ContainerId::MAX_LEN
     )]
     ContainerId(String),

@@ -299,7 +299,8 @@ fn missing_namespace_is_a_clear_error() {
         errors
     });
     assert!(
-        matches!(&errors[0], Error::NamespaceNotFound { path } if path.to_str() == Some("/run/netns/fab-no-such-namespace")),
+        matches!(&errors[0], Error::NamespaceNotFound { path }
+            if path.to_str() == Some("/run/netns/fab-no-such-namespace")),
         "{:?}",
         errors[0]
     );
@@ -404,7 +405,8 @@ fn interfaces_that_are_not_ours_are_never_touched() {
     });
     for err in [&attach_err, &detach_err] {
         assert!(
-            matches!(err, Error::NameClash { side: Side::Host, ifname, .. } if *ifname == squatter.as_str()),
+            matches!(err, Error::NameClash { side: Side::Host, ifname, .. }
+                if *ifname == squatter.as_str()),
             "{err:?}"
         );
     }
