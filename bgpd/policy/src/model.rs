@@ -733,6 +733,20 @@ icmp = { type = 8 }
     }
 
     #[test]
+    fn readme_and_example_files_parse() {
+        let readme = include_str!("../README.md");
+        let block = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("README has a toml block");
+        let f = PolicyFile::parse(block, "README.md").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.policies[0].ingress.len(), 2);
+        PolicyFile::parse(include_str!("../examples/policy.toml"), "policy.toml")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
     fn errors_name_file_line_column_and_key() {
         let cases: &[(&str, &str)] = &[
             (
