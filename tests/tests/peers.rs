@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use testkit::netns::{Netns, link};
 use testkit::peers::bird::Bird;
+use testkit::peers::exabgp::Exabgp;
+use testkit::peers::frr::Frr;
 use testkit::peers::gobgp::Gobgp;
 use testkit::peers::{BgpPeer, Community, LargeCommunity, Neighbor, PeerConfig, Route};
 
@@ -124,4 +126,28 @@ fn bird_and_gobgp_exchange_and_withdraw_routes() {
     let mut bird = Bird::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
     let mut gobgp = Gobgp::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
     exchange(&mut bird, &mut gobgp);
+}
+
+#[test]
+fn frr_and_gobgp_exchange_and_withdraw_routes() {
+    let pair = Pair::new();
+    let mut frr = Frr::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
+    let mut gobgp = Gobgp::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
+    exchange(&mut frr, &mut gobgp);
+}
+
+#[test]
+fn bird_and_frr_exchange_and_withdraw_routes() {
+    let pair = Pair::new();
+    let mut bird = Bird::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
+    let mut frr = Frr::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
+    exchange(&mut bird, &mut frr);
+}
+
+#[test]
+fn exabgp_and_bird_exchange_and_withdraw_routes() {
+    let pair = Pair::new();
+    let mut exabgp = Exabgp::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
+    let mut bird = Bird::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
+    exchange(&mut exabgp, &mut bird);
 }

@@ -96,11 +96,6 @@ impl Daemon {
             .open(self.path(&format!("{}.out", self.what)))
     }
 
-    /// Runs a control command (`birdc`, `gobgp`, `vtysh` …) in the namespace; returns stdout.
-    pub(crate) fn control(&self, program: &str, args: &[&str]) -> io::Result<String> {
-        run(self.in_netns(program).args(args))
-    }
-
     /// Runs a command in the root namespace (for tools that only need a unix socket).
     pub(crate) fn control_here(&self, program: &str, args: &[&str]) -> io::Result<String> {
         run(Command::new(program).args(args))

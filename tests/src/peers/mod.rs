@@ -25,6 +25,8 @@
 pub mod bird;
 mod config;
 mod daemon;
+pub mod exabgp;
+pub mod frr;
 pub mod gobgp;
 mod state;
 
