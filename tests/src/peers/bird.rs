@@ -457,7 +457,7 @@ mod tests {
 \tBGP.large_community: (65002, 1, 1) (65002, 1, 2)\n\
 \tBGP.originator_id: 10.0.0.7\n\
 \tBGP.cluster_list: 10.0.0.5 10.0.0.6\n\
-                     unicast [peer1 01:12:07.000] (100s) [AS65002i]\n\
+\x20                    unicast [peer1 01:12:07.000] (100s) [AS65002i]\n\
 \tBGP.as_path: 65002\n\
 10.50.0.0/24         blackhole [static4 01:12:04.273] * (200)\n\
 \tType: static univ\n";
