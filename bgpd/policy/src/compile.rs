@@ -154,7 +154,7 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
         }
     }
 
-    let mut policy_chains = String::new();
+    let mut chains = Vec::new();
     for (i, dir) in used {
         let p = policies[i];
         let mut clauses = Vec::new();
@@ -167,10 +167,16 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
                 });
             }
         }
-        let body = out.policy_body(p, dir, clauses);
+        chains.push((p, dir, clauses));
+    }
+    let mut literals = Literals::count(chains.iter().flat_map(|(_, _, c)| c));
+    let mut policy_chains = String::new();
+    for (p, dir, clauses) in chains {
+        let body = out.policy_body(p, dir, clauses, &mut literals);
         chain_block(&mut policy_chains, &policy_chain(p, dir), None, &body);
     }
 
+    out.literal_sets(&literals);
     out.sets(&sets, inputs);
     out.text.push_str(&policy_chains);
     out.text.push_str(&endpoint_chains);
@@ -662,17 +668,64 @@ fn set_block(out: &mut String, name: &str, kind: &str, flags: &str, elements: &[
     out.push_str("\t}\n");
 }
 
-fn list<T: ToString>(items: &[T]) -> String {
-    match items {
-        [one] => one.to_string(),
-        _ => format!(
-            "{{ {} }}",
-            items
-                .iter()
-                .map(T::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+/// Literal lists (networks, ports) of plain rules. A list used once is written inline; one
+/// used again becomes a named set shared by its users, since every set (inline ones too) costs
+/// nft and the kernel far more than a rule does.
+#[derive(Default)]
+struct Literals {
+    uses: BTreeMap<LiteralKey, usize>,
+    named: BTreeMap<LiteralKey, String>,
+}
+
+/// A literal list as a set key: its nft element type and its elements' text.
+type LiteralKey = (&'static str, Vec<String>);
+
+/// Networks of one clause share a family (clauses are split by family).
+fn nets_key(nets: &[IpNetwork]) -> LiteralKey {
+    let ty = if nets.first().is_some_and(IpNetwork::is_ipv6) {
+        "ipv6_addr"
+    } else {
+        "ipv4_addr"
+    };
+    (ty, nets.iter().map(IpNetwork::to_string).collect())
+}
+
+fn ports_key(ports: &[PortRange]) -> LiteralKey {
+    (
+        "inet_service",
+        ports.iter().map(PortRange::to_string).collect(),
+    )
+}
+
+impl Literals {
+    fn count<'a>(clauses: impl Iterator<Item = &'a Numbered>) -> Literals {
+        let mut l = Literals::default();
+        for n in clauses {
+            for side in [&n.clause.src, &n.clause.dst] {
+                let nets = side.nets.iter().chain([&side.not_nets]);
+                let ports = [&side.ports, &side.not_ports];
+                let keys = nets
+                    .filter(|v| v.len() > 1)
+                    .map(|v| nets_key(v))
+                    .chain(ports.iter().filter(|v| v.len() > 1).map(|v| ports_key(v)));
+                for k in keys {
+                    *l.uses.entry(k).or_default() += 1;
+                }
+            }
+        }
+        l
+    }
+
+    /// `x`, `{ x, y }` or `@litN`.
+    fn list(&mut self, key: LiteralKey) -> String {
+        if let [one] = key.1.as_slice() {
+            return one.clone();
+        }
+        if self.uses.get(&key).copied().unwrap_or(0) < 2 {
+            return format!("{{ {} }}", key.1.join(", "));
+        }
+        let next = format!("lit{}", self.named.len());
+        format!("@{}", self.named.entry(key).or_insert(next))
     }
 }
 
@@ -695,7 +748,7 @@ fn protocol_match(p: Protocol) -> &'static str {
 }
 
 /// The match part of a plain (non-map) rule.
-fn render_matches(c: &Clause) -> Vec<String> {
+fn render_matches(c: &Clause, lits: &mut Literals) -> Vec<String> {
     let mut parts = Vec::new();
     let ip = match c.family {
         Some(IpVersion::V4) => "ip",
@@ -719,10 +772,13 @@ fn render_matches(c: &Clause) -> Vec<String> {
     }
     for (side, field) in [(&c.src, "saddr"), (&c.dst, "daddr")] {
         if let Some(nets) = &side.nets {
-            parts.push(format!("{ip} {field} {}", list(nets)));
+            parts.push(format!("{ip} {field} {}", lits.list(nets_key(nets))));
         }
         if !side.not_nets.is_empty() {
-            parts.push(format!("{ip} {field} != {}", list(&side.not_nets)));
+            parts.push(format!(
+                "{ip} {field} != {}",
+                lits.list(nets_key(&side.not_nets))
+            ));
         }
         for s in &side.sets {
             parts.push(format!("{ip} {field} @{s}"));
@@ -734,13 +790,17 @@ fn render_matches(c: &Clause) -> Vec<String> {
     if let Some(proto) = c.protocol.and_then(Protocol::with_ports) {
         for (side, field) in [(&c.src, "sport"), (&c.dst, "dport")] {
             if !side.ports.is_empty() {
-                parts.push(format!("{} {field} {}", proto.as_str(), list(&side.ports)));
+                parts.push(format!(
+                    "{} {field} {}",
+                    proto.as_str(),
+                    lits.list(ports_key(&side.ports))
+                ));
             }
             if !side.not_ports.is_empty() {
                 parts.push(format!(
                     "{} {field} != {}",
                     proto.as_str(),
-                    list(&side.not_ports)
+                    lits.list(ports_key(&side.not_ports))
                 ));
             }
         }
@@ -773,7 +833,13 @@ impl Script {
     }
 
     /// The rules of one policy chain: plain rules, and verdict maps for literal runs.
-    fn policy_body(&mut self, p: &Policy, dir: Direction, clauses: Vec<Numbered>) -> Vec<String> {
+    fn policy_body(
+        &mut self,
+        p: &Policy,
+        dir: Direction,
+        clauses: Vec<Numbered>,
+        lits: &mut Literals,
+    ) -> Vec<String> {
         let mut body = Vec::new();
         let mut run: Vec<(Numbered, Vec<Element>)> = Vec::new();
         let mut run_shape: Option<Shape> = None;
@@ -790,7 +856,7 @@ impl Script {
                 Some((s, els)) => {
                     let fits = run_shape == Some(s) && !els.iter().any(|e| index.conflicts(&e.key));
                     if !fits {
-                        self.flush(&mut body, &mut run, run_shape, p, dir);
+                        self.flush(&mut body, &mut run, run_shape, p, dir, lits);
                         index = KeyIndex::default();
                         run_shape = Some(s);
                     }
@@ -800,19 +866,19 @@ impl Script {
                     run.push((n, els));
                 }
                 None => {
-                    self.flush(&mut body, &mut run, run_shape, p, dir);
+                    self.flush(&mut body, &mut run, run_shape, p, dir, lits);
                     index = KeyIndex::default();
                     run_shape = None;
-                    body.push(self.plain(&n, p, dir));
+                    body.push(self.plain(&n, p, dir, lits));
                 }
             }
         }
-        self.flush(&mut body, &mut run, run_shape, p, dir);
+        self.flush(&mut body, &mut run, run_shape, p, dir, lits);
         body
     }
 
-    fn plain(&self, n: &Numbered, p: &Policy, dir: Direction) -> String {
-        let mut parts = render_matches(&n.clause);
+    fn plain(&self, n: &Numbered, p: &Policy, dir: Direction, lits: &mut Literals) -> String {
+        let mut parts = render_matches(&n.clause, lits);
         parts.push("counter".to_string());
         parts.push(verdict(n.action, p, dir, n.index));
         parts.push(format!(
@@ -830,10 +896,11 @@ impl Script {
         shape: Option<Shape>,
         p: &Policy,
         dir: Direction,
+        lits: &mut Literals,
     ) {
         let (Some(s), true) = (shape, run.len() > 1) else {
             for (n, _) in run.drain(..) {
-                body.push(self.plain(&n, p, dir));
+                body.push(self.plain(&n, p, dir, lits));
             }
             return;
         };
@@ -948,6 +1015,19 @@ impl Script {
                 "inet_proto . inet_service",
                 "",
                 &elements,
+            );
+        }
+    }
+
+    /// Named sets for literal lists used by more than one rule.
+    fn literal_sets(&mut self, lits: &Literals) {
+        for ((ty, elements), name) in &lits.named {
+            set_block(
+                &mut self.text,
+                name,
+                ty,
+                "flags interval\n\t\tauto-merge",
+                elements,
             );
         }
     }
@@ -1189,16 +1269,20 @@ mod tests {
                 &[],
             ),
             (
-                "a rule alone stays a plain rule; ports without addresses use an inline set",
+                "a rule alone stays a plain rule; a list used twice becomes a shared named set",
                 format!(
                     "{DB_POLICY}[[policy.ingress]]\naction = \"allow\"\nprotocol = \"udp\"\n\
                      source = {{ not_nets = [\"10.9.0.0/16\"] }}\n\
-                     destination = {{ ports = [53, \"5000:5010\"], not_ports = [5005] }}\n"
+                     destination = {{ ports = [53, \"5000:5010\"], not_ports = [5005] }}\n\
+                     [[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\nip_version = 4\n\
+                     destination = {{ ports = [80, 443] }}\n"
                 ),
                 &[
-                    "meta l4proto udp ip saddr != 10.9.0.0/16 udp dport { 53, 5000-5010 } udp dport != 5005 counter accept comment \"policy db ingress rule 0\"",
+                    "set lit0 {\n\t\ttype inet_service\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 53,\n\t\t\t5000-5010 }",
+                    "meta l4proto udp ip saddr != 10.9.0.0/16 udp dport @lit0 udp dport != 5005 counter accept comment \"policy db ingress rule 0\"",
+                    "meta nfproto ipv4 meta l4proto tcp tcp dport { 80, 443 } counter accept comment \"policy db ingress rule 1\"",
                     // IPv6 packets are never in an IPv4 network: only the ports matter.
-                    "meta nfproto ipv6 meta l4proto udp udp dport { 53, 5000-5010 } udp dport != 5005 counter accept",
+                    "meta nfproto ipv6 meta l4proto udp udp dport @lit0 udp dport != 5005 counter accept",
                 ],
                 &["map rules0", "ip6 saddr !="],
             ),
