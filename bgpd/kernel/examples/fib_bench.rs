@@ -36,7 +36,8 @@ fn main() -> Result<()> {
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for &n in &sizes {
         let routes = routes(n)?;
-        let changes: Vec<Change> = routes.iter().cloned().map(Change::Install).collect();
+        // Adds into an empty table, as `ip route add` does.
+        let changes: Vec<Change> = routes.iter().cloned().map(Change::Create).collect();
         let batch = std::env::temp_dir().join(format!("fib-bench-{}.txt", std::process::id()));
         let mut file = std::io::BufWriter::new(std::fs::File::create(&batch)?);
         for route in &routes {

@@ -160,7 +160,7 @@ impl ChangeEncoder {
     ) {
         let prefix = change.prefix();
         let shape = match change {
-            Change::Install(route) => Shape::Install {
+            Change::Create(route) | Change::Replace(route) => Shape::Install {
                 ipv6: prefix.is_ipv6(),
                 kind: route.kind().clone(),
             },
@@ -178,7 +178,9 @@ impl ChangeEncoder {
             out.truncate(start);
         }
         let body = match change {
-            Change::Install(route) => RouteNetlinkMessage::NewRoute(install_message(route, config)),
+            Change::Create(route) | Change::Replace(route) => {
+                RouteNetlinkMessage::NewRoute(install_message(route, config))
+            }
             Change::Remove(stale) => RouteNetlinkMessage::DelRoute(remove_message(stale, config)),
         };
         let start = out.len();
@@ -450,16 +452,16 @@ mod tests {
         let v6 = |i: u32| IpAddr::V6(Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(i) << 64));
         let p6 = |i: u32| Prefix::new(v6(i), 48 + (i % 17) as u8).unwrap();
         let shapes: Vec<Box<dyn Fn(u32) -> Change>> = vec![
-            Box::new(|i| Change::Install(Route::blackhole(p4(i)))),
-            Box::new(|i| Change::Install(Route::blackhole(p6(i)))),
-            Box::new(|i| Change::Install(Route::host(v4(i), if3))),
-            Box::new(|i| Change::Install(Route::host(v6(i), if3))),
-            Box::new(|i| Change::Install(Route::via(p4(i), hops(&["10.0.0.1"])).unwrap())),
+            Box::new(|i| Change::Create(Route::blackhole(p4(i)))),
+            Box::new(|i| Change::Replace(Route::blackhole(p6(i)))),
+            Box::new(|i| Change::Replace(Route::host(v4(i), if3))),
+            Box::new(|i| Change::Replace(Route::host(v6(i), if3))),
+            Box::new(|i| Change::Replace(Route::via(p4(i), hops(&["10.0.0.1"])).unwrap())),
             Box::new(|i| {
-                Change::Install(Route::via(p4(i), hops(&["10.0.0.1", "10.0.0.2"])).unwrap())
+                Change::Replace(Route::via(p4(i), hops(&["10.0.0.1", "10.0.0.2"])).unwrap())
             }),
             Box::new(|i| {
-                Change::Install(Route::via(p6(i), hops(&["fe80::1", "fe80::2"])).unwrap())
+                Change::Replace(Route::via(p6(i), hops(&["fe80::1", "fe80::2"])).unwrap())
             }),
             Box::new(|i| {
                 Change::Remove(Stale {
@@ -483,7 +485,9 @@ mod tests {
             let flags = if seq % 5 == 0 { NLM_F_ACK } else { 0 };
             encoder.encode(change, &config, flags, seq as u32, &mut patched);
             let body = match change {
-                Change::Install(r) => RouteNetlinkMessage::NewRoute(install_message(r, &config)),
+                Change::Create(r) | Change::Replace(r) => {
+                    RouteNetlinkMessage::NewRoute(install_message(r, &config))
+                }
                 Change::Remove(s) => RouteNetlinkMessage::DelRoute(remove_message(s, &config)),
             };
             encode(body, flags, seq as u32, &mut fresh);

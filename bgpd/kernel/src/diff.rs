@@ -19,8 +19,11 @@ pub struct Stale {
 /// One write to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Change {
-    /// Create or replace in place (`NLM_F_CREATE | NLM_F_REPLACE`): never a delete-then-add gap.
-    Install(Route),
+    /// Add where no route is (`NLM_F_CREATE | NLM_F_EXCL`): a route that appeared in the slot
+    /// since we looked, ours or another protocol's, is never overwritten.
+    Create(Route),
+    /// Replace our route in place (`NLM_F_CREATE | NLM_F_REPLACE`): never a delete-then-add gap.
+    Replace(Route),
     /// Delete our route.
     Remove(Stale),
 }
@@ -29,7 +32,7 @@ impl Change {
     /// The prefix this change writes.
     pub fn prefix(&self) -> Prefix {
         match self {
-            Change::Install(route) => route.prefix(),
+            Change::Create(route) | Change::Replace(route) => route.prefix(),
             Change::Remove(stale) => stale.prefix,
         }
     }
@@ -38,7 +41,8 @@ impl Change {
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Change::Install(route) => write!(f, "install {route}"),
+            Change::Create(route) => write!(f, "add {route}"),
+            Change::Replace(route) => write!(f, "replace {route}"),
             Change::Remove(stale) => write!(f, "remove {} metric {}", stale.prefix, stale.metric),
         }
     }
@@ -47,7 +51,7 @@ impl fmt::Display for Change {
 /// The outcome of comparing the kernel with the wanted set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// The writes, installs first, each group in prefix order.
+    /// The writes: adds and replaces in prefix order, then removals.
     pub changes: Vec<Change>,
     /// Wanted routes whose slot (prefix, table, default metric) holds another protocol's route:
     /// installing would overwrite it, so they are left out and reported.
@@ -82,16 +86,15 @@ pub fn plan(kernel: &[KernelRoute], wanted: &RouteSet, config: &FibConfig) -> Pl
             plan.conflicts.push(route);
             continue;
         }
-        let right = mine.iter().any(|r| {
-            r.metric == metric
-                && r.kind
-                    .as_ref()
-                    .is_some_and(|k| route.kind().is_satisfied_by(k))
-        });
-        if right {
-            plan.in_place += 1;
-        } else {
-            plan.changes.push(Change::Install(route));
+        let in_slot = mine.iter().find(|r| r.metric == metric);
+        match in_slot.map(|r| {
+            r.kind
+                .as_ref()
+                .is_some_and(|k| route.kind().is_satisfied_by(k))
+        }) {
+            Some(true) => plan.in_place += 1,
+            Some(false) => plan.changes.push(Change::Replace(route)),
+            None => plan.changes.push(Change::Create(route)),
         }
     }
     removes.extend(ours.values().flatten().map(|r| stale(r)));
@@ -152,8 +155,12 @@ mod tests {
         Route::new(p(prefix), kind).unwrap()
     }
 
-    fn install(prefix: &str, kind: RouteKind) -> Change {
-        Change::Install(w(prefix, kind))
+    fn create(prefix: &str, kind: RouteKind) -> Change {
+        Change::Create(w(prefix, kind))
+    }
+
+    fn replace(prefix: &str, kind: RouteKind) -> Change {
+        Change::Replace(w(prefix, kind))
     }
 
     fn remove(prefix: &str, metric: u32) -> Change {
@@ -194,11 +201,11 @@ mod tests {
                     w("fd00:20::/122", via(&["fe80::2"])),
                 ],
                 changes: vec![
-                    install("10.10.0.0/26", RouteKind::Blackhole),
-                    install("10.10.0.5/32", dev(7)),
-                    install("10.20.0.0/26", via(&["192.168.0.2", "192.168.0.3"])),
-                    install("fd00:10::/122", RouteKind::Blackhole),
-                    install("fd00:20::/122", via(&["fe80::2"])),
+                    create("10.10.0.0/26", RouteKind::Blackhole),
+                    create("10.10.0.5/32", dev(7)),
+                    create("10.20.0.0/26", via(&["192.168.0.2", "192.168.0.3"])),
+                    create("fd00:10::/122", RouteKind::Blackhole),
+                    create("fd00:20::/122", via(&["fe80::2"])),
                 ],
                 conflicts: vec![],
                 in_place: 0,
@@ -250,9 +257,9 @@ mod tests {
                     w("10.10.0.0/26", RouteKind::Blackhole),
                 ],
                 changes: vec![
-                    install("10.10.0.0/26", RouteKind::Blackhole),
-                    install("10.10.0.5/32", dev(8)),
-                    install("10.20.0.0/26", via(&["192.168.0.2", "192.168.0.9"])),
+                    replace("10.10.0.0/26", RouteKind::Blackhole),
+                    replace("10.10.0.5/32", dev(8)),
+                    replace("10.20.0.0/26", via(&["192.168.0.2", "192.168.0.9"])),
                 ],
                 conflicts: vec![],
                 in_place: 0,
@@ -272,7 +279,7 @@ mod tests {
                     ..k("10.10.0.0/26", STATIC, dev(2))
                 }],
                 wanted: vec![w("10.10.0.0/26", RouteKind::Blackhole)],
-                changes: vec![install("10.10.0.0/26", RouteKind::Blackhole)],
+                changes: vec![create("10.10.0.0/26", RouteKind::Blackhole)],
                 conflicts: vec![],
                 in_place: 0,
             },
@@ -293,8 +300,9 @@ mod tests {
                     w("10.70.0.0/24", RouteKind::Blackhole),
                 ],
                 changes: vec![
-                    install("10.10.0.0/26", RouteKind::Blackhole),
-                    install("10.70.0.0/24", RouteKind::Blackhole),
+                    // Nothing of ours at our metric: a create. Ours of an odd shape: replaced.
+                    create("10.10.0.0/26", RouteKind::Blackhole),
+                    replace("10.70.0.0/24", RouteKind::Blackhole),
                     remove("10.10.0.0/26", 5),
                 ],
                 conflicts: vec![],

@@ -49,6 +49,9 @@ pub enum Refusal {
     /// No route to the gateway, so it cannot be a next hop (ENETUNREACH, EHOSTUNREACH).
     #[error("gateway not reachable")]
     GatewayUnreachable,
+    /// An add found a route already in the slot (EEXIST): it appeared since we looked.
+    #[error("another route already holds this prefix")]
+    Occupied,
     /// Any other error, with the kernel's extended-ack text when it gave one.
     #[error("{}{}", io::Error::from_raw_os_error(*errno), message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
     Kernel {
@@ -66,6 +69,7 @@ impl Refusal {
             libc::ENETDOWN => Refusal::LinkDown,
             libc::ENODEV => Refusal::NoSuchInterface,
             libc::ENETUNREACH | libc::EHOSTUNREACH => Refusal::GatewayUnreachable,
+            libc::EEXIST => Refusal::Occupied,
             _ => Refusal::Kernel { errno, message },
         }
     }
@@ -73,7 +77,10 @@ impl Refusal {
     /// True when the route waits on the world (a link, an interface, a gateway), not on a fix
     /// of ours: it is retried when links change.
     pub fn is_unresolvable(&self) -> bool {
-        !matches!(self, Refusal::Kernel { .. })
+        matches!(
+            self,
+            Refusal::LinkDown | Refusal::NoSuchInterface | Refusal::GatewayUnreachable
+        )
     }
 }
 

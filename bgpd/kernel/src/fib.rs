@@ -10,8 +10,8 @@ use std::io;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REPLACE, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
@@ -219,7 +219,8 @@ impl Fib {
             // Only the last message is acked: it marks the end of the batch's replies.
             let ack = if i == last_index { NLM_F_ACK } else { 0 };
             let flags = match change {
-                Change::Install(_) => NLM_F_CREATE | NLM_F_REPLACE | ack,
+                Change::Create(_) => NLM_F_CREATE | NLM_F_EXCL | ack,
+                Change::Replace(_) => NLM_F_CREATE | NLM_F_REPLACE | ack,
                 Change::Remove(_) => ack,
             };
             encoder.encode(change, &self.config, flags, seq, &mut self.tx);

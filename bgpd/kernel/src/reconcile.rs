@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::config::{FibConfig, default_metric};
 use crate::diff::{Change, Stale, plan};
-use crate::error::{Error, RouteFailure};
+use crate::error::{Error, Refusal, RouteFailure};
 use crate::fib::{Applied, Fib};
 use crate::monitor::{FibEvent, FibMonitor};
 use crate::route::{KernelRoute, Prefix, Route, RouteSet};
@@ -240,9 +240,18 @@ impl Reconciler {
                 }
                 WantedUpdate::Upsert(route) => {
                     let prefix = route.prefix();
-                    if wanted.insert(route.clone()).as_ref() != Some(route.kind()) {
-                        writes.insert(prefix, Change::Install(route));
+                    let old = wanted.insert(route.clone());
+                    if old.as_ref() == Some(route.kind()) {
+                        continue;
                     }
+                    // A prefix new to us is added exclusively, so nothing that appeared there
+                    // is overwritten; one we already hold (or are about to remove) is replaced.
+                    let change = match (writes.get(&prefix), old) {
+                        (Some(Change::Remove(_)), _) => Change::Replace(route),
+                        (Some(Change::Create(_)), _) | (None, None) => Change::Create(route),
+                        _ => Change::Replace(route),
+                    };
+                    writes.insert(prefix, change);
                 }
                 WantedUpdate::Withdraw(prefix) => {
                     if wanted.remove(&prefix).is_some() {
@@ -261,12 +270,14 @@ impl Reconciler {
         }
         self.conflicts.retain(|r| !writes.contains_key(&r.prefix()));
         // Never overwrite another protocol's route: a wanted route in its slot waits.
-        let (held, changes): (Vec<Change>, Vec<Change>) = writes
-            .into_values()
-            .partition(|c| matches!(c, Change::Install(r) if self.occupied.contains(&r.prefix())));
+        let (held, changes): (Vec<Change>, Vec<Change>) =
+            writes.into_values().partition(|c| match c {
+                Change::Create(r) | Change::Replace(r) => self.occupied.contains(&r.prefix()),
+                Change::Remove(_) => false,
+            });
         self.conflicts
             .extend(held.into_iter().filter_map(|c| match c {
-                Change::Install(route) => Some(route),
+                Change::Create(route) | Change::Replace(route) => Some(route),
                 Change::Remove(_) => None,
             }));
         if !changes.is_empty() {
@@ -338,9 +349,17 @@ impl Reconciler {
     }
 
     fn record(&mut self, applied: Applied) {
+        // An add that found its slot taken: a full look tells a conflict from our own route.
+        if applied
+            .failures
+            .iter()
+            .any(|f| f.cause == Refusal::Occupied)
+        {
+            self.mark_dirty(self.options.debounce);
+        }
         for failure in applied.failures {
             match &failure.change {
-                Change::Install(route) => {
+                Change::Create(route) | Change::Replace(route) => {
                     tracing::warn!(%failure, "route not installed");
                     self.failures.insert(route.prefix(), failure);
                 }

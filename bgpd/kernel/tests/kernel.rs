@@ -10,7 +10,7 @@ use bgpd_kernel::{
     Change, Error, Fib, FibConfig, FibMonitor, FibStatus, Ifindex, NextHop, NextHops, Prefix,
     ReconcileOptions, Refusal, Route, RouteSet, TableId, WantedUpdate, spawn,
 };
-use common::{IpMonitor, block_on_in_netns, in_netns, ip_route, ip_routes};
+use common::{IpMonitor, block_on_in_netns, in_netns, ip_route, ip_routes, ip_run};
 use serde_json::Value;
 use testkit::netns::{Netns, link};
 use testkit::process::wait_until;
@@ -31,7 +31,7 @@ fn via(prefix: &str, gateways: &[&str]) -> Route {
 }
 
 fn install(routes: &[Route]) -> Vec<Change> {
-    routes.iter().cloned().map(Change::Install).collect()
+    routes.iter().cloned().map(Change::Replace).collect()
 }
 
 /// A namespace with an up interface `d0` (a veth whose peer `d0p` is up too, so it has carrier;
@@ -39,14 +39,11 @@ fn install(routes: &[Route]) -> Vec<Change> {
 /// .2/.3/.4 and fd00:a::2/3/4 are on-link.
 fn host_with_link(tag: &str) -> Netns {
     let ns = Netns::new(tag).unwrap();
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"])
-        .unwrap();
-    ns.ip(&["link", "set", "d0p", "up"]).unwrap();
-    ns.ip(&["addr", "add", "192.168.10.1/24", "dev", "d0"])
-        .unwrap();
-    ns.ip(&["addr", "add", "fd00:a::1/64", "dev", "d0", "nodad"])
-        .unwrap();
-    ns.ip(&["link", "set", "d0", "up"]).unwrap();
+    ip_run(&ns, "link add d0 type veth peer name d0p");
+    ip_run(&ns, "link set d0p up");
+    ip_run(&ns, "addr add 192.168.10.1/24 dev d0");
+    ip_run(&ns, "addr add fd00:a::1/64 dev d0 nodad");
+    ip_run(&ns, "link set d0 up");
     ns
 }
 
@@ -70,50 +67,21 @@ fn reconcile_writes_only_the_difference_and_never_touches_foreign_routes() {
     let ns = host_with_link("rec");
     let d0 = ifindex(&ns, "d0");
     // Already as wanted, from an earlier run.
-    ns.ip(&["route", "add", "blackhole", "10.10.0.0/26", "proto", PROTO])
-        .unwrap();
+    ip_run(&ns, "route add blackhole 10.10.0.0/26 proto 98");
     // Ours, no longer wanted.
-    ns.ip(&["route", "add", "10.30.0.0/24", "dev", "d0", "proto", PROTO])
-        .unwrap();
-    ns.ip(&[
-        "-6",
-        "route",
-        "add",
-        "fd00:30::/64",
-        "dev",
-        "d0",
-        "proto",
-        PROTO,
-    ])
-    .unwrap();
+    ip_run(&ns, "route add 10.30.0.0/24 dev d0 proto 98");
+    ip_run(&ns, "-6 route add fd00:30::/64 dev d0 proto 98");
     // Another protocol's route, and our protocol in another table: both stay.
-    ns.ip(&[
-        "route",
-        "add",
-        "10.50.0.0/16",
-        "dev",
-        "d0",
-        "proto",
-        "static",
-    ])
-    .unwrap();
-    ns.ip(&[
-        "route",
-        "add",
-        "10.60.0.0/16",
-        "dev",
-        "d0",
-        "table",
-        "100",
-        "proto",
-        PROTO,
-    ])
-    .unwrap();
+    ip_run(&ns, "route add 10.50.0.0/16 dev d0 proto static");
+    // Another protocol's route exactly where we want one: reported, not overwritten.
+    ip_run(&ns, "route add 10.10.0.64/26 dev d0 proto static");
+    ip_run(&ns, "route add 10.60.0.0/16 dev d0 table 100 proto 98");
     let wanted: RouteSet = [
         Route::blackhole(p("10.10.0.0/26")),
         Route::host(ip("10.10.0.5"), d0),
         Route::blackhole(p("fd00:10::/122")),
         Route::host(ip("fd00:10::5"), d0),
+        Route::blackhole(p("10.10.0.64/26")),
     ]
     .into_iter()
     .collect();
@@ -130,7 +98,7 @@ fn reconcile_writes_only_the_difference_and_never_touches_foreign_routes() {
         "{:?}",
         done.applied.failures
     );
-    assert!(done.conflicts.is_empty());
+    assert_eq!(done.conflicts, [Route::blackhole(p("10.10.0.64/26"))]);
     let deleted: Vec<_> = events.iter().filter(|l| l.starts_with("Deleted")).collect();
     let added: Vec<_> = events
         .iter()
@@ -170,6 +138,8 @@ fn reconcile_writes_only_the_difference_and_never_touches_foreign_routes() {
         ip_route(&ns, "10.50.0.0/16").expect("foreign route")["protocol"],
         "static"
     );
+    let slot = ip_route(&ns, "10.10.0.64/26").expect("foreign route in our slot");
+    assert_eq!(slot["protocol"], "static");
     assert_eq!(
         ip_routes(&ns, false, &["table", "100"]).len(),
         1,
@@ -186,6 +156,7 @@ fn reconcile_writes_only_the_difference_and_never_touches_foreign_routes() {
     .unwrap();
     assert_eq!(writes, 0);
     assert_eq!(again.in_place, 4);
+    assert_eq!(again.conflicts.len(), 1);
     assert!(
         monitor.since(&mark).is_empty(),
         "a reconcile with nothing to do wrote"
@@ -304,13 +275,16 @@ fn routes_go_to_the_configured_table_even_before_it_exists() {
 #[test]
 fn refusals_name_the_route_and_the_reason() {
     let ns = host_with_link("err");
-    let changes = install(&[
+    ip_run(&ns, "route add 10.10.1.0/26 dev d0 proto static");
+    let mut changes = install(&[
         Route::host(ip("10.10.0.9"), Ifindex::new(9999).unwrap()),
         via("10.99.0.0/24", &["203.0.113.1"]),
         Route::blackhole(p("10.10.0.0/26")),
     ]);
+    // An add never overwrites what appeared in its slot.
+    changes.push(Change::Create(Route::blackhole(p("10.10.1.0/26"))));
     let applied = in_netns(&ns, || Fib::open(FibConfig::default())?.apply(&changes)).unwrap();
-    assert_eq!(applied.written, 3);
+    assert_eq!(applied.written, 4);
     let got: Vec<(String, Refusal)> = applied
         .failures
         .iter()
@@ -321,8 +295,10 @@ fn refusals_name_the_route_and_the_reason() {
         [
             ("10.10.0.9/32".to_string(), Refusal::NoSuchInterface),
             ("10.99.0.0/24".to_string(), Refusal::GatewayUnreachable),
+            ("10.10.1.0/26".to_string(), Refusal::Occupied),
         ]
     );
+    assert_eq!(ip_route(&ns, "10.10.1.0/26").unwrap()["protocol"], "static");
     assert!(applied.failures[0].to_string().contains("10.10.0.9/32"));
     assert!(
         ip_route(&ns, "10.10.0.0/26").is_some(),
@@ -427,16 +403,7 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
             eprintln!("{prefix} restored after {took:?}");
         }
         // Replaced by hand with something else of ours: put back too.
-        ns.ip(&[
-            "route",
-            "replace",
-            "10.10.0.5/32",
-            "via",
-            "192.168.10.9",
-            "proto",
-            PROTO,
-        ])
-        .unwrap();
+        ip_run(&ns, "route replace 10.10.0.5/32 via 192.168.10.9 proto 98");
         let start = Instant::now();
         while ip_route(&ns, "10.10.0.5/32").is_none_or(|r| r["dev"] != "d0") {
             assert!(
@@ -447,7 +414,7 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
         }
 
         // The link goes down: its routes leave the kernel and are reported, not lost.
-        ns.ip(&["link", "set", "d0", "down"]).unwrap();
+        ip_run(&ns, "link set d0 down");
         let down = wait_status(&mut status, "reporting the down link", |s| {
             s.failures.iter().any(|f| f.cause == Refusal::LinkDown)
         })
@@ -461,7 +428,7 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
         );
         assert!(ip_route(&ns, "10.10.0.5/32").is_none());
         // ... and come back when it is up again.
-        ns.ip(&["link", "set", "d0", "up"]).unwrap();
+        ip_run(&ns, "link set d0 up");
         wait_status(&mut status, "in sync after link up", |s| s.in_sync).await;
         wait_route(&ns, "10.10.0.5/32", true, Duration::from_secs(1)).await;
         assert_eq!(gateways(&ip_route(&ns, "10.20.0.0/24").unwrap()).len(), 2);
@@ -489,6 +456,24 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
             2,
             "the repeated upsert wrote nothing"
         );
+
+        // Another protocol's route in the slot: the upsert waits as a conflict.
+        ip_run(&ns, "route add 10.10.2.0/26 dev d0 proto static");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let held = Route::blackhole(p("10.10.2.0/26"));
+        handle
+            .update(WantedUpdate::Upsert(held.clone()))
+            .await
+            .unwrap();
+        let conflicted =
+            wait_status(&mut status, "conflicted", |s| s.conflicts.contains(&held)).await;
+        assert!(!conflicted.in_sync);
+        assert_eq!(ip_route(&ns, "10.10.2.0/26").unwrap()["protocol"], "static");
+        handle
+            .update(WantedUpdate::Withdraw(held.prefix()))
+            .await
+            .unwrap();
+        wait_status(&mut status, "in sync again", |s| s.in_sync).await;
 
         // Dropping the handle ends the task and leaves the routes for the next start.
         drop(status);
@@ -526,9 +511,8 @@ fn programmed_routes_carry_real_packets() {
         &["10.0.2.2/24", "fd00:2::2/64"],
     )
     .unwrap();
-    b.ip(&["addr", "add", "10.9.9.9/32", "dev", "lo"]).unwrap();
-    b.ip(&["addr", "add", "fd00:9::9/128", "dev", "lo"])
-        .unwrap();
+    ip_run(&b, "addr add 10.9.9.9/32 dev lo");
+    ip_run(&b, "addr add fd00:9::9/128 dev lo");
     for (ns, gw4, gw6) in [(&a, "10.0.1.1", "fd00:1::1"), (&b, "10.0.2.1", "fd00:2::1")] {
         ns.ip(&["route", "add", "default", "via", gw4]).unwrap();
         ns.ip(&["-6", "route", "add", "default", "via", gw6])

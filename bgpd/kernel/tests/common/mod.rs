@@ -141,3 +141,9 @@ impl<'a> IpMonitor<'a> {
         std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 }
+
+/// Runs `ip <words of cmd>` in `ns`; panics with ip's error if it fails.
+pub fn ip_run(ns: &Netns, cmd: &str) -> String {
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    ns.ip(&args).unwrap_or_else(|e| panic!("ip {cmd}: {e}"))
+}
