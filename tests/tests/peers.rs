@@ -10,7 +10,9 @@ use testkit::peers::bird::Bird;
 use testkit::peers::exabgp::Exabgp;
 use testkit::peers::frr::Frr;
 use testkit::peers::gobgp::Gobgp;
-use testkit::peers::{BgpPeer, Community, LargeCommunity, Neighbor, PeerConfig, Route};
+use testkit::peers::{
+    AddPath, BgpPeer, Community, GracefulRestart, LargeCommunity, Neighbor, PeerConfig, Route,
+};
 
 const UP: Duration = Duration::from_secs(30);
 const PROPAGATE: Duration = Duration::from_secs(15);
@@ -150,4 +152,276 @@ fn exabgp_and_bird_exchange_and_withdraw_routes() {
     let mut exabgp = Exabgp::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
     let mut bird = Bird::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
     exchange(&mut exabgp, &mut bird);
+}
+
+/// A hub namespace joined to `n` leaves by one veth each: link `i` (from 1) has 10.78.i.1/24 +
+/// fd78:i::1/64 on the hub and .2 / ::2 on leaf `i`.
+struct Star {
+    hub: Netns,
+    leaves: Vec<Netns>,
+}
+
+impl Star {
+    fn new(n: usize) -> Star {
+        let hub = Netns::new("hub").unwrap();
+        let leaves: Vec<Netns> = (1..=n)
+            .map(|i| {
+                let leaf = Netns::new(&format!("l{i}")).unwrap();
+                link(
+                    &hub,
+                    &format!("h{i}"),
+                    &[&format!("10.78.{i}.1/24"), &format!("fd78:{i}::1/64")],
+                    &leaf,
+                    "uplink",
+                    &[&format!("10.78.{i}.2/24"), &format!("fd78:{i}::2/64")],
+                )
+                .unwrap();
+                leaf
+            })
+            .collect();
+        Star { hub, leaves }
+    }
+
+    fn hub_addr(i: usize) -> IpAddr {
+        ip(&format!("10.78.{i}.1"))
+    }
+
+    fn leaf_addr(i: usize) -> IpAddr {
+        ip(&format!("10.78.{i}.2"))
+    }
+
+    /// A leaf's config: AS `asn`, one IPv4 session to the hub.
+    fn leaf_config(i: usize, asn: u32, hub_as: u32) -> PeerConfig {
+        PeerConfig::new(asn, format!("10.78.{i}.2").parse().unwrap())
+            .neighbor(Neighbor::new(Star::hub_addr(i), hub_as).hold_time(9))
+    }
+}
+
+#[test]
+fn wrong_peer_as_is_reported_by_bird_and_frr() {
+    let pair = Pair::new();
+    // Both expect AS 65099 from a neighbour that is AS 65002 / 65001.
+    let bird = Bird::start(
+        &pair.a,
+        PeerConfig::new(65001, "10.77.0.1".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.2"), 65099)),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &pair.b,
+        PeerConfig::new(65002, "10.77.0.2".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.1"), 65099)),
+    )
+    .unwrap();
+    for peer in [&bird as &dyn BgpPeer, &frr] {
+        let neighbor = peer.config().neighbors[0].address;
+        peer.wait_for("a Bad Peer AS error", UP, &|| {
+            Ok(peer
+                .session(neighbor)?
+                .and_then(|s| s.last_error)
+                .is_some_and(|e| e.to_lowercase().contains("peer as")))
+        })
+        .unwrap();
+        assert!(!peer.is_established(neighbor).unwrap());
+    }
+}
+
+#[test]
+fn frozen_gobgp_expires_birds_hold_timer_and_comes_back_when_thawed() {
+    let pair = Pair::new();
+    let bird = Bird::start(
+        &pair.a,
+        PeerConfig::new(65001, "10.77.0.1".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.2"), 65002).hold_time(3)),
+    )
+    .unwrap();
+    let gobgp = Gobgp::start(
+        &pair.b,
+        PeerConfig::new(65002, "10.77.0.2".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.1"), 65001).hold_time(3)),
+    )
+    .unwrap();
+    bird.wait_established(ip("10.77.0.2"), UP).unwrap();
+    gobgp.freeze().unwrap();
+    bird.wait_for("hold timer expiry", Duration::from_secs(10), &|| {
+        Ok(bird
+            .session(ip("10.77.0.2"))?
+            .and_then(|s| s.last_error)
+            .is_some_and(|e| e.contains("Hold timer expired")))
+    })
+    .unwrap();
+    gobgp.thaw().unwrap();
+    bird.wait_established(ip("10.77.0.2"), UP).unwrap();
+}
+
+#[test]
+fn bird_keeps_gobgp_routes_stale_across_a_graceful_restart() {
+    let pair = Pair::new();
+    let gr = GracefulRestart::Enabled { restart_time: 60 };
+    let bird = Bird::start(
+        &pair.a,
+        PeerConfig::new(65001, "10.77.0.1".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.2"), 65002).graceful_restart(gr)),
+    )
+    .unwrap();
+    let mut gobgp = Gobgp::start(
+        &pair.b,
+        PeerConfig::new(65002, "10.77.0.2".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.1"), 65001).graceful_restart(gr))
+            .route(Route::parse("10.203.0.0/24").unwrap()),
+    )
+    .unwrap();
+    let prefix = "10.203.0.0/24".parse().unwrap();
+    assert!(!bird.wait_route(prefix, UP).unwrap().stale);
+
+    gobgp.kill();
+    bird.wait_for("the route marked stale", PROPAGATE, &|| {
+        Ok(bird.paths(prefix)?.iter().any(|r| r.stale))
+    })
+    .unwrap();
+    gobgp.restart().unwrap();
+    bird.wait_established(ip("10.77.0.2"), UP).unwrap();
+    // After End-of-RIB the refreshed route is no longer stale.
+    bird.wait_for("the route refreshed", PROPAGATE, &|| {
+        let paths = bird.paths(prefix)?;
+        Ok(!paths.is_empty() && paths.iter().all(|r| !r.stale))
+    })
+    .unwrap();
+}
+
+#[test]
+fn bird_reflects_between_gobgp_clients_with_originator_and_cluster_list() {
+    let star = Star::new(2);
+    let cluster: std::net::Ipv4Addr = "10.255.0.1".parse().unwrap();
+    let mut rr = PeerConfig::new(65000, "10.78.0.1".parse().unwrap()).cluster_id(cluster);
+    for i in 1..=2 {
+        rr = rr.neighbor(Neighbor::new(Star::leaf_addr(i), 65000).rr_client());
+    }
+    let bird = Bird::start(&star.hub, rr).unwrap();
+    let c1 = Gobgp::start(
+        &star.leaves[0],
+        Star::leaf_config(1, 65000, 65000)
+            .route(Route::parse("10.204.0.0/24").unwrap().local_pref(150)),
+    )
+    .unwrap();
+    let c2 = Gobgp::start(&star.leaves[1], Star::leaf_config(2, 65000, 65000)).unwrap();
+    for i in 1..=2 {
+        bird.wait_established(Star::leaf_addr(i), UP).unwrap();
+    }
+    let got = c2
+        .wait_route("10.204.0.0/24".parse().unwrap(), PROPAGATE)
+        .unwrap();
+    assert_eq!(
+        got.originator_id,
+        Some("10.78.1.2".parse().unwrap()),
+        "{got:?}"
+    );
+    assert_eq!(got.cluster_list, vec![cluster], "{got:?}");
+    assert_eq!(got.local_pref, Some(150), "{got:?}");
+    assert_eq!(got.next_hop, Some(Star::leaf_addr(1)), "{got:?}");
+    let _ = c1;
+}
+
+#[test]
+fn tcp_md5_between_bird_and_frr_needs_matching_passwords() {
+    let pair = Pair::new();
+    let bird = Bird::start(
+        &pair.a,
+        PeerConfig::new(65001, "10.77.0.1".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.2"), 65002).password("s3cret"))
+            .neighbor(Neighbor::new(ip("fd77::2"), 65002).password("s3cret")),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &pair.b,
+        PeerConfig::new(65002, "10.77.0.2".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.1"), 65001).password("s3cret"))
+            .neighbor(Neighbor::new(ip("fd77::1"), 65001).password("wrong")),
+    )
+    .unwrap();
+    bird.wait_established(ip("10.77.0.2"), UP).unwrap();
+    // Give the mismatched session the time the matched one needed, and then some.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(!bird.is_established(ip("fd77::2")).unwrap());
+    assert!(!frr.is_established(ip("fd77::1")).unwrap());
+}
+
+#[test]
+fn bird_sends_two_paths_to_an_add_path_gobgp() {
+    let star = Star::new(3);
+    let mut hub = PeerConfig::new(65001, "10.78.0.1".parse().unwrap());
+    for (i, asn) in [(1, 65011), (2, 65012), (3, 65013)] {
+        let n = Neighbor::new(Star::leaf_addr(i), asn);
+        hub = hub.neighbor(if i == 3 { n.add_path(true, false) } else { n });
+    }
+    let bird = Bird::start(&star.hub, hub).unwrap();
+    let prefix = Route::parse("10.205.0.0/24").unwrap();
+    let _upstreams: Vec<Gobgp> = [(1, 65011), (2, 65012)]
+        .iter()
+        .map(|&(i, asn)| {
+            Gobgp::start(
+                &star.leaves[i - 1],
+                Star::leaf_config(i, asn, 65001).route(prefix.clone()),
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut down = Star::leaf_config(3, 65013, 65001);
+    down.neighbors[0].add_path = AddPath {
+        send: false,
+        receive: true,
+    };
+    let receiver = Gobgp::start(&star.leaves[2], down).unwrap();
+    for i in 1..=3 {
+        bird.wait_established(Star::leaf_addr(i), UP).unwrap();
+    }
+    receiver
+        .wait_for("two paths for 10.205.0.0/24", PROPAGATE, &|| {
+            Ok(receiver.paths(prefix.prefix)?.len() == 2)
+        })
+        .unwrap();
+    let mut origins: Vec<Vec<u32>> = receiver
+        .paths(prefix.prefix)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.as_path)
+        .collect();
+    origins.sort();
+    assert_eq!(origins, vec![vec![65001, 65011], vec![65001, 65012]]);
+}
+
+#[test]
+fn gobgp_keeps_bird_routes_stale_across_birds_graceful_restart() {
+    let pair = Pair::new();
+    let gr = GracefulRestart::Enabled { restart_time: 60 };
+    let mut bird = Bird::start(
+        &pair.a,
+        PeerConfig::new(65001, "10.77.0.1".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.2"), 65002).graceful_restart(gr))
+            .route(Route::parse("10.206.0.0/24").unwrap()),
+    )
+    .unwrap();
+    let gobgp = Gobgp::start(
+        &pair.b,
+        PeerConfig::new(65002, "10.77.0.2".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.77.0.1"), 65001).graceful_restart(gr)),
+    )
+    .unwrap();
+    let prefix = "10.206.0.0/24".parse().unwrap();
+    assert!(!gobgp.wait_route(prefix, UP).unwrap().stale);
+
+    bird.kill();
+    gobgp
+        .wait_for("the route marked stale", PROPAGATE, &|| {
+            Ok(gobgp.paths(prefix)?.iter().any(|r| r.stale))
+        })
+        .unwrap();
+    bird.restart().unwrap();
+    gobgp.wait_established(ip("10.77.0.1"), UP).unwrap();
+    gobgp
+        .wait_for("the route refreshed", PROPAGATE, &|| {
+            let paths = gobgp.paths(prefix)?;
+            Ok(!paths.is_empty() && paths.iter().all(|r| !r.stale))
+        })
+        .unwrap();
 }

@@ -71,6 +71,7 @@ impl Bird {
             // Graceful restart recovery: neighbours keep our routes until we are back.
             args.push("-R".to_string());
         }
+        self.daemon.remove_stale_socket("bird.ctl")?;
         self.daemon.start("bird", &args)?;
         wait_ready(&mut self.daemon, NAME, "control socket", STARTUP, |d| {
             birdc(d, &["show", "status"]).is_ok()
@@ -121,11 +122,19 @@ impl BgpPeer for Bird {
             Family::Ipv6Unicast => "master6",
         };
         let out = self.birdc(&["show", "route", "all", "table", table])?;
-        parse_routes(&out, &self.config).map_err(|reason| PeerError::Parse {
+        let mut routes = parse_routes(&out, &self.config).map_err(|reason| PeerError::Parse {
             daemon: NAME,
             query: format!("show route all table {table}"),
             reason,
-        })
+        })?;
+        // BIRD shows only long-lived stale routes as such; routes kept over a graceful restart
+        // are stale while their protocol says "Neighbor graceful restart active".
+        let restarting =
+            restarting_neighbors(&self.birdc(&["show", "protocols", "all"])?, &self.config);
+        for route in &mut routes {
+            route.stale |= route.from.is_some_and(|f| restarting.contains(&f));
+        }
+        Ok(routes)
     }
 
     fn announce(&mut self, route: Route) -> Result<()> {
@@ -331,6 +340,24 @@ fn parse_protocols(out: &str, config: &PeerConfig) -> Vec<Session> {
     sessions
 }
 
+/// Neighbours whose protocol block in `show protocols all` says "Neighbor graceful restart
+/// active": the session is down or back without End-of-RIB yet, and their routes are stale.
+fn restarting_neighbors(out: &str, config: &PeerConfig) -> Vec<IpAddr> {
+    let mut current: Option<IpAddr> = None;
+    let mut restarting = Vec::new();
+    for line in out.lines() {
+        if !line.starts_with(' ') {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            current = (0..config.neighbors.len())
+                .find(|&i| protocol_name(i) == name)
+                .map(|i| config.neighbors[i].address);
+        } else if line.contains("Neighbor graceful restart active") {
+            restarting.extend(current);
+        }
+    }
+    restarting
+}
+
 /// Routes from `show route all`: a route starts with `<prefix> <type> [<proto> <since> …]
 /// [*] (<pref>[s]…) …` (the prefix left blank for further paths of the same net), followed by
 /// tab-indented attribute lines (`BGP.as_path: …`). `*` marks the best path, `s` after the
@@ -486,6 +513,21 @@ mod tests {
         assert_eq!(routes[1].prefix, r.prefix);
         assert!(routes[1].stale && !routes[1].best);
         assert_eq!(routes[2].from, None);
+    }
+
+    #[test]
+    fn finds_neighbors_in_graceful_restart() {
+        let out = "BIRD 2.0.12 ready.\n\
+Name       Proto      Table      State  Since         Info\n\
+peer1      BGP        ---        start  01:26:51.575  Active        Socket: Connection refused\n\
+\x20 BGP state:          Active\n\
+\x20   Neighbor address: 10.9.0.2\n\
+\x20   Neighbor graceful restart active\n\
+\x20 Channel ipv4\n";
+        assert_eq!(
+            restarting_neighbors(out, &config()),
+            vec!["10.9.0.2".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]

@@ -64,6 +64,15 @@ impl Daemon {
         fs::write(self.path(name), contents)
     }
 
+    /// Removes a unix socket a killed instance left behind, which would stop the next one
+    /// from listening.
+    pub(crate) fn remove_stale_socket(&self, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Starts `program args…` in the namespace with stdout and stderr appended to
     /// `<what>.out`; kills an earlier instance first.
     pub(crate) fn start(&mut self, program: &str, args: &[String]) -> io::Result<()> {

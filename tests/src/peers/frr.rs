@@ -74,6 +74,7 @@ impl Frr {
         for addr in &self.config.listen_addresses {
             args.extend(["-l".to_string(), addr.to_string()]);
         }
+        self.daemon.remove_stale_socket("bgpd.vty")?;
         self.daemon.start("/usr/lib/frr/bgpd", &args)?;
         wait_ready(&mut self.daemon, NAME, "vty socket", STARTUP, |d| {
             vtysh(d, &["show version"]).is_ok()

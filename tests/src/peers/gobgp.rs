@@ -63,6 +63,7 @@ impl Gobgp {
             // Sets the Restart State bit so neighbours keep our routes as stale.
             args.push("--graceful-restart".to_string());
         }
+        self.daemon.remove_stale_socket("gobgp.sock")?;
         self.daemon.start("gobgpd", &args)?;
         wait_ready(&mut self.daemon, NAME, "gRPC API", STARTUP, |d| {
             gobgp(d, &["global"]).is_ok()
