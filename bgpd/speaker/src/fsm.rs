@@ -166,6 +166,12 @@ impl Fsm {
         Fsm { config, state: State::Idle, failures: 0, running: Vec::new(), negotiated: None }
     }
 
+    /// A session for a connection the peer opened while another one is in progress: it starts
+    /// in Active, as if started passively, so that `Connected` sends the OPEN.
+    pub fn accepting(config: FsmConfig) -> Self {
+        Fsm { state: State::Active, ..Fsm::new(config) }
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state

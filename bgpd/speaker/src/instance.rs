@@ -1,0 +1,1002 @@
+//! The instance: one task that owns every session's FSM and the RIB, so routing state needs no
+//! lock. Connection tasks, listeners and connect attempts talk to it through channels; timers
+//! are deadlines in one heap ([`Deadlines`]).
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgpd_rib::{Down, FibChange, PeerId, Rib, RouteSource, Signal};
+use bgpd_wire::{
+    AfiSafi, Cease, ErrorCode, HEADER_LEN, Message, Notification, PathAttrs, Prefix, RefreshSubtype, RouteRefresh,
+    SessionContext,
+};
+use bytes::BytesMut;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::collision::{self, Direction, Loser};
+use crate::config::{CONNECT_RETRY_MAX, PeerSettings, SpeakerConfig};
+use crate::conn::{self, ConnEvent, ConnHandle, ConnId};
+use crate::deadlines::Deadlines;
+use crate::fsm::{Action, DownCause, Event, Fsm, FsmConfig, Outgoing, State, Timer};
+use crate::negotiate::SessionParams;
+use crate::status::{MessageCounts, PeerStatus, RouteStatus, describe};
+use crate::transport;
+
+/// Requests from the [`crate::Speaker`] handle.
+#[derive(Debug)]
+pub enum Command {
+    /// Add a peer and start its session.
+    AddPeer(Box<PeerSettings>, oneshot::Sender<Result<(), String>>),
+    /// Stop and forget a peer.
+    RemovePeer(IpAddr, oneshot::Sender<Result<(), String>>),
+    /// Change a peer; resets its session only when the change needs it.
+    ReconfigurePeer(Box<PeerSettings>, oneshot::Sender<Result<(), String>>),
+    /// Announce a local route.
+    Originate(Prefix, Box<PathAttrs>),
+    /// Withdraw a local route.
+    Withdraw(Prefix),
+    /// Receive best-path changes from now on.
+    SubscribeFib(mpsc::UnboundedSender<Vec<FibChange>>),
+    /// Per-peer status.
+    Peers(oneshot::Sender<Vec<PeerStatus>>),
+    /// Every candidate route.
+    Routes(oneshot::Sender<Vec<RouteStatus>>),
+    /// Close every session with Cease/Administrative Shutdown and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What network tasks report.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A connection was accepted.
+    Accepted(tokio::net::TcpStream, SocketAddr),
+    /// An outgoing connection attempt ended.
+    ConnectDone {
+        /// The peer.
+        peer: IpAddr,
+        /// Which attempt.
+        attempt: u64,
+        /// The connection, or why there is none.
+        result: Result<tokio::net::TcpStream, String>,
+    },
+}
+
+/// A timer of the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum TimerKey {
+    /// An FSM timer of one session of a peer.
+    Fsm(IpAddr, u64, TimerKind),
+    /// The peer's restart time ran out while its stale routes wait (RFC 4724 helper).
+    Restart(IpAddr),
+    /// The peer is back but its End-of-RIB did not come in time: flush its stale routes.
+    Stale(IpAddr),
+    /// We restarted: stop waiting for this peer's End-of-RIB before sending our table.
+    Deferral(IpAddr),
+}
+
+/// `Timer` with an order, for the deadline heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum TimerKind {
+    ConnectRetry,
+    Hold,
+    Keepalive,
+    IdleHold,
+}
+
+impl From<Timer> for TimerKind {
+    fn from(t: Timer) -> Self {
+        match t {
+            Timer::ConnectRetry => TimerKind::ConnectRetry,
+            Timer::Hold => TimerKind::Hold,
+            Timer::Keepalive => TimerKind::Keepalive,
+            Timer::IdleHold => TimerKind::IdleHold,
+        }
+    }
+}
+
+impl From<TimerKind> for Timer {
+    fn from(t: TimerKind) -> Self {
+        match t {
+            TimerKind::ConnectRetry => Timer::ConnectRetry,
+            TimerKind::Hold => Timer::Hold,
+            TimerKind::Keepalive => Timer::Keepalive,
+            TimerKind::IdleHold => Timer::IdleHold,
+        }
+    }
+}
+
+/// One FSM with the connection it follows.
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    fsm: Fsm,
+    conn: Option<(ConnId, Direction)>,
+    send_ctx: SessionContext,
+    params: Option<SessionParams>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    settings: PeerSettings,
+    rib_id: PeerId,
+    main: Session,
+    /// A second connection racing the main one (RFC 4271 §6.8).
+    colliding: Option<Session>,
+    /// The outgoing connection attempt in flight.
+    attempt: Option<u64>,
+    established_at: Option<Instant>,
+    established_count: u32,
+    received: MessageCounts,
+    sent: MessageCounts,
+    last_sent: Option<Notification>,
+    last_received: Option<Notification>,
+    stale: bool,
+    /// Families whose End-of-RIB arrived in this session.
+    end_of_rib: HashSet<AfiSafi>,
+    holding_initial: bool,
+}
+
+/// The actor.
+pub struct Instance {
+    config: SpeakerConfig,
+    rib: Rib,
+    peers: HashMap<IpAddr, Peer>,
+    by_rib_id: HashMap<PeerId, IpAddr>,
+    conns: HashMap<ConnId, (IpAddr, ConnHandle)>,
+    deadlines: Deadlines<TimerKey>,
+    listeners: Vec<Arc<TcpListener>>,
+    subscribers: Vec<mpsc::UnboundedSender<Vec<FibChange>>>,
+    net_tx: mpsc::Sender<NetEvent>,
+    conn_tx: mpsc::Sender<ConnEvent>,
+    next_id: u64,
+}
+
+/// Inputs handled before the RIB is drained: bounds latency and pending state while letting
+/// a burst of UPDATEs share one drain (and so one packing pass).
+const BATCH: usize = 256;
+
+impl Instance {
+    /// Binds the listeners; the instance runs with [`Instance::run`].
+    pub fn new(config: SpeakerConfig, net_tx: mpsc::Sender<NetEvent>, conn_tx: mpsc::Sender<ConnEvent>) -> std::io::Result<Self> {
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            let listener = Arc::new(transport::listen(*addr)?);
+            let accept = listener.clone();
+            let tx = net_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match accept.accept().await {
+                        Ok((stream, from)) => {
+                            if tx.send(NetEvent::Accepted(stream, from)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+            listeners.push(listener);
+        }
+        Ok(Instance {
+            rib: Rib::new(config.rib_settings()),
+            config,
+            peers: HashMap::new(),
+            by_rib_id: HashMap::new(),
+            conns: HashMap::new(),
+            deadlines: Deadlines::default(),
+            listeners,
+            subscribers: Vec::new(),
+            net_tx,
+            conn_tx,
+            next_id: 1,
+        })
+    }
+
+    /// Runs until a shutdown command or until every handle is dropped.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut net: mpsc::Receiver<NetEvent>,
+        mut conns: mpsc::Receiver<ConnEvent>,
+    ) {
+        for prefix in self.config.originate.clone() {
+            self.rib.originate(prefix, PathAttrs::default());
+        }
+        for p in self.config.peers.clone() {
+            if let Err(e) = self.add_peer(p) {
+                tracing::error!("{e}");
+            }
+        }
+        self.flush();
+        loop {
+            let next = self.deadlines.next();
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown(done)) => {
+                        self.shutdown();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.command(cmd),
+                    None => { self.shutdown(); return; }
+                },
+                Some(ev) = conns.recv() => {
+                    self.conn_event(ev);
+                    for _ in 0..BATCH {
+                        match conns.try_recv() {
+                            Ok(ev) => self.conn_event(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(ev) = net.recv() => self.net_event(ev),
+                _ = sleep_until(next) => {
+                    for key in self.deadlines.expired(Instant::now()) {
+                        self.timer_expired(key);
+                    }
+                }
+            }
+            self.flush();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for addr in addrs {
+            self.stop_sessions(addr, Notification::shutdown(Cease::AdministrativeShutdown, "speaker shutting down"));
+        }
+        self.flush();
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeer(settings, reply) => {
+                let _ = reply.send(self.add_peer(*settings));
+            }
+            Command::RemovePeer(addr, reply) => {
+                let _ = reply.send(self.remove_peer(addr));
+            }
+            Command::ReconfigurePeer(settings, reply) => {
+                let _ = reply.send(self.reconfigure_peer(*settings));
+            }
+            Command::Originate(prefix, attrs) => self.rib.originate(prefix, *attrs),
+            Command::Withdraw(prefix) => self.rib.withdraw_local(prefix),
+            Command::SubscribeFib(tx) => self.subscribers.push(tx),
+            Command::Peers(reply) => {
+                let _ = reply.send(self.peer_status());
+            }
+            Command::Routes(reply) => {
+                let routes = self
+                    .rib
+                    .routes()
+                    .iter()
+                    .map(|v| {
+                        let from = match v.source {
+                            RouteSource::Local => None,
+                            RouteSource::Peer(id) => self.by_rib_id.get(&id).copied(),
+                        };
+                        RouteStatus::new(v, from)
+                    })
+                    .collect();
+                let _ = reply.send(routes);
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    fn fsm_config(&self, settings: &PeerSettings) -> FsmConfig {
+        FsmConfig {
+            local_as: self.config.local_as,
+            local_id: self.config.router_id,
+            peer_as: settings.remote_as,
+            hold_time: settings.hold_time,
+            passive: settings.passive,
+            connect_retry: Duration::from_secs(settings.connect_retry.max(1)),
+            connect_retry_max: CONNECT_RETRY_MAX,
+            capabilities: settings.capabilities(&self.config),
+        }
+    }
+
+    fn new_session(&mut self, fsm: Fsm) -> Session {
+        self.next_id += 1;
+        Session { id: self.next_id, fsm, conn: None, send_ctx: SessionContext::default(), params: None }
+    }
+
+    fn add_peer(&mut self, settings: PeerSettings) -> Result<(), String> {
+        let addr = settings.address;
+        if self.peers.contains_key(&addr) {
+            return Err(format!("peer {addr} exists"));
+        }
+        self.set_listener_md5(addr, settings.password.as_deref())?;
+        let rib_id = self.rib.add_peer(settings.rib_config()).map_err(|e| e.to_string())?;
+        let main = self.new_session(Fsm::new(self.fsm_config(&settings)));
+        let sid = main.id;
+        self.peers.insert(addr, Peer {
+            settings,
+            rib_id,
+            main,
+            colliding: None,
+            attempt: None,
+            established_at: None,
+            established_count: 0,
+            received: MessageCounts::default(),
+            sent: MessageCounts::default(),
+            last_sent: None,
+            last_received: None,
+            stale: false,
+            end_of_rib: HashSet::new(),
+            holding_initial: false,
+        });
+        self.by_rib_id.insert(rib_id, addr);
+        self.run_fsm(addr, sid, Event::Start);
+        Ok(())
+    }
+
+    fn set_listener_md5(&self, addr: IpAddr, key: Option<&str>) -> Result<(), String> {
+        for l in &self.listeners {
+            let family_matches = l.local_addr().map(|a| a.is_ipv6() == addr.is_ipv6()).unwrap_or(false);
+            if family_matches {
+                transport::set_md5(l.as_ref(), addr, key).map_err(|e| format!("TCP-MD5 for {addr}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, addr: IpAddr) -> Result<(), String> {
+        if !self.peers.contains_key(&addr) {
+            return Err(format!("no peer {addr}"));
+        }
+        self.stop_sessions(addr, Notification::new(ErrorCode::Cease(Cease::PeerDeconfigured), Vec::new()));
+        let Some(peer) = self.peers.remove(&addr) else { return Ok(()) };
+        self.by_rib_id.remove(&peer.rib_id);
+        for key in [TimerKey::Restart(addr), TimerKey::Stale(addr), TimerKey::Deferral(addr)] {
+            self.deadlines.disarm(&key);
+        }
+        let _ = self.set_listener_md5(addr, None);
+        self.rib.remove_peer(peer.rib_id).map_err(|e| e.to_string())
+    }
+
+    fn reconfigure_peer(&mut self, settings: PeerSettings) -> Result<(), String> {
+        let addr = settings.address;
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return Err(format!("no peer {addr}"));
+        };
+        let reset = peer.settings.needs_reset(&settings);
+        let rib_id = peer.rib_id;
+        peer.settings = settings.clone();
+        self.rib.reconfigure_peer(rib_id, settings.rib_config()).map_err(|e| e.to_string())?;
+        if reset {
+            self.set_listener_md5(addr, settings.password.as_deref())?;
+            self.reset(addr, Cease::OtherConfigurationChange);
+        }
+        Ok(())
+    }
+
+    /// Closes the peer's sessions with `cease` and starts a fresh one with its current settings.
+    fn reset(&mut self, addr: IpAddr, cease: Cease) {
+        self.stop_sessions(addr, Notification::new(ErrorCode::Cease(cease), Vec::new()));
+        let Some(settings) = self.peers.get(&addr).map(|p| p.settings.clone()) else { return };
+        let session = self.new_session(Fsm::new(self.fsm_config(&settings)));
+        let sid = session.id;
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            peer.main = session;
+        }
+        self.run_fsm(addr, sid, Event::Start);
+    }
+
+    fn stop_sessions(&mut self, addr: IpAddr, notification: Notification) {
+        let Some(peer) = self.peers.get(&addr) else { return };
+        let ids: Vec<u64> = std::iter::once(peer.main.id).chain(peer.colliding.as_ref().map(|s| s.id)).collect();
+        for sid in ids {
+            self.run_fsm(addr, sid, Event::Stop(notification.clone()));
+        }
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            peer.colliding = None;
+        }
+    }
+
+    fn session_mut(&mut self, addr: IpAddr, sid: u64) -> Option<&mut Session> {
+        let peer = self.peers.get_mut(&addr)?;
+        if peer.main.id == sid {
+            return Some(&mut peer.main);
+        }
+        peer.colliding.as_mut().filter(|s| s.id == sid)
+    }
+
+    /// Feeds `event` to one session's FSM and carries out its actions; returns whether the
+    /// message was to be delivered.
+    fn run_fsm(&mut self, addr: IpAddr, sid: u64, event: Event) -> bool {
+        let Some(session) = self.session_mut(addr, sid) else { return false };
+        let actions = session.fsm.handle(event);
+        let mut deliver = false;
+        for action in actions {
+            match action {
+                Action::Deliver => deliver = true,
+                other => self.execute(addr, sid, other),
+            }
+        }
+        deliver
+    }
+
+    fn execute(&mut self, addr: IpAddr, sid: u64, action: Action) {
+        match action {
+            Action::Connect => self.connect(addr),
+            Action::Disconnect => {
+                let conn = self.session_mut(addr, sid).and_then(|s| {
+                    s.params = None;
+                    s.conn.take()
+                });
+                if let Some((id, _)) = conn {
+                    if let Some((_, handle)) = self.conns.remove(&id) {
+                        handle.close();
+                    }
+                } else if let Some(peer) = self.peers.get_mut(&addr) {
+                    peer.attempt = None;
+                }
+            }
+            Action::Send(out) => {
+                let msg = match out {
+                    Outgoing::Open(o) => Message::Open(o),
+                    Outgoing::Keepalive => Message::Keepalive,
+                    Outgoing::Notification(n) => {
+                        tracing::info!(peer = %addr, "sending {}", describe(&n));
+                        if let Some(p) = self.peers.get_mut(&addr) {
+                            p.last_sent = Some(n.clone());
+                        }
+                        Message::Notification(n)
+                    }
+                };
+                self.send(addr, sid, &msg);
+            }
+            Action::StartTimer(t, d) => {
+                self.deadlines.arm(TimerKey::Fsm(addr, sid, t.into()), Instant::now() + jitter(t, d));
+            }
+            Action::StopTimer(t) => self.deadlines.disarm(&TimerKey::Fsm(addr, sid, t.into())),
+            Action::Deliver => {}
+            Action::Up(params) => self.established(addr, sid, *params),
+            Action::Down(cause) => self.down(addr, cause),
+        }
+    }
+
+    fn send(&mut self, addr: IpAddr, sid: u64, msg: &Message) {
+        let Some(session) = self.session_mut(addr, sid) else { return };
+        let Some((conn, _)) = session.conn else { return };
+        let mut out = BytesMut::new();
+        if let Err(e) = msg.encode(&session.send_ctx, &mut out) {
+            tracing::error!(peer = %addr, "cannot encode {:?}: {e}", msg.message_type());
+            return;
+        }
+        if let Some((_, handle)) = self.conns.get(&conn) {
+            handle.send(out.freeze());
+        }
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.sent.count(msg);
+        }
+    }
+
+    fn connect(&mut self, addr: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        self.next_id += 1;
+        let attempt = self.next_id;
+        peer.attempt = Some(attempt);
+        let target = SocketAddr::new(addr, peer.settings.port);
+        let options = peer.settings.socket_options(self.config.local_as);
+        let limit = Duration::from_secs(peer.settings.connect_retry.max(1));
+        let tx = self.net_tx.clone();
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(limit, transport::connect(target, &options)).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("connect timed out".to_string()),
+            };
+            let _ = tx.send(NetEvent::ConnectDone { peer: addr, attempt, result }).await;
+        });
+    }
+
+    fn attach(&mut self, addr: IpAddr, sid: u64, stream: tokio::net::TcpStream, direction: Direction) -> bool {
+        self.next_id += 1;
+        let id = self.next_id;
+        let handle = match conn::spawn(id, stream, self.conn_tx.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(peer = %addr, "connection unusable: {e}");
+                return false;
+            }
+        };
+        self.conns.insert(id, (addr, handle));
+        match self.session_mut(addr, sid) {
+            Some(s) => {
+                s.conn = Some((id, direction));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn net_event(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Accepted(stream, from) => self.accepted(stream, from),
+            NetEvent::ConnectDone { peer: addr, attempt, result } => {
+                let Some(peer) = self.peers.get_mut(&addr) else { return };
+                if peer.attempt != Some(attempt) {
+                    return;
+                }
+                peer.attempt = None;
+                let sid = peer.main.id;
+                let connecting = peer.main.fsm.state() == State::Connect;
+                match result {
+                    Ok(stream) if connecting => {
+                        if self.attach(addr, sid, stream, Direction::Outgoing) {
+                            self.run_fsm(addr, sid, Event::Connected);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(peer = %addr, "connect: {e}");
+                        if connecting {
+                            self.run_fsm(addr, sid, Event::ConnectionFailed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn accepted(&mut self, stream: tokio::net::TcpStream, from: SocketAddr) {
+        let addr = from.ip().to_canonical();
+        let Some(peer) = self.peers.get(&addr) else {
+            tracing::info!("connection from unknown {addr} refused");
+            return;
+        };
+        if let Err(e) = transport::accepted(&stream, &peer.settings.socket_options(self.config.local_as)) {
+            tracing::warn!(peer = %addr, "accepted connection unusable: {e}");
+            return;
+        }
+        let main_sid = peer.main.id;
+        match peer.main.fsm.state() {
+            State::Idle => tracing::debug!(peer = %addr, "connection refused in Idle"),
+            State::Connect | State::Active => {
+                // Take the peer's connection; our own attempt, if any, is dropped when it ends.
+                if let Some(p) = self.peers.get_mut(&addr) {
+                    p.attempt = None;
+                }
+                if self.attach(addr, main_sid, stream, Direction::Incoming) {
+                    self.run_fsm(addr, main_sid, Event::Connected);
+                }
+            }
+            State::OpenSent | State::OpenConfirm => {
+                if peer.colliding.is_some() {
+                    return;
+                }
+                let fsm = Fsm::accepting(self.fsm_config(&peer.settings));
+                let session = self.new_session(fsm);
+                let sid = session.id;
+                if let Some(p) = self.peers.get_mut(&addr) {
+                    p.colliding = Some(session);
+                }
+                if self.attach(addr, sid, stream, Direction::Incoming) {
+                    self.run_fsm(addr, sid, Event::Connected);
+                }
+            }
+            State::Established => {
+                // RFC 4724 §4.2: a restarting peer reconnecting while we still hold the old
+                // session means the old one is dead.
+                let graceful = peer.main.params.as_ref().is_some_and(|p| p.wire.peer_graceful_restart.is_some());
+                if !graceful {
+                    return;
+                }
+                self.run_fsm(addr, main_sid, Event::ConnectionFailed);
+                self.run_fsm(addr, main_sid, Event::Start);
+                if let Some(p) = self.peers.get_mut(&addr) {
+                    p.attempt = None;
+                }
+                if self.attach(addr, main_sid, stream, Direction::Incoming) {
+                    self.run_fsm(addr, main_sid, Event::Connected);
+                }
+            }
+        }
+    }
+
+    fn conn_event(&mut self, ev: ConnEvent) {
+        let conn = match &ev {
+            ConnEvent::Message(c, _) | ConnEvent::Malformed(c, _) | ConnEvent::Closed(c, _) => *c,
+        };
+        let Some((addr, _)) = self.conns.get(&conn) else { return };
+        let addr = *addr;
+        let Some(peer) = self.peers.get(&addr) else { return };
+        let sid = [Some(&peer.main), peer.colliding.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|s| s.conn.map(|(c, _)| c) == Some(conn))
+            .map(|s| s.id);
+        let Some(sid) = sid else { return };
+        match ev {
+            ConnEvent::Message(_, msg) => self.message(addr, sid, msg),
+            ConnEvent::Malformed(_, err) => {
+                tracing::warn!(peer = %addr, "malformed message: {err}");
+                self.run_fsm(addr, sid, Event::MessageError(err));
+            }
+            ConnEvent::Closed(_, reason) => {
+                tracing::info!(peer = %addr, "connection closed: {reason}");
+                self.conns.remove(&conn);
+                if let Some(s) = self.session_mut(addr, sid) {
+                    s.conn = None;
+                }
+                self.run_fsm(addr, sid, Event::ConnectionFailed);
+                self.drop_dead_collision(addr, sid);
+            }
+        }
+    }
+
+    /// A colliding session that ended is forgotten; the main one keeps its FSM.
+    fn drop_dead_collision(&mut self, addr: IpAddr, sid: u64) {
+        if let Some(peer) = self.peers.get_mut(&addr)
+            && peer.colliding.as_ref().is_some_and(|s| s.id == sid && s.fsm.state() != State::OpenConfirm)
+            && peer.colliding.as_ref().is_some_and(|s| s.conn.is_none())
+        {
+            peer.colliding = None;
+        }
+    }
+
+    fn message(&mut self, addr: IpAddr, sid: u64, msg: Message) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.received.count(&msg);
+        }
+        match msg {
+            Message::Open(open) => {
+                self.run_fsm(addr, sid, Event::Open(open));
+                self.open_accepted(addr, sid);
+            }
+            Message::Keepalive => {
+                self.run_fsm(addr, sid, Event::Keepalive);
+            }
+            Message::Notification(n) => {
+                tracing::info!(peer = %addr, "received {}", describe(&n));
+                if let Some(p) = self.peers.get_mut(&addr) {
+                    p.last_received = Some(n.clone());
+                }
+                self.run_fsm(addr, sid, Event::Notification(n));
+                self.drop_dead_collision(addr, sid);
+            }
+            Message::Update(update) => {
+                if self.run_fsm(addr, sid, Event::Update) {
+                    self.update(addr, &update);
+                }
+            }
+            Message::RouteRefresh(rr) => {
+                if self.run_fsm(addr, sid, Event::RouteRefresh) {
+                    self.route_refresh(addr, &rr);
+                }
+            }
+        }
+    }
+
+    /// After an OPEN: hand the reader its context, and resolve a collision (RFC 4271 §6.8).
+    fn open_accepted(&mut self, addr: IpAddr, sid: u64) {
+        let Some(session) = self.session_mut(addr, sid) else { return };
+        let Some(params) = session.fsm.negotiated().cloned() else { return };
+        session.send_ctx = params.wire.send.clone();
+        session.params = Some(params.clone());
+        if let Some((conn, _)) = session.conn
+            && let Some((_, handle)) = self.conns.get_mut(&conn)
+            && let Some(tx) = handle.context.take()
+        {
+            let _ = tx.send(params.wire.receive.clone());
+        }
+        let Some(peer) = self.peers.get(&addr) else { return };
+        let (this, other) = if peer.main.id == sid {
+            (&peer.main, peer.colliding.as_ref())
+        } else {
+            (peer.colliding.as_ref().unwrap_or(&peer.main), Some(&peer.main))
+        };
+        let (Some(other), Some((_, this_dir))) = (other, this.conn) else { return };
+        let Some((_, other_dir)) = other.conn else { return };
+        let other_id = other.id;
+        let loser = collision::resolve(self.config.router_id, params.peer_id, (other_dir, other.fsm.state()), this_dir);
+        let loser_sid = match loser {
+            None => return,
+            Some(Loser::New) => sid,
+            Some(Loser::Existing) => other_id,
+        };
+        tracing::info!(peer = %addr, "connection collision: closing the {:?} connection", if loser_sid == sid { this_dir } else { other_dir });
+        self.run_fsm(addr, loser_sid, Event::Stop(collision::notification()));
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            if peer.main.id == loser_sid
+                && let Some(survivor) = peer.colliding.take()
+            {
+                peer.main = survivor;
+            } else {
+                peer.colliding = None;
+            }
+        }
+    }
+
+    fn established(&mut self, addr: IpAddr, sid: u64, params: SessionParams) {
+        let gr = self.config.graceful_restart.clone();
+        let Some(local) = self
+            .session_mut(addr, sid)
+            .and_then(|s| s.conn)
+            .and_then(|(c, _)| self.conns.get(&c))
+            .map(|(_, h)| h.local.ip().to_canonical())
+        else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let peer_gr = params.wire.peer_graceful_restart.clone();
+        let hold_initial = gr.enabled && gr.restarting && peer_gr.is_some();
+        tracing::info!(peer = %addr, id = %params.peer_id, hold = params.hold_time(), "session established");
+        peer.established_at = Some(Instant::now());
+        peer.established_count += 1;
+        peer.end_of_rib.clear();
+        peer.holding_initial = hold_initial;
+        let session = bgpd_rib::Session {
+            router_id: params.peer_id,
+            local_v4: match local {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => peer.settings.next_hop_v4,
+            },
+            local_v6: match local {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => peer.settings.next_hop_v6,
+            },
+            families: params.wire.families.clone(),
+            four_octet_as: params.wire.send.four_octet_as,
+            add_path_rx: params.wire.receive.add_path_families.clone(),
+            add_path_tx: params.wire.send.add_path_families.clone(),
+            extended_message: params.wire.send.max_message_size > bgpd_wire::MAX_MESSAGE_SIZE,
+            hold_initial,
+        };
+        let rib_id = peer.rib_id;
+        let was_stale = std::mem::take(&mut peer.stale);
+        if let Err(e) = self.rib.peer_up(rib_id, session) {
+            tracing::error!(peer = %addr, "RIB refused the session: {e}");
+        }
+        if hold_initial {
+            self.deadlines.arm(TimerKey::Deferral(addr), Instant::now() + Duration::from_secs(gr.restart_time.into()));
+        }
+        if was_stale {
+            self.deadlines.disarm(&TimerKey::Restart(addr));
+            // RFC 4724 §4.2: families the peer no longer preserves lose their stale routes now.
+            for family in &params.wire.families {
+                let preserved = peer_gr.as_ref().is_some_and(|g| {
+                    g.families.iter().any(|f| f.afi_safi == *family && f.forwarding_preserved)
+                });
+                if !preserved {
+                    let _ = self.rib.end_of_rib(rib_id, *family);
+                }
+            }
+            self.deadlines.arm(TimerKey::Stale(addr), Instant::now() + Duration::from_secs(gr.stale_time.into()));
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.stale = true;
+            }
+        }
+    }
+
+    fn down(&mut self, addr: IpAddr, cause: DownCause) {
+        let gr_enabled = self.config.graceful_restart.enabled;
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let restart_time = peer
+            .main
+            .params
+            .as_ref()
+            .or(peer.colliding.as_ref().and_then(|s| s.params.as_ref()))
+            .and_then(|p| p.wire.peer_graceful_restart.as_ref())
+            .filter(|g| !g.families.is_empty())
+            .map(|g| g.restart_time);
+        let graceful = gr_enabled && matches!(cause, DownCause::ConnectionLost) && restart_time.is_some_and(|t| t > 0);
+        tracing::info!(peer = %addr, graceful, "session down: {cause:?}");
+        peer.established_at = None;
+        peer.holding_initial = false;
+        peer.stale = graceful;
+        let rib_id = peer.rib_id;
+        for key in [TimerKey::Stale(addr), TimerKey::Deferral(addr), TimerKey::Restart(addr)] {
+            self.deadlines.disarm(&key);
+        }
+        let down = if graceful { Down::Graceful } else { Down::Hard };
+        if let Err(e) = self.rib.peer_down(rib_id, down) {
+            tracing::error!(peer = %addr, "RIB: {e}");
+        }
+        if let (true, Some(t)) = (graceful, restart_time) {
+            self.deadlines.arm(TimerKey::Restart(addr), Instant::now() + Duration::from_secs(t.into()));
+        }
+    }
+
+    fn update(&mut self, addr: IpAddr, update: &bgpd_wire::Update) {
+        for e in &update.errors {
+            tracing::warn!(peer = %addr, "UPDATE attribute error: {e}");
+        }
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let rib_id = peer.rib_id;
+        if let Some(family) = update.end_of_rib_family() {
+            peer.end_of_rib.insert(family);
+            if peer.stale {
+                let families = peer.main.params.as_ref().map(|p| p.wire.families.clone()).unwrap_or_default();
+                if families.iter().all(|f| peer.end_of_rib.contains(f)) {
+                    peer.stale = false;
+                    self.deadlines.disarm(&TimerKey::Stale(addr));
+                }
+            }
+            self.release_if_complete(addr);
+        }
+        if let Err(e) = self.rib.apply_update(rib_id, update) {
+            tracing::warn!(peer = %addr, "RIB: {e}");
+        }
+    }
+
+    /// A restarting speaker sends its table once the peer's End-of-RIB is in (RFC 4724 §4.1).
+    fn release_if_complete(&mut self, addr: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        if !peer.holding_initial {
+            return;
+        }
+        let families = peer.main.params.as_ref().map(|p| p.wire.families.clone()).unwrap_or_default();
+        if families.iter().all(|f| peer.end_of_rib.contains(f)) {
+            self.release(addr);
+        }
+    }
+
+    fn release(&mut self, addr: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        if !std::mem::take(&mut peer.holding_initial) {
+            return;
+        }
+        self.deadlines.disarm(&TimerKey::Deferral(addr));
+        if let Err(e) = self.rib.release_initial(peer.rib_id) {
+            tracing::warn!(peer = %addr, "RIB: {e}");
+        }
+    }
+
+    fn route_refresh(&mut self, addr: IpAddr, rr: &RouteRefresh) {
+        // RFC 7313 §5: BoRR/EoRR from the peer need no action from us; reserved subtypes are ignored.
+        if rr.subtype != RefreshSubtype::Normal {
+            return;
+        }
+        let Some(peer) = self.peers.get(&addr) else { return };
+        if let Err(e) = self.rib.route_refresh(peer.rib_id, rr.afi_safi) {
+            tracing::warn!(peer = %addr, "route refresh: {e}");
+        }
+    }
+
+    fn timer_expired(&mut self, key: TimerKey) {
+        match key {
+            TimerKey::Fsm(addr, sid, kind) => {
+                self.run_fsm(addr, sid, Event::TimerExpired(kind.into()));
+                self.drop_dead_collision(addr, sid);
+            }
+            TimerKey::Restart(addr) | TimerKey::Stale(addr) => {
+                let Some(peer) = self.peers.get_mut(&addr) else { return };
+                peer.stale = false;
+                tracing::info!(peer = %addr, "graceful restart: flushing stale routes");
+                if let Err(e) = self.rib.stale_timer_expired(peer.rib_id) {
+                    tracing::warn!(peer = %addr, "RIB: {e}");
+                }
+            }
+            TimerKey::Deferral(addr) => self.release(addr),
+        }
+    }
+
+    /// Drains the RIB and carries out its effects.
+    fn flush(&mut self) {
+        let fx = self.rib.drain();
+        for out in fx.outbound {
+            let count = count_messages(&out.messages);
+            for pid in out.peers {
+                let Some(addr) = self.by_rib_id.get(&pid) else { continue };
+                let Some(peer) = self.peers.get_mut(addr) else { continue };
+                let Some((conn, _)) = peer.main.conn else { continue };
+                if peer.main.fsm.state() != State::Established {
+                    continue;
+                }
+                if let Some((_, handle)) = self.conns.get(&conn) {
+                    handle.send(out.messages.clone());
+                    peer.sent.update += count;
+                }
+            }
+        }
+        if !fx.fib.is_empty() {
+            self.subscribers.retain(|s| s.send(fx.fib.clone()).is_ok());
+        }
+        for signal in fx.signals {
+            self.signal(signal);
+        }
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::MaxPrefix { peer, limit } => {
+                let Some(addr) = self.by_rib_id.get(&peer).copied() else { return };
+                tracing::warn!(peer = %addr, limit, "maximum prefixes reached");
+                let n = Notification::new(ErrorCode::Cease(Cease::MaximumPrefixesReached), Vec::new());
+                self.stop_sessions(addr, n);
+            }
+            Signal::RefreshNeeded { peer } => {
+                let Some(addr) = self.by_rib_id.get(&peer).copied() else { return };
+                let Some(p) = self.peers.get(&addr) else { return };
+                let sid = p.main.id;
+                match p.main.params.as_ref().filter(|s| s.wire.route_refresh) {
+                    Some(params) => {
+                        for family in params.wire.families.clone() {
+                            let msg = Message::RouteRefresh(RouteRefresh { afi_safi: family, subtype: RefreshSubtype::Normal });
+                            self.send(addr, sid, &msg);
+                        }
+                    }
+                    None => self.reset(addr, Cease::OtherConfigurationChange),
+                }
+            }
+            Signal::ResetNeeded { peer } => {
+                if let Some(addr) = self.by_rib_id.get(&peer).copied() {
+                    self.reset(addr, Cease::OtherConfigurationChange);
+                }
+            }
+            Signal::EncodeFailed { peers, error } => {
+                tracing::error!(?peers, "routes not sent: {error}");
+            }
+        }
+    }
+
+    fn peer_status(&self) -> Vec<PeerStatus> {
+        let mut out: Vec<PeerStatus> = self
+            .peers
+            .values()
+            .map(|p| {
+                let counts = self.rib.peer_counts(p.rib_id).unwrap_or_default();
+                let params = p.main.params.as_ref();
+                PeerStatus {
+                    address: p.settings.address,
+                    remote_as: p.settings.remote_as.0,
+                    state: p.main.fsm.state().to_string(),
+                    uptime_secs: p.established_at.map(|t| t.elapsed().as_secs()),
+                    peer_id: params.map(|s| s.peer_id),
+                    hostname: params.and_then(|s| s.peer_hostname.clone()),
+                    hold_time: params.map(|s| s.hold_time()),
+                    families: params.map(|s| s.wire.families.iter().map(|f| f.to_string()).collect()).unwrap_or_default(),
+                    prefixes_received: counts.received,
+                    prefixes_accepted: counts.accepted,
+                    prefixes_advertised: counts.advertised,
+                    received: p.received,
+                    sent: p.sent,
+                    established_count: p.established_count,
+                    last_notification_sent: p.last_sent.as_ref().map(describe),
+                    last_notification_received: p.last_received.as_ref().map(describe),
+                    graceful_restart_stale: p.stale,
+                }
+            })
+            .collect();
+        out.sort_by_key(|s| s.address);
+        out
+    }
+}
+
+/// Messages in a buffer of whole encoded messages, by their length fields.
+fn count_messages(mut buf: &[u8]) -> u64 {
+    let mut n = 0;
+    while buf.len() >= HEADER_LEN {
+        let len = usize::from(u16::from_be_bytes([buf[16], buf[17]])).max(HEADER_LEN);
+        buf = buf.get(len..).unwrap_or(&[]);
+        n += 1;
+    }
+    n
+}
+
+/// RFC 4271 §10: ConnectRetry, keepalive and idle-hold intervals are cut by a random 0–25 % so
+/// that peers do not fall into step; the hold timer is exact.
+fn jitter(timer: Timer, d: Duration) -> Duration {
+    match timer {
+        Timer::Hold => d,
+        _ => d.mul_f64(rand::random_range(0.75..=1.0)),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
