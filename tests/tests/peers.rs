@@ -425,3 +425,49 @@ fn gobgp_keeps_bird_routes_stale_across_birds_graceful_restart() {
         })
         .unwrap();
 }
+
+#[test]
+fn gobgp_reflects_from_a_bird_client_to_an_frr_client() {
+    let star = Star::new(2);
+    let cluster: std::net::Ipv4Addr = "10.255.0.2".parse().unwrap();
+    let mut rr = PeerConfig::new(65000, "10.78.0.1".parse().unwrap()).cluster_id(cluster);
+    for i in 1..=2 {
+        rr = rr.neighbor(Neighbor::new(Star::leaf_addr(i), 65000).rr_client());
+    }
+    let gobgp = Gobgp::start(&star.hub, rr).unwrap();
+    let _bird = Bird::start(
+        &star.leaves[0],
+        Star::leaf_config(1, 65000, 65000).route(
+            Route::parse("10.207.0.0/24")
+                .unwrap()
+                .local_pref(170)
+                .community(65000, 7),
+        ),
+    )
+    .unwrap();
+    let frr = Frr::start(&star.leaves[1], Star::leaf_config(2, 65000, 65000)).unwrap();
+    for i in 1..=2 {
+        gobgp.wait_established(Star::leaf_addr(i), UP).unwrap();
+    }
+    let got = frr
+        .wait_route("10.207.0.0/24".parse().unwrap(), PROPAGATE)
+        .unwrap();
+    assert_eq!(got.from, Some(Star::hub_addr(2)), "{got:?}");
+    assert_eq!(
+        got.originator_id,
+        Some("10.78.1.2".parse().unwrap()),
+        "{got:?}"
+    );
+    assert_eq!(got.cluster_list, vec![cluster], "{got:?}");
+    assert_eq!(got.local_pref, Some(170), "{got:?}");
+    assert_eq!(got.communities, vec![Community::new(65000, 7)], "{got:?}");
+    assert_eq!(got.as_path, Vec::<u32>::new(), "{got:?}");
+}
+
+#[test]
+fn two_frr_instances_side_by_side_exchange_routes() {
+    let pair = Pair::new();
+    let mut a = Frr::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
+    let mut b = Frr::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
+    exchange(&mut a, &mut b);
+}
