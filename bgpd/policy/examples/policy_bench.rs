@@ -16,16 +16,28 @@ use testkit::process::ChildGuard;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// `n` allow rules, each one source /24 and one destination port, as a policy for role=bench;
-/// `tail` is appended (more rules after the generated ones).
-fn policy(n: usize, types: &str, dir: &str, tail: &str) -> String {
+/// How the generated rules name their sources.
+#[derive(Clone, Copy, PartialEq)]
+enum Sources {
+    /// One literal /24 per rule: runs of such rules become one verdict map.
+    Literal,
+    /// One label selector shared by all rules: each rule stays a plain rule.
+    Selector,
+}
+
+/// `n` allow rules, each with one source and one destination port, as a policy for
+/// role=bench; `tail` is appended (more rules after the generated ones).
+fn policy(n: usize, sources: Sources, types: &str, dir: &str, tail: &str) -> String {
     let mut t = format!(
         "[[policy]]\nname = \"bench\"\nselector = 'role == \"bench\"'\ntypes = [\"{types}\"]\n"
     );
     for i in 0..n {
+        let source = match sources {
+            Sources::Literal => format!("nets = [\"{}\"]", net(i)),
+            Sources::Selector => "selector = 'app == \"client\"'".to_string(),
+        };
         t.push_str(&format!(
-            "[[policy.{dir}]]\naction = \"allow\"\nprotocol = \"tcp\"\nsource = {{ nets = [\"{}\"] }}\ndestination = {{ ports = [{}] }}\n",
-            net(i),
+            "[[policy.{dir}]]\naction = \"allow\"\nprotocol = \"tcp\"\nsource = {{ {source} }}\ndestination = {{ ports = [{}] }}\n",
             port(i)
         ));
     }
@@ -129,28 +141,33 @@ impl Times {
 
 struct ApplyRow {
     rules: usize,
+    sources: Sources,
     parse: Times,
     compile: Times,
     nft: Times,
     total: Times,
-    ipt_nft: Times,
-    ipt_legacy: Times,
+    /// Only for literal sources (selectors would need ipset).
+    ipt_nft: Option<Times>,
+    ipt_legacy: Option<Times>,
 }
 
-fn apply_times(n: usize, runs: usize) -> Res<ApplyRow> {
+fn apply_times(n: usize, sources: Sources, runs: usize) -> Res<ApplyRow> {
     let ns = Netns::new("bench")?;
-    let toml = policy(n, "ingress", "ingress", "");
+    let toml = policy(n, sources, "ingress", "ingress", "");
+    let clients = [remote("10.244.7.7", &[("app", "client")])];
+    let literal = sources == Sources::Literal;
     let workloads = [workload("cali-bench", "10.244.9.9", &[("role", "bench")])];
     let nft = Nft::in_netns(ns.name());
     let ipt = iptables(n);
     let mut row = ApplyRow {
         rules: n,
+        sources,
         parse: Times::default(),
         compile: Times::default(),
         nft: Times::default(),
         total: Times::default(),
-        ipt_nft: Times::default(),
-        ipt_legacy: Times::default(),
+        ipt_nft: literal.then(Times::default),
+        ipt_legacy: literal.then(Times::default),
     };
     for _ in 0..runs {
         let (file, pw, pc) = measure(|| Ok(PolicyFile::parse(&toml, "bench.toml")?))?;
@@ -158,7 +175,7 @@ fn apply_times(n: usize, runs: usize) -> Res<ApplyRow> {
             Ok(compile(&Inputs {
                 file: &file,
                 workloads: &workloads,
-                remote: &[],
+                remote: &clients,
                 pools: &[pool(false)],
             })?)
         })?;
@@ -167,10 +184,14 @@ fn apply_times(n: usize, runs: usize) -> Res<ApplyRow> {
         row.compile.push(cw, cc);
         row.nft.push(nw, nc);
         row.total.push(pw + cw + nw, pc + cc + nc);
-        let ((), w, c) = measure(|| restore(&ns, "iptables-nft-restore", &ipt))?;
-        row.ipt_nft.push(w, c);
-        let ((), w, c) = measure(|| restore(&ns, "iptables-legacy-restore", &ipt))?;
-        row.ipt_legacy.push(w, c);
+        if let Some(t) = &mut row.ipt_nft {
+            let ((), w, c) = measure(|| restore(&ns, "iptables-nft-restore", &ipt))?;
+            t.push(w, c);
+        }
+        if let Some(t) = &mut row.ipt_legacy {
+            let ((), w, c) = measure(|| restore(&ns, "iptables-legacy-restore", &ipt))?;
+            t.push(w, c);
+        }
     }
     Ok(row)
 }
@@ -207,12 +228,14 @@ fn throughput(n: usize, runs: usize, secs: u32) -> Res<(f64, f64)> {
     // lets iperf3 through comes after all of them.
     let egress = policy(
         n,
+        Sources::Literal,
         "egress",
         "egress",
         "[[policy.egress]]\naction = \"allow\"\n",
     );
     let ingress = policy(
         n,
+        Sources::Literal,
         "ingress",
         "ingress",
         "[[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\ndestination = { ports = [5201] }\n",
@@ -266,17 +289,26 @@ fn main() -> Res<()> {
         "| rules | ours: parse TOML | ours: compile | ours: `nft -f` | **ours: total** | iptables-nft-restore | iptables-legacy-restore |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for n in [1_000, 10_000] {
-        let r = apply_times(n, runs)?;
+    for (n, sources) in [
+        (1_000, Sources::Literal),
+        (10_000, Sources::Literal),
+        (10_000, Sources::Selector),
+    ] {
+        let r = apply_times(n, sources, runs)?;
+        let cell = |t: &Option<Times>| t.as_ref().map_or("n/a (ipset)".to_string(), Times::cell);
         println!(
-            "| {} | {} | {} | {} | **{}** | {} | {} |",
+            "| {} {} | {} | {} | {} | **{}** | {} | {} |",
             r.rules,
+            match r.sources {
+                Sources::Literal => "literal /24 + port",
+                Sources::Selector => "selector + port",
+            },
             r.parse.cell(),
             r.compile.cell(),
             r.nft.cell(),
             r.total.cell(),
-            r.ipt_nft.cell(),
-            r.ipt_legacy.cell()
+            cell(&r.ipt_nft),
+            cell(&r.ipt_legacy)
         );
     }
     let (none, with) = throughput(10_000, runs, secs)?;
