@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -55,6 +55,8 @@ pub struct FibStatus {
     pub last_error: Option<String>,
     /// Full reconciles done.
     pub reconciles: u64,
+    /// When the last full reconcile finished.
+    pub last_reconcile: Option<SystemTime>,
     /// Route messages written since start.
     pub writes: u64,
 }
@@ -125,6 +127,7 @@ pub fn spawn(
         links_up: HashMap::new(),
         last_error: None,
         reconciles: 0,
+        last_reconcile: None,
         dirty_at: None,
         options,
         status: status_tx,
@@ -155,6 +158,7 @@ struct Reconciler {
     links_up: HashMap<u32, bool>,
     last_error: Option<String>,
     reconciles: u64,
+    last_reconcile: Option<SystemTime>,
     /// When a full reconcile is due, if one is.
     dirty_at: Option<Instant>,
     options: ReconcileOptions,
@@ -213,6 +217,7 @@ impl Reconciler {
             })
             .await;
         self.reconciles += 1;
+        self.last_reconcile = Some(SystemTime::now());
         match outcome {
             Some(Ok((occupied, conflicts, applied))) => {
                 self.occupied = occupied;
@@ -386,6 +391,7 @@ impl Reconciler {
             conflicts: self.conflicts.clone(),
             last_error: self.last_error.clone(),
             reconciles: self.reconciles,
+            last_reconcile: self.last_reconcile,
             writes: self.fib.as_ref().map_or(0, Fib::writes),
         };
         self.status.send_replace(status);

@@ -388,6 +388,7 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
     ]
     .into_iter()
     .collect();
+    let wanted_again = wanted.clone();
     block_on_in_netns(&ns, || async {
         let fib = Fib::open(FibConfig::default()).unwrap();
         let monitor = FibMonitor::open().unwrap();
@@ -475,15 +476,23 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
             .unwrap();
         wait_status(&mut status, "in sync again", |s| s.in_sync).await;
 
-        // Dropping the handle ends the task and leaves the routes for the next start.
+        // Dropping the handle ends the task and leaves the routes for the next start...
         drop(status);
         drop(handle);
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .unwrap()
             .unwrap();
+        assert!(ip_route(&ns, "10.10.0.5/32").is_some());
+
+        // ... which finds them in place and writes nothing.
+        let fib = Fib::open(FibConfig::default()).unwrap();
+        let monitor = FibMonitor::open().unwrap();
+        let (handle, _task) = spawn(fib, monitor, wanted_again, ReconcileOptions::default());
+        let restarted = wait_status(&mut handle.watch(), "in sync", |s| s.in_sync).await;
+        assert_eq!((restarted.installed, restarted.writes), (4, 0));
+        assert!(restarted.last_reconcile.is_some());
     });
-    assert!(ip_route(&ns, "10.10.0.5/32").is_some());
 }
 
 /// a ── r ── b: `r` forwards; `b` holds 10.9.9.9 and fd00:9::9 on its loopback like a
