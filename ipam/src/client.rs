@@ -184,8 +184,10 @@ struct World {
 impl World {
     /// After our own claims applied: the view stays usable for the next claim.
     fn note_claims(&mut self, claimed: &[BlockCidr]) {
-        self.taken.extend(claimed);
-        self.taken.sort();
+        for c in claimed {
+            let i = self.taken.partition_point(|t| t < c);
+            self.taken.insert(i, *c);
+        }
         self.host_blocks.extend(claimed);
         self.existing = None;
         self.own.clear();
@@ -523,12 +525,21 @@ impl<S: Store> Ipam<S> {
         // The settings and the node's labels decided this claim: they must still hold.
         plan.guard_once(Guard::Revision(self.keys.config(), world.config_rev));
         plan.guard_once(Guard::Revision(self.keys.node(plan.host), world.node_rev));
-        let mut taken = world.taken.clone();
-        taken.extend(plan.new_blocks().copied());
-        taken.sort();
+        // Blocks this plan already claims count as taken; usually there are none, so the
+        // (large) list of every block is only copied when needed.
+        let with_new;
+        let taken = if plan.new_blocks().next().is_none() {
+            &world.taken
+        } else {
+            let mut t = world.taken.clone();
+            t.extend(plan.new_blocks().copied());
+            t.sort();
+            with_new = t;
+            &with_new
+        };
         let pools: Vec<Pool> = world.pools.iter().map(|(p, _)| p.clone()).collect();
         for pool in alloc::usable_pools(&pools, family, &world.labels) {
-            if let Some(cidr) = alloc::choose_block(pool, &taken, plan.host) {
+            if let Some(cidr) = alloc::choose_block(pool, taken, plan.host) {
                 let rev = world
                     .pools
                     .iter()
@@ -1022,6 +1033,25 @@ impl<S: Store> Ipam<S> {
             ))),
             None => Ok(None),
         }
+    }
+
+    /// Every handle of `host`, so its daemon can release those whose container is gone
+    /// (IPAM cannot know which containers run; a dead host's handles are GC's).
+    pub async fn handles_of(&self, host: &HostName) -> Result<Vec<Assignment>> {
+        let mut retry = Retry::new(&self.opts.retry, "handles_of");
+        let (r, _) = self
+            .read(vec![Read::Prefix(self.keys.handles())], &mut retry)
+            .await?;
+        let prefix = self.keys.handles();
+        let mut out = Vec::new();
+        for e in r.iter().flatten() {
+            let h: Handle = decode(&e.key, &e.value)?;
+            if &h.host == host {
+                let id = HandleId::new(e.key.strip_prefix(&prefix).unwrap_or_default())?;
+                out.push(Assignment::from_handle(id, &h));
+            }
+        }
+        Ok(out)
     }
 
     /// Adds a pool; refused if its CIDR overlaps another pool or the name exists.

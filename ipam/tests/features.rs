@@ -82,6 +82,11 @@ async fn idempotent_assignment_and_given_address() {
     pool(&ipam, "default", "10.2.0.0/16", 26).await;
     nodes(&ipam, &["a", "b"]).await;
     let first = ipam.assign(&req("c1.eth0", "a", 2, 0)).await.unwrap();
+    assert_eq!(
+        ipam.handles_of(&host("a")).await.unwrap(),
+        vec![first.clone()]
+    );
+    assert!(ipam.handles_of(&host("b")).await.unwrap().is_empty());
     // A second client (a restarted daemon with an empty cache) asks again.
     let other = client(&etcd, opts()).await;
     let again = other.assign(&req("c1.eth0", "a", 2, 0)).await.unwrap();
