@@ -109,9 +109,12 @@ impl Fib {
     pub fn dump(&mut self) -> Result<Vec<KernelRoute>, Error> {
         let mut routes = Vec::new();
         for ipv6 in [false, true] {
-            let mut attempt = 1;
-            while !self.dump_family(ipv6, &mut routes)? && attempt < DUMP_ATTEMPTS {
-                attempt += 1;
+            // The last attempt is taken as it comes: a route that changed meanwhile is
+            // caught by its notification or the next reconcile.
+            for attempt in 1..=DUMP_ATTEMPTS {
+                if self.dump_family(ipv6, attempt == DUMP_ATTEMPTS, &mut routes)? {
+                    break;
+                }
             }
         }
         Ok(routes)
@@ -130,8 +133,13 @@ impl Fib {
     }
 
     /// Lists one family into `routes`; false if the kernel flagged the listing inconsistent
-    /// (then `routes` is left as it was).
-    fn dump_family(&mut self, ipv6: bool, routes: &mut Vec<KernelRoute>) -> Result<bool, Error> {
+    /// and `take_inconsistent` is not set (then `routes` is left as it was).
+    fn dump_family(
+        &mut self,
+        ipv6: bool,
+        take_inconsistent: bool,
+        routes: &mut Vec<KernelRoute>,
+    ) -> Result<bool, Error> {
         let table = self.config.table.get();
         let seq = self.next_seq();
         self.tx.clear();
@@ -165,10 +173,11 @@ impl Fib {
                 consistent &= msg.header.flags & NLM_F_DUMP_INTR == 0;
                 match msg.payload {
                     NetlinkPayload::Done(_) => {
-                        if consistent {
+                        let taken = consistent || take_inconsistent;
+                        if taken {
                             routes.append(&mut listed);
                         }
-                        return Ok(consistent);
+                        return Ok(taken);
                     }
                     // IPv4 answers ENOENT for a table that does not exist yet: it is empty.
                     NetlinkPayload::Error(e) if e.raw_code() == -libc::ENOENT => return Ok(true),
