@@ -299,14 +299,6 @@ impl Rib {
         &self.settings
     }
 
-    fn decision_settings(&self) -> DecisionSettings {
-        DecisionSettings {
-            local_as: self.settings.local_as,
-            default_local_pref: self.settings.default_local_pref,
-            always_compare_med: self.settings.always_compare_med,
-        }
-    }
-
     /// Sets the IGP cost to `next_hop` (`None`: unreachable, routes via it are not eligible).
     /// Next hops never set cost 0 and are reachable. Every prefix is decided again.
     pub fn set_igp_cost(&mut self, next_hop: IpAddr, cost: Option<u32>) {
@@ -423,6 +415,11 @@ impl Rib {
     pub fn peer_up(&mut self, id: PeerId, session: Session) -> Result<(), RibError> {
         self.peer(id)?;
         self.leave_group(id);
+        let mut session = session;
+        // Only the families this RIB holds are dumped and marked with End-of-RIB.
+        session
+            .families
+            .retain(|f| matches!(*f, AfiSafi::IPV4_UNICAST | AfiSafi::IPV6_UNICAST));
         let key = GroupKey::of(&self.peer(id)?.config, &session, self.settings.local_as);
         let g = self.join_group(id, key);
         let p = self.peer_mut(id)?;
@@ -815,114 +812,14 @@ impl Rib {
 
     // ---- decision ----
 
-    fn source_kind(&self, owner: Owner) -> SourceKind {
-        match owner {
-            Owner::Local => SourceKind::Local,
-            Owner::Peer(p) => match self.peers.get(p.0 as usize).and_then(Option::as_ref) {
-                Some(p) if p.ibgp(self.settings.local_as) => SourceKind::Ibgp,
-                _ => SourceKind::Ebgp,
-            },
-        }
-    }
-
-    fn source_info(&self, owner: Owner) -> SourceInfo {
-        let peer = match owner {
-            Owner::Peer(p) => self.peers.get(p.0 as usize).and_then(Option::as_ref),
-            Owner::Local => None,
-        };
-        SourceInfo {
-            kind: self.source_kind(owner),
-            rr_client: peer.is_some_and(|p| p.config.rr_client),
-            router_id: peer.map_or(self.settings.router_id, |p| p.router_id),
-        }
-    }
-
-    /// IGP cost to the next hop of `attrs`; `None` when unreachable.
-    fn igp_cost(&self, attrs: &PathAttrs) -> Option<u32> {
-        if self.igp.is_empty() {
-            return Some(0);
-        }
-        match next_hop_ip(attrs) {
-            Some(ip) => self.igp.get(&ip).copied().unwrap_or(Some(0)),
-            None => Some(0),
-        }
-    }
-
-    /// Whether `r` may be selected: accepted, and its next hop reachable.
-    fn eligible(&self, r: Route) -> bool {
-        !r.is(flag::REJECTED)
-            && (self.sources.owner(r.src()) == Owner::Local
-                || self.igp_cost(self.attrs.get(r.attrs())).is_some())
-    }
-
-    /// Runs the decision process for one prefix, setting BEST and MULTIPATH flags.
-    fn decide<K: Family>(&mut self, key: K) {
-        if let [only] = K::table(&self.tables).get(key) {
-            // The common case, without allocating.
-            let on = self.eligible(*only);
-            if let [r] = K::table_mut(&mut self.tables).get_mut(key) {
-                r.set(flag::BEST, on);
-                r.set(flag::MULTIPATH, on);
-            }
-            return;
-        }
-        let s = self.decision_settings();
-        let mut routes: Vec<Route> = K::table(&self.tables).get(key).to_vec();
-        let eligible: Vec<usize> = (0..routes.len())
-            .filter(|&i| self.eligible(routes[i]))
-            .collect();
-        for r in &mut routes {
-            r.set(flag::BEST, false);
-            r.set(flag::MULTIPATH, false);
-        }
-        let chosen: Vec<usize> = if eligible.len() <= 1 {
-            eligible
-        } else {
-            let cands: Vec<Candidate> = eligible
-                .iter()
-                .map(|&i| {
-                    let r = routes[i];
-                    let owner = self.sources.owner(r.src());
-                    let attrs = self.attrs.get(r.attrs());
-                    let info = self.source_info(owner);
-                    let address = match owner {
-                        Owner::Peer(p) => self
-                            .peers
-                            .get(p.0 as usize)
-                            .and_then(Option::as_ref)
-                            .map(|p| p.config.address),
-                        Owner::Local => None,
-                    };
-                    Candidate {
-                        attrs,
-                        kind: info.kind,
-                        router_id: info.router_id,
-                        peer_address: address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                        igp_cost: if owner == Owner::Local {
-                            0
-                        } else {
-                            self.igp_cost(attrs).unwrap_or(u32::MAX)
-                        },
-                        path_id: self.sources.remote_path_id(r.src()),
-                    }
-                })
-                .collect();
-            decision::multipath(&cands, &s, self.settings.max_paths.max(1))
-                .into_iter()
-                .map(|c| eligible[c])
-                .collect()
-        };
-        for (n, &i) in chosen.iter().enumerate() {
-            routes[i].set(flag::BEST, n == 0);
-            routes[i].set(flag::MULTIPATH, true);
-        }
-        for (slot, r) in K::table_mut(&mut self.tables)
-            .get_mut(key)
-            .iter_mut()
-            .zip(routes)
-        {
-            slot.set(flag::BEST, r.is(flag::BEST));
-            slot.set(flag::MULTIPATH, r.is(flag::MULTIPATH));
+    /// The read-only view the decision and the edge rules need, borrowed apart from the tables.
+    fn facts(&self) -> Facts<'_> {
+        Facts {
+            settings: &self.settings,
+            attrs: &self.attrs,
+            sources: &self.sources,
+            peers: &self.peers,
+            igp: &self.igp,
         }
     }
 
@@ -983,7 +880,7 @@ impl Rib {
                             cluster_id: self.settings.cluster_id,
                             default_local_pref: self.settings.default_local_pref,
                         };
-                        let info = self.source_info(owner);
+                        let info = self.facts().source_info(owner);
                         let v = edge_attrs(
                             &edge,
                             &group.key,
@@ -1237,9 +1134,21 @@ impl Rib {
         let mut new: Vec<Route> = Vec::new();
         let mut bufs = (Vec::new(), Vec::new());
         for (key, snapshot) in dirty {
-            self.decide(key);
             new.clear();
-            new.extend_from_slice(K::table(&self.tables).get(key));
+            {
+                let facts = Facts {
+                    settings: &self.settings,
+                    attrs: &self.attrs,
+                    sources: &self.sources,
+                    peers: &self.peers,
+                    igp: &self.igp,
+                };
+                // One lookup: decide, copy out, end the dirty state.
+                K::table_mut(&mut self.tables).settle_with(key, |routes| {
+                    facts.decide(routes);
+                    new.extend_from_slice(routes);
+                });
+            }
             let prefix = key.prefix();
             let old = snapshot.routes();
             if self.settings.fib {
@@ -1256,7 +1165,6 @@ impl Rib {
                     ex, outbox, fx, deltas, g, family, prefix, old, &new, &mut bufs,
                 );
             }
-            K::table_mut(&mut self.tables).settle(key);
         }
     }
 
@@ -1521,6 +1429,121 @@ impl Rib {
     /// Number of distinct attribute sets alive.
     pub fn attr_sets(&self) -> usize {
         self.attrs.len()
+    }
+}
+
+/// What the decision and the edge rules read, borrowed apart from the tables they change.
+struct Facts<'a> {
+    settings: &'a RibSettings,
+    attrs: &'a AttrStore,
+    sources: &'a Sources,
+    peers: &'a [Option<PeerState>],
+    igp: &'a HashMap<IpAddr, Option<u32>>,
+}
+
+impl Facts<'_> {
+    fn peer(&self, id: PeerId) -> Option<&PeerState> {
+        self.peers.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    fn source_kind(&self, owner: Owner) -> SourceKind {
+        match owner {
+            Owner::Local => SourceKind::Local,
+            Owner::Peer(p) => match self.peer(p) {
+                Some(p) if p.ibgp(self.settings.local_as) => SourceKind::Ibgp,
+                _ => SourceKind::Ebgp,
+            },
+        }
+    }
+
+    fn source_info(&self, owner: Owner) -> SourceInfo {
+        let peer = match owner {
+            Owner::Peer(p) => self.peer(p),
+            Owner::Local => None,
+        };
+        SourceInfo {
+            kind: self.source_kind(owner),
+            rr_client: peer.is_some_and(|p| p.config.rr_client),
+            router_id: peer.map_or(self.settings.router_id, |p| p.router_id),
+        }
+    }
+
+    /// IGP cost to the next hop of `attrs`; `None` when unreachable.
+    fn igp_cost(&self, attrs: &PathAttrs) -> Option<u32> {
+        if self.igp.is_empty() {
+            return Some(0);
+        }
+        match next_hop_ip(attrs) {
+            Some(ip) => self.igp.get(&ip).copied().unwrap_or(Some(0)),
+            None => Some(0),
+        }
+    }
+
+    /// Whether `r` may be selected: accepted, and its next hop reachable.
+    fn eligible(&self, r: Route) -> bool {
+        !r.is(flag::REJECTED)
+            && (self.sources.owner(r.src()) == Owner::Local
+                || self.igp_cost(self.attrs.get(r.attrs())).is_some())
+    }
+
+    /// Runs the decision process on one prefix's routes, setting BEST and MULTIPATH flags.
+    fn decide(&self, routes: &mut [Route]) {
+        if let [only] = routes {
+            // The common case, without allocating.
+            let on = self.eligible(*only);
+            only.set(flag::BEST, on);
+            only.set(flag::MULTIPATH, on);
+            return;
+        }
+        let s = DecisionSettings {
+            local_as: self.settings.local_as,
+            default_local_pref: self.settings.default_local_pref,
+            always_compare_med: self.settings.always_compare_med,
+        };
+        let eligible: Vec<usize> = (0..routes.len())
+            .filter(|&i| self.eligible(routes[i]))
+            .collect();
+        for r in routes.iter_mut() {
+            r.set(flag::BEST, false);
+            r.set(flag::MULTIPATH, false);
+        }
+        let chosen: Vec<usize> = if eligible.len() <= 1 {
+            eligible
+        } else {
+            let cands: Vec<Candidate> = eligible
+                .iter()
+                .map(|&i| {
+                    let r = routes[i];
+                    let owner = self.sources.owner(r.src());
+                    let attrs = self.attrs.get(r.attrs());
+                    let info = self.source_info(owner);
+                    let address = match owner {
+                        Owner::Peer(p) => self.peer(p).map(|p| p.config.address),
+                        Owner::Local => None,
+                    };
+                    Candidate {
+                        attrs,
+                        kind: info.kind,
+                        router_id: info.router_id,
+                        peer_address: address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                        igp_cost: if owner == Owner::Local {
+                            0
+                        } else {
+                            self.igp_cost(attrs).unwrap_or(u32::MAX)
+                        },
+                        path_id: self.sources.remote_path_id(r.src()),
+                    }
+                })
+                .collect();
+            decision::multipath(&cands, &s, self.settings.max_paths.max(1))
+                .into_iter()
+                .map(|c| eligible[c])
+                .collect()
+        };
+        for (n, &i) in chosen.iter().enumerate() {
+            routes[i].set(flag::BEST, n == 0);
+            routes[i].set(flag::MULTIPATH, true);
+        }
     }
 }
 

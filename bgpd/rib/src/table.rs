@@ -263,20 +263,6 @@ impl<K: Key> Table<K> {
             .unwrap_or(&[])
     }
 
-    /// The routes of `key`, to change flags (not membership) in place without dirtying.
-    pub(crate) fn get_mut(&mut self, key: K) -> &mut [Route] {
-        match self.slots.get_mut(&key) {
-            None => &mut [],
-            Some(s) if s.has(EMPTY) => &mut [],
-            Some(s) if s.has(MANY) => self
-                .overflow
-                .get_mut(s.0.attrs as usize)
-                .map(Vec::as_mut_slice)
-                .unwrap_or(&mut []),
-            Some(s) => std::slice::from_mut(&mut s.0),
-        }
-    }
-
     /// Number of prefixes with at least one route (dirty empty ones included until drained).
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
@@ -399,14 +385,26 @@ impl<K: Key> Table<K> {
         !self.dirty.is_empty()
     }
 
-    /// Ends the dirty state of `key`, dropping it if it has no routes left.
-    pub(crate) fn settle(&mut self, key: K) {
-        if let Some(s) = self.slots.get_mut(&key) {
-            if s.has(EMPTY) {
-                self.slots.remove(&key);
-            } else {
-                s.mark(DIRTY, false);
-            }
+    /// Ends the dirty state of `key` after `f` has seen (and may have re-flagged) its routes;
+    /// drops the prefix if it has no routes left.
+    pub(crate) fn settle_with(&mut self, key: K, f: impl FnOnce(&mut [Route])) {
+        let Some(s) = self.slots.get_mut(&key) else {
+            return f(&mut []);
+        };
+        if s.has(EMPTY) {
+            self.slots.remove(&key);
+            return f(&mut []);
+        }
+        s.mark(DIRTY, false);
+        if s.has(MANY) {
+            let v = self
+                .overflow
+                .get_mut(s.0.attrs as usize)
+                .map(Vec::as_mut_slice)
+                .unwrap_or(&mut []);
+            f(v);
+        } else {
+            f(std::slice::from_mut(&mut s.0));
         }
     }
 }
@@ -439,11 +437,11 @@ mod tests {
         let dirty = t.take_dirty();
         assert_eq!(dirty.len(), 1);
         assert!(matches!(dirty[0].1, Snapshot::Empty));
-        t.settle(k);
+        t.settle_with(k, |_| {});
         assert!(t.remove(k, SrcId(2)).is_some());
         let dirty = t.take_dirty();
         assert_eq!(dirty[0].1.routes().len(), 1);
-        t.settle(k);
+        t.settle_with(k, |_| {});
         assert_eq!(t.len(), 0);
     }
 
@@ -452,7 +450,7 @@ mod tests {
         let mut t = Table::<V4>::default();
         let k = key("10.0.0.0/24");
         t.upsert(k, Route::new(AttrId(1), SrcId(7), flag::STALE));
-        t.get_mut(k)[0].set(flag::BEST, true);
+        t.settle_with(k, |routes| routes[0].set(flag::BEST, true));
         let r = t.get(k)[0];
         assert!(r.is(flag::STALE) && r.is(flag::BEST) && !r.is(flag::REJECTED));
         assert_eq!(r.src(), SrcId(7));

@@ -641,3 +641,65 @@ fn removed_peer_routes_are_withdrawn() {
         "attribute sets are dropped with their last route"
     );
 }
+
+#[test]
+fn ipv6_routes_travel_in_mp_reach() {
+    let mut lab = Lab::host("10.0.0.1");
+    let dual = |_: &mut PeerConfig, s: &mut bgpd_rib::Session| {
+        s.families = vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST];
+        s.local_v6 = Some("2001:db8::254".parse().unwrap());
+    };
+    let from = lab.peer("10.0.0.21", 65100, dual);
+    let ibgp = lab.peer("10.0.0.11", 65000, dual);
+    let ebgp = lab.peer("10.0.0.22", 65200, dual);
+    lab.drain();
+    let nh = NextHop::V6 {
+        global: "2001:db8::21".parse().unwrap(),
+        link_local: None,
+    };
+    let attrs = PathAttrs {
+        next_hop: Some(nh),
+        ..route(&[65100], "10.0.0.21")
+    };
+    lab.rib
+        .announce(
+            from,
+            AfiSafi::IPV6_UNICAST,
+            &attrs,
+            &[Nlri::new(p("2001:db8:100::/48"))],
+        )
+        .unwrap();
+    lab.drain();
+    assert_eq!(
+        lab.got(ibgp, "2001:db8:100::/48").unwrap().next_hop,
+        Some(nh)
+    );
+    let self_v6 = NextHop::V6 {
+        global: "2001:db8::254".parse().unwrap(),
+        link_local: None,
+    };
+    assert_eq!(
+        lab.got(ebgp, "2001:db8:100::/48").unwrap().next_hop,
+        Some(self_v6)
+    );
+    assert_eq!(
+        lab.fib.last().unwrap().next_hops,
+        vec!["2001:db8::21".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        lab.seen[&ibgp].end_of_rib,
+        vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]
+    );
+    lab.rib
+        .withdraw(
+            from,
+            AfiSafi::IPV6_UNICAST,
+            &[Nlri::new(p("2001:db8:100::/48"))],
+        )
+        .unwrap();
+    lab.drain();
+    assert!(
+        lab.got(ibgp, "2001:db8:100::/48").is_none()
+            && lab.got(ebgp, "2001:db8:100::/48").is_none()
+    );
+}
