@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use bgpd_kernel::{
@@ -571,4 +571,32 @@ fn programmed_routes_carry_real_packets() {
 /// Pings until answered (first packets can wait a second on neighbour discovery), 5 s at most.
 fn reaches(from: &Netns, addr: &str) -> bool {
     wait_until(Duration::from_secs(5), || from.ping(addr))
+}
+
+/// Our own 20,000 writes notify our own monitor 20,000 times (more than its buffer holds): the
+/// task must settle without writing anything twice.
+#[test]
+fn the_task_settles_after_a_large_initial_set() {
+    let ns = host_with_link("big");
+    let wanted: RouteSet = (0..20_000u32)
+        .map(|i| Route::blackhole(Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a64_0000 + i)))))
+        .collect();
+    block_on_in_netns(&ns, || async {
+        let fib = Fib::open(FibConfig::default()).unwrap();
+        let monitor = FibMonitor::open().unwrap();
+        let (handle, _task) = spawn(fib, monitor, wanted, ReconcileOptions::default());
+        let mut status = handle.watch();
+        wait_status(&mut status, "in sync", |s| {
+            s.in_sync && s.installed == 20_000
+        })
+        .await;
+        // Let every notification of our own writes arrive and be judged.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let settled = handle.status();
+        eprintln!("settled after {} reconciles", settled.reconciles);
+        assert!(settled.in_sync, "{settled:?}");
+        assert_eq!(settled.writes, 20_000, "something was written twice");
+        assert!(settled.reconciles <= 3, "{} reconciles", settled.reconciles);
+    });
+    assert_eq!(ip_routes(&ns, false, &["proto", PROTO]).len(), 20_000);
 }
