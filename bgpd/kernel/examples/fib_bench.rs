@@ -4,7 +4,7 @@
 //! `fib_bench [runs] [sizes...]`, e.g. `fib_bench 5 10000 100000`; prints a Markdown table.
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail, ensure};
 use bgpd_kernel::{Change, Fib, FibConfig, NextHop, NextHops, Prefix, Route, RouteSet};
 
 const DEV: &str = "bench0";
-const GATEWAY: &str = "192.168.0.2";
+const GATEWAY_V4: &str = "192.168.0.2";
+const GATEWAY_V6: &str = "fd00:a::2";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,12 +31,17 @@ fn main() -> Result<()> {
     let mut fib = Fib::open(config)?;
 
     println!(
-        "| routes | bgpd-kernel | its CPU (user + sys) | `ip -batch` | its CPU (user + sys) \
+        "| routes | family | bgpd-kernel | its CPU (user + sys) | `ip -batch` | its CPU (user + sys) \
          | speed-up (wall) | speed-up (CPU) |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for &n in &sizes {
-        let routes = routes(n)?;
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (n, ipv6) in sizes.iter().flat_map(|&n| [(n, false), (n, true)]) {
+        let (family, gateway) = if ipv6 {
+            ("-6", GATEWAY_V6)
+        } else {
+            ("-4", GATEWAY_V4)
+        };
+        let routes = routes(n, ipv6)?;
         // Adds into an empty table, as `ip route add` does.
         let changes: Vec<Change> = routes.iter().cloned().map(Change::Create).collect();
         let batch = std::env::temp_dir().join(format!("fib-bench-{}.txt", std::process::id()));
@@ -43,7 +49,7 @@ fn main() -> Result<()> {
         for route in &routes {
             writeln!(
                 file,
-                "route add {} via {GATEWAY} proto {proto}",
+                "route add {} via {gateway} proto {proto}",
                 route.prefix()
             )?;
         }
@@ -69,8 +75,8 @@ fn main() -> Result<()> {
                     theirs.push(start.elapsed());
                     theirs_cpu.push(cpu_since(libc::RUSAGE_CHILDREN, cpu));
                 }
-                ensure!(count(&proto)? == n, "not all {n} routes installed");
-                ip(&["route", "flush", "proto", &proto])?;
+                ensure!(count(family, &proto)? == n, "not all {n} routes installed");
+                ip(&[family, "route", "flush", "proto", &proto])?;
             }
         }
         let _ = std::fs::remove_file(&batch);
@@ -78,7 +84,8 @@ fn main() -> Result<()> {
         let (ours_user, ours_sys) = medians(&mut ours_cpu);
         let (theirs_user, theirs_sys) = medians(&mut theirs_cpu);
         println!(
-            "| {n} | {} | {} + {} | {} | {} + {} | {:.1}x | {:.1}x |",
+            "| {n} | {} | {} | {} + {} | {} | {} + {} | {:.1}x | {:.1}x |",
+            if ipv6 { "IPv6" } else { "IPv4" },
             ms(ours),
             ms(ours_user),
             ms(ours_sys),
@@ -94,7 +101,7 @@ fn main() -> Result<()> {
     println!("| idle reconcile (all wanted routes in place) | time | netlink writes |");
     println!("| ---: | ---: | ---: |");
     for &n in &sizes {
-        let wanted: RouteSet = routes(n)?.into_iter().collect();
+        let wanted: RouteSet = routes(n, false)?.into_iter().collect();
         fib.reconcile(&wanted)?;
         let mut times = Vec::new();
         let before = fib.writes();
@@ -106,12 +113,12 @@ fn main() -> Result<()> {
         }
         let writes = fib.writes() - before;
         println!("| {n} routes | {} | {writes} |", ms(median(&mut times)));
-        ip(&["route", "flush", "proto", &proto])?;
+        ip(&["-4", "route", "flush", "proto", &proto])?;
     }
     Ok(())
 }
 
-/// An up link with 192.168.0.1/24, so the gateway is on-link.
+/// An up link with 192.168.0.1/24 and fd00:a::1/64, so the gateways are on-link.
 fn setup() -> Result<()> {
     if ip(&["link", "show", DEV]).is_ok() {
         return Ok(());
@@ -120,25 +127,35 @@ fn setup() -> Result<()> {
         "link", "add", DEV, "type", "veth", "peer", "name", "bench0p",
     ])?;
     ip(&["addr", "add", "192.168.0.1/24", "dev", DEV])?;
+    ip(&["addr", "add", "fd00:a::1/64", "dev", DEV, "nodad"])?;
     ip(&["link", "set", "bench0p", "up"])?;
     ip(&["link", "set", DEV, "up"])?;
     Ok(())
 }
 
-/// `n` host routes in 10.0.0.0/8 via the gateway, like learned container routes.
-fn routes(n: usize) -> Result<Vec<Route>> {
+/// `n` host routes (in 10.0.0.0/8 or fd00:100::/64) via the gateway, like learned container
+/// routes.
+fn routes(n: usize, ipv6: bool) -> Result<Vec<Route>> {
     ensure!(n < 1 << 24, "at most 2^24 routes");
-    let hops = NextHops::new([NextHop::via(GATEWAY.parse()?)])?;
+    let gateway = if ipv6 { GATEWAY_V6 } else { GATEWAY_V4 };
+    let hops = NextHops::new([NextHop::via(gateway.parse()?)])?;
     (0..n)
         .map(|i| {
-            let addr = Ipv4Addr::from(0x0a00_0000 | (i as u32 + 1));
-            Ok(Route::via(Prefix::host(IpAddr::V4(addr)), hops.clone())?)
+            let host = i as u32 + 1;
+            let addr = if ipv6 {
+                IpAddr::V6(Ipv6Addr::from(0xfd00_0100_u128 << 96 | u128::from(host)))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | host))
+            };
+            Ok(Route::via(Prefix::host(addr), hops.clone())?)
         })
         .collect()
 }
 
-fn count(proto: &str) -> Result<usize> {
-    Ok(ip(&["route", "show", "proto", proto])?.lines().count())
+fn count(family: &str, proto: &str) -> Result<usize> {
+    Ok(ip(&[family, "route", "show", "proto", proto])?
+        .lines()
+        .count())
 }
 
 fn ip(args: &[&str]) -> Result<String> {
