@@ -182,6 +182,16 @@ fn protocol_name(index: usize) -> String {
     format!("peer{}", index + 1)
 }
 
+/// The neighbour whose BGP protocol is called `name`.
+fn neighbor_of(config: &PeerConfig, name: &str) -> Option<IpAddr> {
+    config
+        .neighbors
+        .iter()
+        .enumerate()
+        .find(|(i, _)| protocol_name(*i) == name)
+        .map(|(_, n)| n.address)
+}
+
 /// The whole bird.conf for `config`.
 fn render(config: &PeerConfig, daemon: &Daemon) -> String {
     let mut c = String::new();
@@ -317,10 +327,7 @@ fn parse_protocols(out: &str, config: &PeerConfig) -> Vec<Session> {
         let [name, "BGP", _table, state, _since, info @ ..] = cols.as_slice() else {
             continue;
         };
-        let Some(neighbor) = (0..config.neighbors.len())
-            .find(|&i| protocol_name(i) == *name)
-            .map(|i| config.neighbors[i].address)
-        else {
+        let Some(neighbor) = neighbor_of(config, name) else {
             continue;
         };
         // A protocol that is `down` (disabled or never started) shows no FSM state.
@@ -348,9 +355,7 @@ fn restarting_neighbors(out: &str, config: &PeerConfig) -> Vec<IpAddr> {
     for line in out.lines() {
         if !line.starts_with(' ') {
             let name = line.split_whitespace().next().unwrap_or_default();
-            current = (0..config.neighbors.len())
-                .find(|&i| protocol_name(i) == name)
-                .map(|i| config.neighbors[i].address);
+            current = neighbor_of(config, name);
         } else if line.contains("Neighbor graceful restart active") {
             restarting.extend(current);
         }
@@ -387,9 +392,7 @@ fn parse_routes(out: &str, config: &PeerConfig) -> std::result::Result<Vec<RibRo
             .iter()
             .find_map(|t| t.strip_prefix('['))
             .ok_or_else(|| format!("no [protocol …] in {line:?}"))?;
-        route.from = (0..config.neighbors.len())
-            .find(|&i| protocol_name(i) == proto)
-            .map(|i| config.neighbors[i].address);
+        route.from = neighbor_of(config, proto);
         route.best = rest.contains(&"*");
         // `(100s)`, `(100-s/?)`: flags follow the preference, before `/` or `)`.
         route.stale = rest
