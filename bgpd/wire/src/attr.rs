@@ -192,20 +192,19 @@ fn action_for(code: u8) -> AttrAction {
     }
 }
 
-/// What the attribute walk found.
-#[derive(Default)]
-pub(crate) struct Walked<'a> {
-    pub attrs: PathAttrs,
+/// What the attribute walk found; attributes and errors go straight into the UPDATE being built.
+pub(crate) struct Walked<'a, 'u> {
+    pub attrs: &'u mut PathAttrs,
+    pub errors: &'u mut Vec<AttrError>,
     /// MP_REACH_NLRI as (flags, value), parsed by the UPDATE decoder.
     pub mp_reach: Option<(u8, &'a [u8])>,
     /// MP_UNREACH_NLRI as (flags, value).
     pub mp_unreach: Option<(u8, &'a [u8])>,
-    pub errors: Vec<AttrError>,
     /// Type codes seen, valid or not, for the missing-attribute check (bit per code).
     seen: [u64; 4],
 }
 
-impl Walked<'_> {
+impl Walked<'_, '_> {
     fn mark_seen(&mut self, code: u8) -> bool {
         let (word, bit) = (usize::from(code / 64), 1u64 << (code % 64));
         let before = self.seen[word] & bit != 0;
@@ -244,11 +243,19 @@ fn ipv4_at(v: &[u8]) -> Ipv4Addr {
 
 /// Walks the path attribute section of an UPDATE (RFC 4271 §4.3) under RFC 7606.
 /// Returns `Err` only for errors that need a session reset.
-pub(crate) fn walk<'a>(
+pub(crate) fn walk<'a, 'u>(
     mut section: &'a [u8],
     ctx: &SessionContext,
-) -> Result<Walked<'a>, SessionError> {
-    let mut w = Walked::default();
+    attrs: &'u mut PathAttrs,
+    errors: &'u mut Vec<AttrError>,
+) -> Result<Walked<'a, 'u>, SessionError> {
+    let mut w = Walked {
+        attrs,
+        errors,
+        mp_reach: None,
+        mp_unreach: None,
+        seen: [0; 4],
+    };
     let mut as4_path = None;
     let mut as4_aggregator = None;
     while !section.is_empty() {
@@ -433,7 +440,7 @@ pub(crate) fn walk<'a>(
             _ => {}
         }
     }
-    merge_as4(&mut w.attrs, as4_path, as4_aggregator);
+    merge_as4(w.attrs, as4_path, as4_aggregator);
     Ok(w)
 }
 
@@ -611,14 +618,14 @@ impl PathAttrs {
 
 /// The well-known attribute an UPDATE announcing routes lacks, if any (RFC 4271 §5, with
 /// NEXT_HOP needed only for routes in the plain NLRI field, RFC 4760 §3).
-pub(crate) fn missing_well_known(w: &Walked<'_>, plain_nlri: bool) -> Option<u8> {
+pub(crate) fn missing_well_known(w: &Walked<'_, '_>, plain_nlri: bool) -> Option<u8> {
     [tc::ORIGIN, tc::AS_PATH, tc::NEXT_HOP]
         .into_iter()
         .find(|&code| !w.saw(code) && (code != tc::NEXT_HOP || plain_nlri))
 }
 
 /// Records an RFC 7606 §3 d missing-attribute error.
-pub(crate) fn record_missing(w: &mut Walked<'_>, code: u8) {
+pub(crate) fn record_missing(w: &mut Walked<'_, '_>, code: u8) {
     w.errors.push(AttrError {
         type_code: code,
         reason: Malformed::MissingWellKnown(code),

@@ -11,15 +11,13 @@ use crate::session::SessionContext;
 use crate::update::Update;
 
 /// Any BGP message.
-// UPDATE dominates the traffic; boxing it would cost an allocation per message to shrink the
-// rare ones.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// OPEN.
     Open(Open),
-    /// UPDATE.
-    Update(Update),
+    /// UPDATE, boxed: it is large, and decoding it in place on the heap is cheaper than moving it
+    /// through the call chain.
+    Update(Box<Update>),
     /// NOTIFICATION.
     Notification(Notification),
     /// KEEPALIVE.
@@ -48,7 +46,11 @@ impl Message {
         let body = &frame[HEADER_LEN..];
         Ok(match header.msg_type {
             MessageType::Open => Message::Open(Open::decode(body)?),
-            MessageType::Update => Message::Update(Update::decode(body, ctx)?),
+            MessageType::Update => {
+                let mut update = Box::<Update>::default();
+                update.decode_into(body, ctx)?;
+                Message::Update(update)
+            }
             MessageType::Notification => {
                 // The header check guarantees code and subcode are there.
                 let (code, data) = body.split_at(2.min(body.len()));

@@ -3,42 +3,9 @@
 //! path of route propagation: one pass, no allocation per prefix.
 
 use bytes::{BufMut, BytesMut};
-use nom::IResult;
-use nom::number::complete::{be_u8, be_u32};
 
 use crate::family::Afi;
 use crate::prefix::{Ipv4Prefix, Ipv6Prefix, Nlri, Prefix};
-
-type Res<'a, T> = IResult<&'a [u8], T, ()>;
-
-/// One prefix: length octet, then just enough octets for the length.
-fn prefix_bits<const W: usize>(i: &[u8]) -> Res<'_, ([u8; W], u8)> {
-    let (i, len) = be_u8(i)?;
-    let n = usize::from(len).div_ceil(8);
-    if n > W {
-        return Err(nom::Err::Failure(()));
-    }
-    let (significant, rest) = i.split_at_checked(n).ok_or(nom::Err::Failure(()))?;
-    let mut octets = [0u8; W];
-    octets[..n].copy_from_slice(significant);
-    Ok((rest, (octets, len)))
-}
-
-fn ipv4(i: &[u8]) -> Res<'_, Prefix> {
-    let (i, (o, len)) = prefix_bits::<4>(i)?;
-    Ok((
-        i,
-        Prefix::V4(Ipv4Prefix::masked(u32::from_be_bytes(o), len)),
-    ))
-}
-
-fn ipv6(i: &[u8]) -> Res<'_, Prefix> {
-    let (i, (o, len)) = prefix_bits::<16>(i)?;
-    Ok((
-        i,
-        Prefix::V6(Ipv6Prefix::masked(u128::from_be_bytes(o), len)),
-    ))
-}
 
 /// Decodes every prefix of `section` (of `afi`, with path ids when `add_path`) into `out`.
 /// `Err` when a length exceeds the address width or a prefix runs past the section.
@@ -51,30 +18,52 @@ pub(crate) fn decode(
     // Sized by the message, never by a length field: a /24 takes four octets.
     out.reserve(section.len() / 4);
     if afi == Afi::IPV4 {
-        decode_with(section, add_path, out, ipv4)
+        decode_with::<4>(section, add_path, out, |o, len| {
+            Prefix::V4(Ipv4Prefix::masked(u32::from_be_bytes(o), len))
+        })
     } else {
-        decode_with(section, add_path, out, ipv6)
+        decode_with::<16>(section, add_path, out, |o, len| {
+            Prefix::V6(Ipv6Prefix::masked(u128::from_be_bytes(o), len))
+        })
     }
 }
 
-/// The loop of [`decode`], monomorphic in the prefix parser so it inlines.
-fn decode_with(
-    section: &[u8],
+/// The loop of [`decode`] for addresses of `W` octets. This is the hottest loop of the daemon,
+/// so it reads with slice patterns rather than parser combinators: when `W` octets are left it
+/// loads a whole address and lets the mask drop what belongs to the next entry.
+#[inline(always)]
+fn decode_with<const W: usize>(
+    mut i: &[u8],
     add_path: bool,
     out: &mut Vec<Nlri>,
-    prefix: impl Fn(&[u8]) -> Res<'_, Prefix>,
+    prefix: impl Fn([u8; W], u8) -> Prefix,
 ) -> Result<(), ()> {
-    let mut i = section;
     while !i.is_empty() {
-        let (rest, path_id) = if add_path {
-            let (rest, id) = be_u32::<_, ()>(i).map_err(|_| ())?;
-            (rest, Some(id))
+        let path_id = if add_path {
+            let (id, rest) = i.split_first_chunk::<4>().ok_or(())?;
+            i = rest;
+            Some(u32::from_be_bytes(*id))
         } else {
-            (i, None)
+            None
         };
-        let (rest, prefix) = prefix(rest).map_err(|_| ())?;
-        out.push(Nlri { path_id, prefix });
-        i = rest;
+        let (&len, rest) = i.split_first().ok_or(())?;
+        let n = usize::from(len).div_ceil(8);
+        if n > W || rest.len() < n {
+            return Err(());
+        }
+        let octets = match rest.first_chunk::<W>() {
+            Some(whole) => *whole,
+            None => {
+                let mut o = [0u8; W];
+                o[..n].copy_from_slice(&rest[..n]);
+                o
+            }
+        };
+        out.push(Nlri {
+            path_id,
+            prefix: prefix(octets, len),
+        });
+        i = &rest[n..];
     }
     Ok(())
 }

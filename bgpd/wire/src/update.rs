@@ -96,8 +96,13 @@ impl Update {
             .any(|e| e.action == AttrAction::TreatAsWithdraw)
     }
 
-    /// Decodes the body (after the header) of an UPDATE.
-    pub(crate) fn decode(body: &[u8], ctx: &SessionContext) -> Result<Update, SessionError> {
+    /// Decodes the body (after the header) of an UPDATE into `self`, which must be empty.
+    /// In place because an UPDATE is large: moving it costs more than parsing a small one.
+    pub(crate) fn decode_into(
+        &mut self,
+        body: &[u8],
+        ctx: &SessionContext,
+    ) -> Result<(), SessionError> {
         // RFC 4271 §6.3: lengths that do not fit the message.
         let list_error = || {
             SessionError::update(
@@ -124,36 +129,30 @@ impl Update {
             )
         };
         let v4_add_path = ctx.add_path(AfiSafi::IPV4_UNICAST);
-        let mut withdrawn = Vec::new();
-        nlri::decode(withdrawn_raw, Afi::IPV4, v4_add_path, &mut withdrawn)
+        nlri::decode(withdrawn_raw, Afi::IPV4, v4_add_path, &mut self.withdrawn)
             .map_err(|_| network_error())?;
-        let mut nlri = Vec::new();
-        nlri::decode(nlri_raw, Afi::IPV4, v4_add_path, &mut nlri).map_err(|_| network_error())?;
+        nlri::decode(nlri_raw, Afi::IPV4, v4_add_path, &mut self.nlri)
+            .map_err(|_| network_error())?;
 
-        let mut walked = attr::walk(attrs_raw, ctx)?;
+        let mut walked = attr::walk(attrs_raw, ctx, &mut self.attrs, &mut self.errors)?;
         let mp_reach = match walked.mp_reach {
-            Some((flags, v)) => decode_mp_reach(flags, v, ctx, &mut walked.errors)?,
+            Some((flags, v)) => decode_mp_reach(flags, v, ctx, walked.errors)?,
             None => None,
         };
         let mp_unreach = match walked.mp_unreach {
-            Some((flags, v)) => decode_mp_unreach(flags, v, ctx, &mut walked.errors)?,
+            Some((flags, v)) => decode_mp_unreach(flags, v, ctx, walked.errors)?,
             None => None,
         };
         // RFC 7606 §3 d: announcing routes without a well-known mandatory attribute.
-        let announces = !nlri.is_empty() || mp_reach.as_ref().is_some_and(|m| !m.nlri.is_empty());
-        if announces {
-            if let Some(code) = attr::missing_well_known(&walked, !nlri.is_empty()) {
+        let plain = !self.nlri.is_empty();
+        if plain || mp_reach.as_ref().is_some_and(|m| !m.nlri.is_empty()) {
+            if let Some(code) = attr::missing_well_known(&walked, plain) {
                 attr::record_missing(&mut walked, code);
             }
         }
-        Ok(Update {
-            withdrawn,
-            attrs: walked.attrs,
-            mp_reach,
-            mp_unreach,
-            nlri,
-            errors: walked.errors,
-        })
+        self.mp_reach = mp_reach;
+        self.mp_unreach = mp_unreach;
+        Ok(())
     }
 
     /// Appends this UPDATE as one message. MP_UNREACH_NLRI and MP_REACH_NLRI come first

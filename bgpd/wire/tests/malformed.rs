@@ -49,7 +49,10 @@ fn mandatory() -> Vec<u8> {
 const NLRI: &[u8] = &[24, 10, 0, 1, 16, 10, 2];
 
 fn ctx4() -> SessionContext {
-    SessionContext { four_octet_as: true, ..SessionContext::default() }
+    SessionContext {
+        four_octet_as: true,
+        ..SessionContext::default()
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<Message, SessionError> {
@@ -58,7 +61,7 @@ fn decode(bytes: &[u8]) -> Result<Message, SessionError> {
 
 fn decode_update(attrs: &[u8], nlri: &[u8]) -> Update {
     match decode(&message(2, &update_body(&[], attrs, nlri))) {
-        Ok(Message::Update(u)) => u,
+        Ok(Message::Update(u)) => *u,
         other => panic!("expected an UPDATE, got {other:?}"),
     }
 }
@@ -85,10 +88,14 @@ fn assert_attr_error(u: &Update, type_code: u8, action: AttrAction) {
 /// With `bad` in place of the attribute of the same type among the mandatory ones (or added).
 fn with_attr(bad: Vec<u8>) -> Vec<u8> {
     let code = bad[1];
-    let mut attrs: Vec<Vec<u8>> = [attr(WK, 1, &[0]), attr(WK, 2, &[2, 1, 0, 0, 0xfd, 0xe9]), attr(WK, 3, &[192, 0, 2, 1])]
-        .into_iter()
-        .filter(|a| a[1] != code)
-        .collect();
+    let mut attrs: Vec<Vec<u8>> = [
+        attr(WK, 1, &[0]),
+        attr(WK, 2, &[2, 1, 0, 0, 0xfd, 0xe9]),
+        attr(WK, 3, &[192, 0, 2, 1]),
+    ]
+    .into_iter()
+    .filter(|a| a[1] != code)
+    .collect();
     attrs.push(bad);
     attrs.concat()
 }
@@ -191,12 +198,22 @@ fn unsupported_version_names_version_4_in_data() {
 #[test]
 fn bad_peer_as() {
     let o = open(65002, 90, [1, 1, 1, 1]);
-    let e = o.validate(Some(Asn(65001)), Asn(65000), Ipv4Addr::new(9, 9, 9, 9)).expect_err("wrong AS");
+    let e = o
+        .validate(Some(Asn(65001)), Asn(65000), Ipv4Addr::new(9, 9, 9, 9))
+        .expect_err("wrong AS");
     assert_eq!(e.code(), (2, 2));
-    assert!(o.validate(Some(Asn(65002)), Asn(65000), Ipv4Addr::new(9, 9, 9, 9)).is_ok());
+    assert!(
+        o.validate(Some(Asn(65002)), Asn(65000), Ipv4Addr::new(9, 9, 9, 9))
+            .is_ok()
+    );
     // RFC 7607: AS 0 is never acceptable.
     let zero = open(0, 90, [1, 1, 1, 1]);
-    assert_eq!(zero.validate(None, Asn(65000), Ipv4Addr::new(9, 9, 9, 9)).unwrap_err().code(), (2, 2));
+    assert_eq!(
+        zero.validate(None, Asn(65000), Ipv4Addr::new(9, 9, 9, 9))
+            .unwrap_err()
+            .code(),
+        (2, 2)
+    );
 }
 
 #[test]
@@ -207,33 +224,49 @@ fn peer_as_comes_from_the_four_octet_capability() {
         other => panic!("{other:?}"),
     };
     assert_eq!(o.asn(), Asn(200_000));
-    assert!(o.validate(Some(Asn(200_000)), Asn(65000), Ipv4Addr::new(9, 9, 9, 9)).is_ok());
+    assert!(
+        o.validate(Some(Asn(200_000)), Asn(65000), Ipv4Addr::new(9, 9, 9, 9))
+            .is_ok()
+    );
 }
 
 #[test]
 fn unacceptable_hold_time() {
     let local = (Asn(65000), Ipv4Addr::new(9, 9, 9, 9));
     for hold in [1, 2] {
-        let e = open(65001, hold, [1, 1, 1, 1]).validate(None, local.0, local.1).expect_err("hold time");
+        let e = open(65001, hold, [1, 1, 1, 1])
+            .validate(None, local.0, local.1)
+            .expect_err("hold time");
         assert_eq!(e.code(), (2, 6));
     }
     for hold in [0, 3, 90] {
-        assert!(open(65001, hold, [1, 1, 1, 1]).validate(None, local.0, local.1).is_ok());
+        assert!(
+            open(65001, hold, [1, 1, 1, 1])
+                .validate(None, local.0, local.1)
+                .is_ok()
+        );
     }
 }
 
 #[test]
 fn bad_bgp_identifier() {
-    let e = open(65001, 90, [0, 0, 0, 0]).validate(None, Asn(65000), Ipv4Addr::new(9, 9, 9, 9)).unwrap_err();
+    let e = open(65001, 90, [0, 0, 0, 0])
+        .validate(None, Asn(65000), Ipv4Addr::new(9, 9, 9, 9))
+        .unwrap_err();
     assert_eq!(e.code(), (2, 3));
     // Same identifier inside one AS (RFC 6286 §2.2).
-    let e = open(65000, 90, [9, 9, 9, 9]).validate(None, Asn(65000), Ipv4Addr::new(9, 9, 9, 9)).unwrap_err();
+    let e = open(65000, 90, [9, 9, 9, 9])
+        .validate(None, Asn(65000), Ipv4Addr::new(9, 9, 9, 9))
+        .unwrap_err();
     assert_eq!(e.code(), (2, 3));
 }
 
 #[test]
 fn unsupported_optional_parameter() {
-    let e = reset(&message(1, &open_body(4, 65001, 90, [1, 1, 1, 1], &[1, 2, 0, 0])));
+    let e = reset(&message(
+        1,
+        &open_body(4, 65001, 90, [1, 1, 1, 1], &[1, 2, 0, 0]),
+    ));
     assert_eq!(e.code(), (2, 4));
 }
 
@@ -243,7 +276,14 @@ fn optional_parameters_overrunning_their_length_are_unspecific() {
     body[9] = 3; // parameter length field says 3, six octets follow
     assert_eq!(reset(&message(1, &body)).code(), (2, 0));
     // A capability running past its parameter.
-    assert_eq!(reset(&message(1, &open_body(4, 65001, 90, [1, 1, 1, 1], &[2, 3, 65, 4, 0]))).code(), (2, 0));
+    assert_eq!(
+        reset(&message(
+            1,
+            &open_body(4, 65001, 90, [1, 1, 1, 1], &[2, 3, 65, 4, 0])
+        ))
+        .code(),
+        (2, 0)
+    );
 }
 
 #[test]
@@ -255,7 +295,9 @@ fn extended_optional_parameters_decode() {
     body.push(255);
     body.extend_from_slice(&params);
     match decode(&message(1, &body)) {
-        Ok(Message::Open(o)) => assert_eq!(o.capabilities, vec![Capability::FourOctetAs(Asn(65001))]),
+        Ok(Message::Open(o)) => {
+            assert_eq!(o.capabilities, vec![Capability::FourOctetAs(Asn(65001))])
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -289,11 +331,15 @@ fn unrecognized_well_known_attribute_resets_with_the_attribute_as_data() {
 #[test]
 fn missing_well_known_attribute_is_treat_as_withdraw() {
     for missing in [1u8, 2, 3] {
-        let attrs: Vec<u8> = [attr(WK, 1, &[0]), attr(WK, 2, &[]), attr(WK, 3, &[192, 0, 2, 1])]
-            .into_iter()
-            .filter(|a| a[1] != missing)
-            .collect::<Vec<_>>()
-            .concat();
+        let attrs: Vec<u8> = [
+            attr(WK, 1, &[0]),
+            attr(WK, 2, &[]),
+            attr(WK, 3, &[192, 0, 2, 1]),
+        ]
+        .into_iter()
+        .filter(|a| a[1] != missing)
+        .collect::<Vec<_>>()
+        .concat();
         let u = decode_update(&attrs, NLRI);
         assert_attr_error(&u, missing, AttrAction::TreatAsWithdraw);
         assert_eq!(u.errors[0].reason, Malformed::MissingWellKnown(missing));
@@ -317,19 +363,32 @@ fn attribute_flags_conflict_is_treat_as_withdraw_for_well_known() {
     // ORIGIN marked optional (RFC 7606 §3 c).
     let u = decode_update(&with_attr(attr(OPT_T, 1, &[0])), NLRI);
     assert_attr_error(&u, 1, AttrAction::TreatAsWithdraw);
-    assert!(matches!(u.errors[0].reason, Malformed::AttributeFlags { type_code: 1, .. }));
+    assert!(matches!(
+        u.errors[0].reason,
+        Malformed::AttributeFlags { type_code: 1, .. }
+    ));
 }
 
 #[test]
 fn attribute_flags_conflict_discards_aggregator() {
-    let u = decode_update(&with_attr(attr(OPT, 7, &[0, 0, 0xfd, 0xe9, 1, 1, 1, 1])), NLRI);
+    let u = decode_update(
+        &with_attr(attr(OPT, 7, &[0, 0, 0xfd, 0xe9, 1, 1, 1, 1])),
+        NLRI,
+    );
     assert_attr_error(&u, 7, AttrAction::AttributeDiscard);
     assert_eq!(u.attrs.aggregator, None);
 }
 
 #[test]
 fn attribute_flags_conflict_on_mp_reach_resets() {
-    let mp = attr(OPT_T, 14, &[0, 2, 1, 16, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 32, 0x20, 1, 0xd, 0xb8]);
+    let mp = attr(
+        OPT_T,
+        14,
+        &[
+            0, 2, 1, 16, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 32, 0x20, 1,
+            0xd, 0xb8,
+        ],
+    );
     let e = reset_update(&[mandatory(), mp.clone()].concat(), &[]);
     assert_eq!(e.code(), (3, 4));
     assert_eq!(e.notification.data, mp);
@@ -416,7 +475,10 @@ fn atomic_aggregate_length_error_is_attribute_discard() {
 
 #[test]
 fn aggregator_length_error_is_attribute_discard() {
-    let u = decode_update(&with_attr(attr(OPT_T, 7, &[0, 0, 0xfd, 0xe9, 1, 1, 1])), NLRI);
+    let u = decode_update(
+        &with_attr(attr(OPT_T, 7, &[0, 0, 0xfd, 0xe9, 1, 1, 1])),
+        NLRI,
+    );
     assert_attr_error(&u, 7, AttrAction::AttributeDiscard);
     // Six octets are right only on a two-octet session.
     let u = decode_update(&with_attr(attr(OPT_T, 7, &[0xfd, 0xe9, 1, 1, 1, 1])), NLRI);
@@ -461,13 +523,18 @@ fn ctx2() -> SessionContext {
 
 fn decode_update2(attrs: &[u8]) -> Update {
     match Message::decode(&message(2, &update_body(&[], attrs, NLRI)), &ctx2()) {
-        Ok(Message::Update(u)) => u,
+        Ok(Message::Update(u)) => *u,
         other => panic!("{other:?}"),
     }
 }
 
 fn mandatory2() -> Vec<u8> {
-    [attr(WK, 1, &[0]), attr(WK, 2, &[2, 2, 0x5b, 0xa0, 0xfd, 0xe9]), attr(WK, 3, &[192, 0, 2, 1])].concat()
+    [
+        attr(WK, 1, &[0]),
+        attr(WK, 2, &[2, 2, 0x5b, 0xa0, 0xfd, 0xe9]),
+        attr(WK, 3, &[192, 0, 2, 1]),
+    ]
+    .concat()
 }
 
 #[test]
@@ -475,7 +542,10 @@ fn malformed_as4_path_is_attribute_discard() {
     let u = decode_update2(&[mandatory2(), attr(OPT_T, 17, &[2, 3, 0, 3, 0x0d, 0x40])].concat());
     assert_attr_error(&u, 17, AttrAction::AttributeDiscard);
     // AS_PATH stays as received: AS_TRANS, 65001.
-    assert_eq!(u.attrs.as_path, Some(AsPath::sequence([Asn(23456), Asn(65001)])));
+    assert_eq!(
+        u.attrs.as_path,
+        Some(AsPath::sequence([Asn(23456), Asn(65001)]))
+    );
 }
 
 #[test]
@@ -483,7 +553,10 @@ fn as4_path_is_merged_on_two_octet_sessions() {
     let as4 = attr(OPT_T, 17, &[2, 2, 0, 3, 0x0d, 0x40, 0, 0, 0xfd, 0xe9]);
     let u = decode_update2(&[mandatory2(), as4].concat());
     assert!(u.errors.is_empty(), "{:?}", u.errors);
-    assert_eq!(u.attrs.as_path, Some(AsPath::sequence([Asn(200_000), Asn(65001)])));
+    assert_eq!(
+        u.attrs.as_path,
+        Some(AsPath::sequence([Asn(200_000), Asn(65001)]))
+    );
 }
 
 #[test]
@@ -558,7 +631,10 @@ fn mp_reach_with_bad_next_hop_length_is_optional_attribute_error() {
 
 #[test]
 fn mp_reach_truncated_is_optional_attribute_error() {
-    let e = reset_update(&[attr(OPT, 14, &MP_REACH_V6[..10]), mandatory()].concat(), &[]);
+    let e = reset_update(
+        &[attr(OPT, 14, &MP_REACH_V6[..10]), mandatory()].concat(),
+        &[],
+    );
     assert_eq!(e.code(), (3, 9));
 }
 
@@ -580,7 +656,12 @@ fn mp_unreach_malformed_is_optional_attribute_error() {
 
 #[test]
 fn treat_as_withdraw_covers_mp_reach_routes() {
-    let attrs = [attr(OPT, 14, MP_REACH_V6), attr(WK, 1, &[7]), attr(WK, 2, &[])].concat();
+    let attrs = [
+        attr(OPT, 14, MP_REACH_V6),
+        attr(WK, 1, &[7]),
+        attr(WK, 2, &[]),
+    ]
+    .concat();
     let u = decode_update(&attrs, &[]);
     assert!(u.treat_as_withdraw());
     let mp = u.mp_reach.expect("routes to withdraw");
@@ -611,13 +692,25 @@ fn unknown_optional_attributes_pass_through_byte_exact_with_partial_when_passed_
     let non_transitive = attr(OPT, 98, &[4]);
     let u = decode_update(&[mandatory(), transitive, non_transitive].concat(), NLRI);
     assert!(u.errors.is_empty());
-    assert_eq!(u.attrs.unknown, vec![RawAttr { flags: OPT_T, type_code: 99, value: vec![1, 2, 3] }]);
+    assert_eq!(
+        u.attrs.unknown,
+        vec![RawAttr {
+            flags: OPT_T,
+            type_code: 99,
+            value: vec![1, 2, 3]
+        }]
+    );
     let mut attrs = u.attrs.clone();
     attrs.set_partial_on_unknown();
     let mut out = bytes::BytesMut::new();
-    Message::Update(Update { attrs, ..u }).encode(&ctx4(), &mut out).unwrap();
+    Message::Update(Box::new(Update { attrs, ..u }))
+        .encode(&ctx4(), &mut out)
+        .unwrap();
     let sent = attr(OPT_T | 0x20, 99, &[1, 2, 3]);
-    assert!(out.windows(sent.len()).any(|w| w == sent.as_slice()), "Partial bit set, value byte-exact");
+    assert!(
+        out.windows(sent.len()).any(|w| w == sent.as_slice()),
+        "Partial bit set, value byte-exact"
+    );
 }
 
 #[test]
@@ -626,7 +719,10 @@ fn extended_length_attributes_decode() {
     comm.extend_from_slice(&[0xfd, 0xe9, 0, 1, 0xfd, 0xe9, 0, 2]);
     let u = decode_update(&[mandatory(), comm].concat(), NLRI);
     assert!(u.errors.is_empty());
-    assert_eq!(u.attrs.communities, vec![Community::new(65001, 1), Community::new(65001, 2)]);
+    assert_eq!(
+        u.attrs.communities,
+        vec![Community::new(65001, 1), Community::new(65001, 2)]
+    );
 }
 
 // ---- ROUTE-REFRESH (RFC 7313 §5) ----
@@ -662,17 +758,35 @@ fn route_refresh_subtypes_decode() {
 #[test]
 fn notification_codes_map_to_names() {
     let cases = [
-        ((1, 1), ErrorCode::MessageHeader(HeaderError::ConnectionNotSynchronized)),
+        (
+            (1, 1),
+            ErrorCode::MessageHeader(HeaderError::ConnectionNotSynchronized),
+        ),
         ((2, 7), ErrorCode::Open(OpenError::UnsupportedCapability)),
         ((3, 11), ErrorCode::Update(UpdateError::MalformedAsPath)),
         ((4, 0), ErrorCode::HoldTimerExpired),
         ((5, 3), ErrorCode::Fsm(FsmError::UnexpectedInEstablished)),
         ((6, 2), ErrorCode::Cease(Cease::AdministrativeShutdown)),
         ((6, 9), ErrorCode::Cease(Cease::HardReset)),
-        ((7, 1), ErrorCode::RouteRefresh(RouteRefreshError::InvalidMessageLength)),
+        (
+            (7, 1),
+            ErrorCode::RouteRefresh(RouteRefreshError::InvalidMessageLength),
+        ),
         ((3, 7), ErrorCode::Update(UpdateError::Unassigned(7))),
-        ((4, 1), ErrorCode::Unassigned { code: 4, subcode: 1 }),
-        ((8, 0), ErrorCode::Unassigned { code: 8, subcode: 0 }),
+        (
+            (4, 1),
+            ErrorCode::Unassigned {
+                code: 4,
+                subcode: 1,
+            },
+        ),
+        (
+            (8, 0),
+            ErrorCode::Unassigned {
+                code: 8,
+                subcode: 0,
+            },
+        ),
     ];
     for ((c, s), code) in cases {
         assert_eq!(ErrorCode::from_octets(c, s), code);

@@ -13,7 +13,11 @@ fn attrs(next_hop: NextHop) -> PathAttrs {
         next_hop: Some(next_hop),
         med: Some(10),
         communities: vec![Community::new(65001, 1)],
-        large_communities: vec![LargeCommunity { global: 65001, local1: 1, local2: 2 }],
+        large_communities: vec![LargeCommunity {
+            global: 65001,
+            local1: 1,
+            local2: 2,
+        }],
         ..PathAttrs::default()
     }
 }
@@ -21,7 +25,9 @@ fn attrs(next_hop: NextHop) -> PathAttrs {
 fn v4_routes(n: u32, add_path: bool) -> Vec<Nlri> {
     (0..n)
         .map(|i| Nlri {
-            prefix: Prefix::V4(Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap()),
+            prefix: Prefix::V4(
+                Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap(),
+            ),
             path_id: add_path.then_some(i % 3),
         })
         .collect()
@@ -29,7 +35,15 @@ fn v4_routes(n: u32, add_path: bool) -> Vec<Nlri> {
 
 fn v6_routes(n: u32) -> Vec<Nlri> {
     (0..n)
-        .map(|i| Nlri::new(Ipv6Prefix::new(Ipv6Addr::from(0x2001_0db8u128 << 96 | u128::from(i) << 80), 48).unwrap()))
+        .map(|i| {
+            Nlri::new(
+                Ipv6Prefix::new(
+                    Ipv6Addr::from(0x2001_0db8u128 << 96 | u128::from(i) << 80),
+                    48,
+                )
+                .unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -43,7 +57,7 @@ fn messages(out: &[u8], ctx: &SessionContext) -> Vec<Update> {
         match Message::decode(&rest[..h.len], ctx).unwrap() {
             Message::Update(u) => {
                 assert!(u.errors.is_empty(), "{:?}", u.errors);
-                updates.push(u);
+                updates.push(*u);
             }
             other => panic!("{other:?}"),
         }
@@ -53,31 +67,54 @@ fn messages(out: &[u8], ctx: &SessionContext) -> Vec<Update> {
 }
 
 fn ctx(max: usize, four: bool, add_path: &[AfiSafi]) -> SessionContext {
-    SessionContext { four_octet_as: four, add_path_families: add_path.to_vec(), max_message_size: max }
+    SessionContext {
+        four_octet_as: four,
+        add_path_families: add_path.to_vec(),
+        max_message_size: max,
+    }
 }
 
 /// The messages hold `routes` in order, each one full: the next route would not have fitted.
-fn assert_packed(out: &[u8], ctx: &SessionContext, family: AfiSafi, routes: &[Nlri], attrs: Option<&PathAttrs>) {
+fn assert_packed(
+    out: &[u8],
+    ctx: &SessionContext,
+    family: AfiSafi,
+    routes: &[Nlri],
+    attrs: Option<&PathAttrs>,
+) {
     let updates = messages(out, ctx);
     let mut got = Vec::new();
     let mut rest = out;
     for (i, u) in updates.iter().enumerate() {
-        let len = Header::peek(rest, ctx.max_message_size).unwrap().unwrap().len;
+        let len = Header::peek(rest, ctx.max_message_size)
+            .unwrap()
+            .unwrap()
+            .len;
         rest = &rest[len..];
-        let (carried, announced_attrs): (Vec<Nlri>, Option<PathAttrs>) = match (&u.mp_reach, &u.mp_unreach) {
-            (Some(mp), _) => {
-                assert_eq!(mp.afi_safi, family);
-                (mp.nlri.clone(), Some(PathAttrs { next_hop: Some(mp.next_hop), ..u.attrs.clone() }))
-            }
-            (None, Some(mp)) => (mp.withdrawn.clone(), None),
-            (None, None) if u.nlri.is_empty() => (u.withdrawn.clone(), None),
-            (None, None) => (u.nlri.clone(), Some(u.attrs.clone())),
-        };
+        let (carried, announced_attrs): (Vec<Nlri>, Option<PathAttrs>) =
+            match (&u.mp_reach, &u.mp_unreach) {
+                (Some(mp), _) => {
+                    assert_eq!(mp.afi_safi, family);
+                    (
+                        mp.nlri.clone(),
+                        Some(PathAttrs {
+                            next_hop: Some(mp.next_hop),
+                            ..u.attrs.clone()
+                        }),
+                    )
+                }
+                (None, Some(mp)) => (mp.withdrawn.clone(), None),
+                (None, None) if u.nlri.is_empty() => (u.withdrawn.clone(), None),
+                (None, None) => (u.nlri.clone(), Some(u.attrs.clone())),
+            };
         assert_eq!(announced_attrs.as_ref(), attrs);
         if i + 1 < updates.len() {
             let next = &routes[got.len() + carried.len()];
             let extra = next.prefix.wire_len() + if ctx.add_path(family) { 4 } else { 0 };
-            assert!(len + extra > ctx.max_message_size, "message {i} of {len} octets had room for {next:?}");
+            assert!(
+                len + extra > ctx.max_message_size,
+                "message {i} of {len} octets had room for {next:?}"
+            );
         }
         got.extend(carried);
     }
@@ -101,7 +138,10 @@ fn extended_messages_take_everything_at_once() {
     let a = attrs(NextHop::V4(Ipv4Addr::new(192, 0, 2, 1)));
     let routes = v4_routes(1000, false);
     let mut out = BytesMut::new();
-    assert_eq!(pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &routes, &mut out).unwrap(), 1);
+    assert_eq!(
+        pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &routes, &mut out).unwrap(),
+        1
+    );
     assert_packed(&out, &ctx, AfiSafi::IPV4_UNICAST, &routes, Some(&a));
 }
 
@@ -112,14 +152,20 @@ fn add_path_ids_travel_and_count_against_the_size() {
     let routes = v4_routes(1000, true);
     let mut out = BytesMut::new();
     // 8 octets a route: about 500 per message.
-    assert_eq!(pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &routes, &mut out).unwrap(), 2);
+    assert_eq!(
+        pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &routes, &mut out).unwrap(),
+        2
+    );
     assert_packed(&out, &ctx, AfiSafi::IPV4_UNICAST, &routes, Some(&a));
 }
 
 #[test]
 fn ipv6_routes_go_in_mp_reach() {
     let ctx = ctx(4096, true, &[]);
-    let nh = NextHop::V6 { global: "2001:db8::1".parse().unwrap(), link_local: Some("fe80::1".parse().unwrap()) };
+    let nh = NextHop::V6 {
+        global: "2001:db8::1".parse().unwrap(),
+        link_local: Some("fe80::1".parse().unwrap()),
+    };
     let a = attrs(nh);
     let routes = v6_routes(2000);
     let mut out = BytesMut::new();
@@ -132,7 +178,10 @@ fn ipv6_routes_go_in_mp_reach() {
 fn ipv4_routes_with_ipv6_next_hop_go_in_mp_reach() {
     // RFC 8950.
     let ctx = ctx(4096, true, &[]);
-    let a = attrs(NextHop::V6 { global: "2001:db8::1".parse().unwrap(), link_local: None });
+    let a = attrs(NextHop::V6 {
+        global: "2001:db8::1".parse().unwrap(),
+        link_local: None,
+    });
     let routes = v4_routes(1500, false);
     let mut out = BytesMut::new();
     pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &routes, &mut out).unwrap();
@@ -157,7 +206,10 @@ fn withdrawals_pack_in_both_families() {
     let ctx = ctx(4096, true, &[]);
     let routes = v4_routes(3000, false);
     let mut out = BytesMut::new();
-    assert_eq!(pack::withdraw(&ctx, AfiSafi::IPV4_UNICAST, &routes, &mut out).unwrap(), 3);
+    assert_eq!(
+        pack::withdraw(&ctx, AfiSafi::IPV4_UNICAST, &routes, &mut out).unwrap(),
+        3
+    );
     assert_packed(&out, &ctx, AfiSafi::IPV4_UNICAST, &routes, None);
 
     let routes = v6_routes(3000);
@@ -171,8 +223,14 @@ fn nothing_to_send_writes_nothing() {
     let ctx = ctx(4096, true, &[]);
     let mut out = BytesMut::new();
     let a = attrs(NextHop::V4(Ipv4Addr::new(192, 0, 2, 1)));
-    assert_eq!(pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &[], &mut out).unwrap(), 0);
-    assert_eq!(pack::withdraw(&ctx, AfiSafi::IPV6_UNICAST, &[], &mut out).unwrap(), 0);
+    assert_eq!(
+        pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &[], &mut out).unwrap(),
+        0
+    );
+    assert_eq!(
+        pack::withdraw(&ctx, AfiSafi::IPV6_UNICAST, &[], &mut out).unwrap(),
+        0
+    );
     assert!(out.is_empty());
 }
 
@@ -180,9 +238,18 @@ fn nothing_to_send_writes_nothing() {
 fn packing_refuses_what_cannot_be_sent() {
     let ctx = ctx(4096, true, &[]);
     let mut out = BytesMut::new();
-    let no_nh = PathAttrs { next_hop: None, ..attrs(NextHop::V4(Ipv4Addr::LOCALHOST)) };
+    let no_nh = PathAttrs {
+        next_hop: None,
+        ..attrs(NextHop::V4(Ipv4Addr::LOCALHOST))
+    };
     assert_eq!(
-        pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &no_nh, &v4_routes(1, false), &mut out),
+        pack::announce(
+            &ctx,
+            AfiSafi::IPV4_UNICAST,
+            &no_nh,
+            &v4_routes(1, false),
+            &mut out
+        ),
         Err(EncodeError::NextHop(AfiSafi::IPV4_UNICAST))
     );
     let a = attrs(NextHop::V4(Ipv4Addr::new(192, 0, 2, 1)));
@@ -191,9 +258,18 @@ fn packing_refuses_what_cannot_be_sent() {
         Err(EncodeError::FamilyMismatch { .. })
     ));
     // Attributes that leave no room for a single prefix.
-    let huge = PathAttrs { communities: (0..1100).map(Community).collect(), ..a };
+    let huge = PathAttrs {
+        communities: (0..1100).map(Community).collect(),
+        ..a
+    };
     assert!(matches!(
-        pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &huge, &v4_routes(1, false), &mut out),
+        pack::announce(
+            &ctx,
+            AfiSafi::IPV4_UNICAST,
+            &huge,
+            &v4_routes(1, false),
+            &mut out
+        ),
         Err(EncodeError::TooLarge { .. })
     ));
 }
