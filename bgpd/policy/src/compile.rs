@@ -20,7 +20,7 @@ use std::fmt::{self, Write as _};
 use ipnetwork::IpNetwork;
 
 use crate::endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};
-use crate::group::{Key, KeyIndex, Span, any_overlap, span};
+use crate::group::{Key, KeyIndex, Lead, Span, any_overlap, span};
 use crate::model::{
     Action, Direction, EntityMatch, IcmpMatch, IfName, IpVersion, Name, Policy, PolicyFile,
     PortRange, Protocol, Rule,
@@ -389,16 +389,6 @@ struct Side {
     not_ports: Vec<PortRange>,
 }
 
-impl Side {
-    /// Only literal networks and ports: can be a verdict-map key.
-    fn is_literal(&self) -> bool {
-        self.not_nets.is_empty()
-            && self.sets.is_empty()
-            && self.not_sets.is_empty()
-            && self.not_ports.is_empty()
-    }
-}
-
 /// A rule restricted to one address family (or to none): a conjunction of matches.
 #[derive(Clone, Debug, PartialEq)]
 struct Clause {
@@ -523,39 +513,54 @@ fn cluster_families(clauses: Vec<Numbered>) -> Vec<Numbered> {
     out
 }
 
-/// A clause that can be a verdict-map element: what its map must look like.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A clause that can be a verdict-map element: what its map and lookup rule must look like.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Shape {
-    family: IpVersion,
-    protocol: Option<Protocol>,
+    family: Option<IpVersion>,
     saddr: bool,
     daddr: bool,
     sport: bool,
     dport: bool,
+    /// The matches outside the key (protocol, selector and pool sets, exclusions), rendered:
+    /// the same for every rule of a run, and the start of the lookup rule.
+    prefix: String,
 }
 
 /// Most elements one rule may expand to (networks × ports) before it stays a plain rule.
 const MAX_ELEMENTS_PER_RULE: usize = 1024;
 
-fn shape(n: &Numbered) -> Option<Shape> {
+fn shape(n: &Numbered, lits: &mut Literals) -> Option<Shape> {
     let c = &n.clause;
-    let family = c.family?;
-    let literal = n.action != Action::Log
-        && c.icmp.is_none()
-        && c.src.is_literal()
-        && c.dst.is_literal()
-        && (c.src.nets.is_some() || c.dst.nets.is_some());
+    let (saddr, daddr) = (c.src.nets.is_some(), c.dst.nets.is_some());
+    let (sport, dport) = (!c.src.ports.is_empty(), !c.dst.ports.is_empty());
     let count = [&c.src, &c.dst]
         .iter()
         .map(|s| s.nets.as_ref().map_or(1, Vec::len) * s.ports.len().max(1))
         .product::<usize>();
-    (literal && count <= MAX_ELEMENTS_PER_RULE).then_some(Shape {
-        family,
-        protocol: c.protocol,
-        saddr: c.src.nets.is_some(),
-        daddr: c.dst.nets.is_some(),
-        sport: !c.src.ports.is_empty(),
-        dport: !c.dst.ports.is_empty(),
+    if n.action == Action::Log
+        || c.icmp.is_some()
+        || !(saddr || daddr || sport || dport)
+        || count > MAX_ELEMENTS_PER_RULE
+    {
+        return None;
+    }
+    let mut rest = c.clone();
+    rest.src.nets = None;
+    rest.dst.nets = None;
+    rest.src.ports.clear();
+    rest.dst.ports.clear();
+    let mut parts = render_matches(&rest, lits);
+    if saddr || daddr {
+        // The key's `ip saddr`/`ip6 saddr` already restricts the family.
+        parts.retain(|p| !p.starts_with("meta nfproto"));
+    }
+    Some(Shape {
+        family: c.family,
+        saddr,
+        daddr,
+        sport,
+        dport,
+        prefix: parts.join(" "),
     })
 }
 
@@ -569,15 +574,11 @@ struct Element {
 struct KeyPart {
     text: String,
     span: Span,
-    /// The prefix, for address components.
-    net: Option<IpNetwork>,
+    /// The value as prefixes, used when it is the first component.
+    leads: Vec<Lead>,
 }
 
-fn port_span(p: &PortRange) -> (u128, u128) {
-    (u128::from(p.first), u128::from(p.last))
-}
-
-/// The elements of a literal clause: networks × ports, in key order saddr.daddr.sport.dport.
+/// The elements of a clause: networks × ports, in key order saddr.daddr.sport.dport.
 fn elements(c: &Clause) -> Vec<Element> {
     // Each dimension: one value per choice; absent dimensions are skipped.
     let mut dims: Vec<Vec<KeyPart>> = Vec::new();
@@ -587,7 +588,7 @@ fn elements(c: &Clause) -> Vec<Element> {
                 .map(|n| KeyPart {
                     text: n.to_string(),
                     span: span(n),
-                    net: Some(*n),
+                    leads: vec![Lead::net(n)],
                 })
                 .collect(),
         );
@@ -599,8 +600,8 @@ fn elements(c: &Clause) -> Vec<Element> {
                     .iter()
                     .map(|p| KeyPart {
                         text: p.to_string(),
-                        span: port_span(p),
-                        net: None,
+                        span: (u128::from(p.first), u128::from(p.last)),
+                        leads: Lead::ports(p.first, p.last),
                     })
                     .collect(),
             );
@@ -622,11 +623,11 @@ fn elements(c: &Clause) -> Vec<Element> {
     combos
         .into_iter()
         .filter_map(|combo| {
-            let picked: Vec<_> = combo.iter().zip(&dims).map(|(&i, d)| &d[i]).collect();
-            let lead = picked.first().and_then(|p| p.net)?;
+            let picked: Vec<&KeyPart> = combo.iter().zip(&dims).map(|(&i, d)| &d[i]).collect();
+            let leads = picked.first()?.leads.clone();
             Some(Element {
                 key: Key {
-                    lead,
+                    leads,
                     rest: picked.iter().skip(1).map(|p| p.span).collect(),
                 },
                 text: picked
@@ -845,7 +846,7 @@ impl Script {
         let mut run_shape: Option<Shape> = None;
         let mut index = KeyIndex::default();
         for n in cluster_families(clauses) {
-            let grouped = shape(&n).and_then(|s| {
+            let grouped = shape(&n, lits).and_then(|s| {
                 let els = elements(&n.clause);
                 // A rule whose own elements overlap cannot be a set of disjoint keys.
                 let disjoint = els.len() < 2
@@ -854,7 +855,8 @@ impl Script {
             });
             match grouped {
                 Some((s, els)) => {
-                    let fits = run_shape == Some(s) && !els.iter().any(|e| index.conflicts(&e.key));
+                    let fits = run_shape.as_ref() == Some(&s)
+                        && !els.iter().any(|e| index.conflicts(&e.key));
                     if !fits {
                         self.flush(&mut body, &mut run, run_shape, p, dir, lits);
                         index = KeyIndex::default();
@@ -907,11 +909,13 @@ impl Script {
         let name = format!("rules{}", self.maps);
         self.maps += 1;
         let (ip, addr_type) = match s.family {
-            IpVersion::V4 => ("ip", "ipv4_addr"),
-            IpVersion::V6 => ("ip6", "ipv6_addr"),
+            Some(IpVersion::V6) => ("ip6", "ipv6_addr"),
+            _ => ("ip", "ipv4_addr"),
         };
-        let proto = s
-            .protocol
+        // One protocol for the whole run: it is part of the shared prefix.
+        let proto = run
+            .first()
+            .and_then(|(n, _)| n.clause.protocol)
             .and_then(Protocol::with_ports)
             .map(|p| p.as_str());
         let mut types = Vec::new();
@@ -950,12 +954,12 @@ impl Script {
             types.join(" . "),
             elements.join(",\n\t\t\t")
         );
-        let mut rule = Vec::new();
-        if let Some(proto) = s.protocol {
-            rule.push(protocol_match(proto).to_string());
-        }
-        rule.push(format!("{} vmap @{name}", selectors.join(" . ")));
-        body.push(rule.join(" "));
+        let lookup = format!("{} vmap @{name}", selectors.join(" . "));
+        body.push(if s.prefix.is_empty() {
+            lookup
+        } else {
+            format!("{} {lookup}", s.prefix)
+        });
     }
 
     /// Address sets, interface sets and failsafe sets.
@@ -1285,6 +1289,32 @@ mod tests {
                     "meta nfproto ipv6 meta l4proto udp udp dport @lit0 udp dport != 5005 counter accept",
                 ],
                 &["map rules0", "ip6 saddr !="],
+            ),
+            (
+                "rules sharing a selector and differing in ports are one port-keyed map",
+                format!(
+                    "{DB_POLICY}{}",
+                    ["\"80:90\"", "85", "100", "\"101:102\""]
+                        .iter()
+                        .map(|p| format!(
+                            "[[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\n\
+                             source = {{ selector = 'role == \"web\"' }}\n\
+                             destination = {{ ports = [{p}] }}\n"
+                        ))
+                        .collect::<String>()
+                ),
+                &[
+                    "map rules0 {\n\t\ttype inet_service : verdict",
+                    "85 comment \"policy db ingress rule 1\" : accept",
+                    "100 comment \"policy db ingress rule 2\" : accept",
+                    "101-102 comment \"policy db ingress rule 3\" : accept",
+                    // 85 lies inside 80-90: the first rule stays ahead, on its own.
+                    "meta l4proto tcp ip saddr @sel0_v4 tcp dport 80-90 counter accept comment \"policy db ingress rule 0\"",
+                    "meta l4proto tcp ip saddr @sel0_v4 tcp dport vmap @rules0",
+                    "meta l4proto tcp ip6 saddr @sel0_v6 tcp dport 80-90 counter accept",
+                    "meta l4proto tcp ip6 saddr @sel0_v6 tcp dport vmap @rules1",
+                ],
+                &["rules2"],
             ),
             (
                 "selectors become named sets of every matching endpoint's addresses",

@@ -3,8 +3,9 @@
 //! Consecutive rules that differ only in their literal addresses and ports become elements of
 //! one interval verdict map: one lookup instead of a linear walk. That keeps first-match order
 //! only if no two elements of a group can match the same packet, so a group is closed as soon
-//! as a new rule's element overlaps one already in it. The first key component is always an
-//! address prefix; prefixes either nest or are disjoint, which makes the check cheap.
+//! as a new rule's element overlaps one already in it. The first key component is indexed as
+//! prefixes (an address prefix, or a port range cut into aligned power-of-two blocks); prefixes
+//! either nest or are disjoint, which makes the check a few map lookups.
 
 use std::collections::BTreeMap;
 
@@ -13,16 +14,56 @@ use ipnetwork::IpNetwork;
 /// An inclusive interval of one key component (an address or a port).
 pub type Span = (u128, u128);
 
-/// One map element's key: a leading prefix and further components.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Key {
-    /// The leading address prefix.
-    pub lead: IpNetwork,
-    /// Further components (addresses or ports), as intervals.
-    pub rest: Vec<Span>,
+/// A prefix of a `width`-bit space: an address prefix, or an aligned block of ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lead {
+    start: u128,
+    len: u8,
+    width: u8,
 }
 
-/// The inclusive interval a prefix covers.
+impl Lead {
+    /// The prefix a network is.
+    pub fn net(net: &IpNetwork) -> Lead {
+        let (start, _) = span(net);
+        Lead {
+            start,
+            len: net.prefix(),
+            width: if net.is_ipv4() { 32 } else { 128 },
+        }
+    }
+
+    /// The aligned blocks that exactly cover the ports `first..=last`.
+    pub fn ports(first: u16, last: u16) -> Vec<Lead> {
+        let (mut at, end) = (u32::from(first), u32::from(last));
+        let mut blocks = Vec::new();
+        while at <= end {
+            // The largest block aligned at `at` that does not pass `end`.
+            let mut bits = at.trailing_zeros().min(16);
+            while at + (1 << bits) - 1 > end {
+                bits -= 1;
+            }
+            blocks.push(Lead {
+                start: u128::from(at),
+                len: 16 - bits as u8,
+                width: 16,
+            });
+            at += 1 << bits;
+        }
+        blocks
+    }
+
+    fn host_mask(len: u8, width: u8) -> u128 {
+        let host_bits = u32::from(width - len.min(width));
+        u128::MAX.checked_shr(128 - host_bits).unwrap_or(0)
+    }
+
+    fn end(&self) -> u128 {
+        self.start | Lead::host_mask(self.len, self.width)
+    }
+}
+
+/// The inclusive interval a network covers.
 pub fn span(net: &IpNetwork) -> Span {
     match net {
         IpNetwork::V4(n) => (
@@ -31,45 +72,52 @@ pub fn span(net: &IpNetwork) -> Span {
         ),
         IpNetwork::V6(n) => {
             let lo = u128::from(n.network());
-            let host_bits = 128 - u32::from(n.prefix());
-            (lo, lo | u128::MAX.checked_shr(128 - host_bits).unwrap_or(0))
+            (lo, lo | Lead::host_mask(n.prefix(), 128))
         }
     }
+}
+
+/// One map element's key: its first component as prefixes, the others as intervals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// The first component (one prefix, or the blocks of a port range).
+    pub leads: Vec<Lead>,
+    /// Further components (addresses or ports), as intervals.
+    pub rest: Vec<Span>,
 }
 
 fn overlaps(a: &[Span], b: &[Span]) -> bool {
     a.iter().zip(b).all(|(x, y)| x.0 <= y.1 && y.0 <= x.1)
 }
 
-/// The keys already in one group, indexed by the start of their leading prefix.
+/// The keys already in one group, indexed by the start of their leading prefixes.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
     by_start: BTreeMap<u128, Vec<(u8, usize)>>,
-    keys: Vec<Key>,
+    rests: Vec<Vec<Span>>,
 }
 
 impl KeyIndex {
     /// Whether `key` overlaps any key in the index.
     pub fn conflicts(&self, key: &Key) -> bool {
-        let (lo, hi) = span(&key.lead);
-        let clash = |idx: &usize| {
-            self.keys
-                .get(*idx)
-                .is_some_and(|k| overlaps(&k.rest, &key.rest))
-        };
-        // Prefixes inside (or equal to) the new one start within its interval.
+        key.leads
+            .iter()
+            .any(|lead| self.lead_conflicts(lead, &key.rest))
+    }
+
+    fn lead_conflicts(&self, lead: &Lead, rest: &[Span]) -> bool {
+        let clash = |idx: &usize| self.rests.get(*idx).is_some_and(|r| overlaps(r, rest));
+        // Prefixes inside (or equal to) this one start within its interval.
         if self
             .by_start
-            .range(lo..=hi)
+            .range(lead.start..=lead.end())
             .any(|(_, v)| v.iter().any(|(_, i)| clash(i)))
         {
             return true;
         }
-        // Prefixes containing the new one start at its address masked to a shorter length.
-        let width: u32 = if key.lead.is_ipv4() { 32 } else { 128 };
-        (0..key.lead.prefix()).any(|len| {
-            let host_bits = width - u32::from(len);
-            let start = lo & !(u128::MAX.checked_shr(128 - host_bits).unwrap_or(0));
+        // Prefixes containing this one start at its start masked to a shorter length.
+        (0..lead.len).any(|len| {
+            let start = lead.start & !Lead::host_mask(len, lead.width);
             self.by_start
                 .get(&start)
                 .is_some_and(|v| v.iter().any(|(l, i)| *l == len && clash(i)))
@@ -78,17 +126,14 @@ impl KeyIndex {
 
     /// Adds `key` (the caller has checked it does not conflict).
     pub fn insert(&mut self, key: Key) {
-        let (lo, _) = span(&key.lead);
-        self.by_start
-            .entry(lo)
-            .or_default()
-            .push((key.lead.prefix(), self.keys.len()));
-        self.keys.push(key);
-    }
-
-    /// Whether no key was added yet.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        let idx = self.rests.len();
+        for lead in &key.leads {
+            self.by_start
+                .entry(lead.start)
+                .or_default()
+                .push((lead.len, idx));
+        }
+        self.rests.push(key.rest);
     }
 }
 
@@ -108,10 +153,17 @@ pub fn any_overlap(keys: &[Key]) -> bool {
 mod tests {
     use super::*;
 
-    fn key(net: &str, ports: &[Span]) -> Key {
+    fn net_key(net: &str, ports: &[Span]) -> Key {
         Key {
-            lead: net.parse().unwrap(),
+            leads: vec![Lead::net(&net.parse().unwrap())],
             rest: ports.to_vec(),
+        }
+    }
+
+    fn port_key(first: u16, last: u16) -> Key {
+        Key {
+            leads: Lead::ports(first, last),
+            rest: Vec::new(),
         }
     }
 
@@ -136,8 +188,33 @@ mod tests {
             (&[("::/0", &[]), ("fd00::1/128", &[])], true),
         ];
         for (keys, want) in cases {
-            let keys: Vec<Key> = keys.iter().map(|(n, p)| key(n, p)).collect();
+            let keys: Vec<Key> = keys.iter().map(|(n, p)| net_key(n, p)).collect();
             assert_eq!(any_overlap(&keys), *want, "{keys:?}");
+        }
+    }
+
+    #[test]
+    fn port_ranges_as_blocks() {
+        let cases: &[(&[(u16, u16)], bool)] = &[
+            (&[(80, 80), (443, 443)], false),
+            (&[(80, 80), (80, 80)], true),
+            (&[(1000, 2000), (1999, 1999)], true),
+            (&[(1000, 2000), (2001, 3000)], false),
+            (&[(0, 65535), (22, 22)], true),
+            (&[(3, 5), (6, 6), (0, 2)], false),
+            (&[(3, 5), (2, 3)], true),
+        ];
+        for (ranges, want) in cases {
+            let keys: Vec<Key> = ranges.iter().map(|(a, b)| port_key(*a, *b)).collect();
+            assert_eq!(any_overlap(&keys), *want, "{ranges:?}");
+        }
+        // Blocks cover the range exactly.
+        for (a, b) in [(0, 65535), (1, 1), (3, 17), (1000, 2000), (65535, 65535)] {
+            let blocks = Lead::ports(a, b);
+            let covered: u128 = blocks.iter().map(|l| l.end() - l.start + 1).sum();
+            assert_eq!(covered, u128::from(b - a) + 1, "{a}-{b}");
+            assert_eq!(blocks.first().map(|l| l.start), Some(u128::from(a)));
+            assert_eq!(blocks.last().map(Lead::end), Some(u128::from(b)));
         }
     }
 

@@ -239,6 +239,38 @@ destination = {{ ports = [8081] }}
 
 #[test]
 #[serial_test::serial]
+fn first_match_wins_across_verdict_maps_and_policies() {
+    let f = Fabric::new();
+    let ports = [8085, 8091, 8092, 8093, 8094];
+    let _servers = ports.map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
+    // Policy "first" (order 1): deny 8080-8090, then allow 8085 (shadowed), 8091 and 8092 —
+    // the last three are one port-keyed map, cut where 8085 overlaps the deny. Policy
+    // "second" (order 2) allows 8093; 8094 falls to the default deny.
+    let rule = |action: &str, ports: &str| {
+        format!(
+            "[[policy.ingress]]\naction = \"{action}\"\nprotocol = \"tcp\"\n\
+             destination = {{ ports = [{ports}] }}\n"
+        )
+    };
+    let toml = format!(
+        "{EDGE}\n[[policy]]\nname = \"second\"\norder = 2\nselector = 'role == \"edge\"'\n{}\
+         [[policy]]\nname = \"first\"\norder = 1\nselector = 'role == \"edge\"'\n{}{}{}{}",
+        rule("allow", "8093"),
+        rule("deny", "\"8080:8090\""),
+        rule("allow", "8085"),
+        rule("allow", "8091"),
+        rule("allow", "8092"),
+    );
+    apply(&f.a, &toml, &[], &[], &[pool(false)]);
+    let open: Vec<u16> = ports
+        .into_iter()
+        .filter(|p| tcp_ok(&f.out, &format!("{A_OUT}:{p}")))
+        .collect();
+    assert_eq!(open, vec![8091, 8092, 8093]);
+}
+
+#[test]
+#[serial_test::serial]
 fn failsafe_ports_stay_open_under_deny_all() {
     let f = Fabric::new();
     let _servers = [22, 179, 2222, 8080].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
