@@ -182,7 +182,7 @@ impl Fib {
                     // IPv4 answers ENOENT for a table that does not exist yet: it is empty.
                     NetlinkPayload::Error(e) if e.raw_code() == -libc::ENOENT => return Ok(true),
                     NetlinkPayload::Error(e) => {
-                        return Err(match -e.raw_code() {
+                        return Err(match e.raw_code().saturating_neg() {
                             libc::EPERM | libc::EACCES => Error::PermissionDenied,
                             errno => Error::Dump {
                                 table,
@@ -258,7 +258,7 @@ impl Fib {
                     continue;
                 };
                 done |= seq == last;
-                let errno = -err.raw_code();
+                let errno = err.raw_code().saturating_neg();
                 match (errno, change) {
                     (0, _) => {}
                     (libc::ESRCH, Change::Remove(_)) => {}
