@@ -258,10 +258,12 @@ fn frozen_gobgp_expires_birds_hold_timer_and_comes_back_when_thawed() {
 fn bird_keeps_gobgp_routes_stale_across_a_graceful_restart() {
     let pair = Pair::new();
     let gr = GracefulRestart::Enabled { restart_time: 60 };
+    // BIRD only helps (`graceful restart aware`).
     let bird = Bird::start(
         &pair.a,
-        PeerConfig::new(65001, "10.77.0.1".parse().unwrap())
-            .neighbor(Neighbor::new(ip("10.77.0.2"), 65002).graceful_restart(gr)),
+        PeerConfig::new(65001, "10.77.0.1".parse().unwrap()).neighbor(
+            Neighbor::new(ip("10.77.0.2"), 65002).graceful_restart(GracefulRestart::Helper),
+        ),
     )
     .unwrap();
     let mut gobgp = Gobgp::start(
@@ -346,24 +348,35 @@ fn tcp_md5_between_bird_and_frr_needs_matching_passwords() {
     assert!(!frr.is_established(ip("fd77::1")).unwrap());
 }
 
-#[test]
-fn bird_sends_two_paths_to_an_add_path_gobgp() {
+/// Starts one kind of peer; lets a scenario run with the daemons swapped.
+type Start = fn(&Netns, PeerConfig) -> Box<dyn BgpPeer>;
+
+fn bird(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
+    Box::new(Bird::start(ns, config).unwrap())
+}
+
+fn gobgp(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
+    Box::new(Gobgp::start(ns, config).unwrap())
+}
+
+/// Two upstreams (`leaf`, AS 65011 and 65012) announce the same prefix to `hub` (AS 65001),
+/// which sends both paths over ADD-PATH to a third `leaf` (AS 65013) that receives them.
+fn hub_sends_two_paths(hub: Start, leaf: Start) {
     let star = Star::new(3);
-    let mut hub = PeerConfig::new(65001, "10.78.0.1".parse().unwrap());
+    let mut hub_config = PeerConfig::new(65001, "10.78.0.1".parse().unwrap());
     for (i, asn) in [(1, 65011), (2, 65012), (3, 65013)] {
         let n = Neighbor::new(Star::leaf_addr(i), asn);
-        hub = hub.neighbor(if i == 3 { n.add_path(true, false) } else { n });
+        hub_config = hub_config.neighbor(if i == 3 { n.add_path(true, false) } else { n });
     }
-    let bird = Bird::start(&star.hub, hub).unwrap();
+    let hub = hub(&star.hub, hub_config);
     let prefix = Route::parse("10.205.0.0/24").unwrap();
-    let _upstreams: Vec<Gobgp> = [(1, 65011), (2, 65012)]
+    let _upstreams: Vec<Box<dyn BgpPeer>> = [(1, 65011), (2, 65012)]
         .iter()
         .map(|&(i, asn)| {
-            Gobgp::start(
+            leaf(
                 &star.leaves[i - 1],
                 Star::leaf_config(i, asn, 65001).route(prefix.clone()),
             )
-            .unwrap()
         })
         .collect();
     let mut down = Star::leaf_config(3, 65013, 65001);
@@ -371,9 +384,9 @@ fn bird_sends_two_paths_to_an_add_path_gobgp() {
         send: false,
         receive: true,
     };
-    let receiver = Gobgp::start(&star.leaves[2], down).unwrap();
+    let receiver = leaf(&star.leaves[2], down);
     for i in 1..=3 {
-        bird.wait_established(Star::leaf_addr(i), UP).unwrap();
+        hub.wait_established(Star::leaf_addr(i), UP).unwrap();
     }
     receiver
         .wait_for("two paths for 10.205.0.0/24", PROPAGATE, &|| {
@@ -391,6 +404,16 @@ fn bird_sends_two_paths_to_an_add_path_gobgp() {
 }
 
 #[test]
+fn bird_sends_two_paths_to_an_add_path_gobgp() {
+    hub_sends_two_paths(bird, gobgp);
+}
+
+#[test]
+fn gobgp_sends_two_paths_to_an_add_path_bird() {
+    hub_sends_two_paths(gobgp, bird);
+}
+
+#[test]
 fn gobgp_keeps_bird_routes_stale_across_birds_graceful_restart() {
     let pair = Pair::new();
     let gr = GracefulRestart::Enabled { restart_time: 60 };
@@ -401,10 +424,12 @@ fn gobgp_keeps_bird_routes_stale_across_birds_graceful_restart() {
             .route(Route::parse("10.206.0.0/24").unwrap()),
     )
     .unwrap();
+    // GoBGP only helps (`helper-only`).
     let gobgp = Gobgp::start(
         &pair.b,
-        PeerConfig::new(65002, "10.77.0.2".parse().unwrap())
-            .neighbor(Neighbor::new(ip("10.77.0.1"), 65001).graceful_restart(gr)),
+        PeerConfig::new(65002, "10.77.0.2".parse().unwrap()).neighbor(
+            Neighbor::new(ip("10.77.0.1"), 65001).graceful_restart(GracefulRestart::Helper),
+        ),
     )
     .unwrap();
     let prefix = "10.206.0.0/24".parse().unwrap();
