@@ -45,15 +45,26 @@ pub fn resolve(
                 return Some(Loser::New);
             }
             // §6.8: if our id is lower, close the connection we initiated; else the one they did.
-            let close = if u32::from(local_id) < u32::from(peer_id) { Direction::Outgoing } else { Direction::Incoming };
-            Some(if existing.0 == close { Loser::Existing } else { Loser::New })
+            let close = if u32::from(local_id) < u32::from(peer_id) {
+                Direction::Outgoing
+            } else {
+                Direction::Incoming
+            };
+            Some(if existing.0 == close {
+                Loser::Existing
+            } else {
+                Loser::New
+            })
         }
     }
 }
 
 /// The NOTIFICATION that closes the losing connection (RFC 4486 subcode 7).
 pub fn notification() -> Notification {
-    Notification::new(ErrorCode::Cease(Cease::ConnectionCollisionResolution), Vec::new())
+    Notification::new(
+        ErrorCode::Cease(Cease::ConnectionCollisionResolution),
+        Vec::new(),
+    )
 }
 
 #[cfg(test)]
@@ -76,25 +87,53 @@ mod tests {
         ];
         for (local, peer, existing, new, want) in table {
             for state in [State::OpenSent, State::OpenConfirm] {
-                assert_eq!(resolve(local, peer, (existing, state), new), Some(want), "{local} {peer} {existing:?} {state}");
+                assert_eq!(
+                    resolve(local, peer, (existing, state), new),
+                    Some(want),
+                    "{local} {peer} {existing:?} {state}"
+                );
             }
         }
     }
 
     #[test]
     fn established_wins_and_early_states_do_not_collide() {
-        assert_eq!(resolve(LOW, HIGH, (Direction::Outgoing, State::Established), Direction::Incoming), Some(Loser::New));
+        assert_eq!(
+            resolve(
+                LOW,
+                HIGH,
+                (Direction::Outgoing, State::Established),
+                Direction::Incoming
+            ),
+            Some(Loser::New)
+        );
         for s in [State::Idle, State::Connect, State::Active] {
-            assert_eq!(resolve(LOW, HIGH, (Direction::Outgoing, s), Direction::Incoming), None);
+            assert_eq!(
+                resolve(LOW, HIGH, (Direction::Outgoing, s), Direction::Incoming),
+                None
+            );
         }
     }
 
     #[test]
     fn both_sides_agree_on_the_survivor() {
         // Seen from each speaker, the connection initiated by HIGH survives.
-        let at_low = resolve(LOW, HIGH, (Direction::Outgoing, State::OpenConfirm), Direction::Incoming);
-        let at_high = resolve(HIGH, LOW, (Direction::Incoming, State::OpenConfirm), Direction::Outgoing);
+        let at_low = resolve(
+            LOW,
+            HIGH,
+            (Direction::Outgoing, State::OpenConfirm),
+            Direction::Incoming,
+        );
+        let at_high = resolve(
+            HIGH,
+            LOW,
+            (Direction::Incoming, State::OpenConfirm),
+            Direction::Outgoing,
+        );
         // LOW closes its outgoing (existing); HIGH closes the incoming from LOW (existing).
-        assert_eq!((at_low, at_high), (Some(Loser::Existing), Some(Loser::Existing)));
+        assert_eq!(
+            (at_low, at_high),
+            (Some(Loser::Existing), Some(Loser::Existing))
+        );
     }
 }

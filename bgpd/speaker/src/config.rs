@@ -5,7 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use bgpd_rib::{AddPathSend, Policy};
-use bgpd_wire::{AddPathFamily, AddPathMode, AfiSafi, Asn, Capability, GracefulRestart, GracefulRestartFamily, Prefix};
+use bgpd_wire::{
+    AddPathFamily, AddPathMode, AfiSafi, Asn, Capability, GracefulRestart, GracefulRestartFamily,
+    Prefix,
+};
 use serde::{Deserialize, Deserializer};
 
 use crate::transport::{BGP_PORT, Reach, SocketOptions};
@@ -17,7 +20,10 @@ fn asn<'de, D: Deserializer<'de>>(d: D) -> Result<Asn, D::Error> {
 fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Prefix>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
-        .map(|s| s.parse::<Prefix>().map_err(|e| serde::de::Error::custom(format!("{s}: {e}"))))
+        .map(|s| {
+            s.parse::<Prefix>()
+                .map_err(|e| serde::de::Error::custom(format!("{s}: {e}")))
+        })
         .collect()
 }
 
@@ -258,7 +264,11 @@ impl PeerSettings {
             (None, None) if self.is_ibgp(local_as) => Reach::Ttl(255),
             (None, None) => Reach::Ttl(1),
         };
-        SocketOptions { local_addr: self.local_address, md5_key: self.password.clone(), reach }
+        SocketOptions {
+            local_addr: self.local_address,
+            md5_key: self.password.clone(),
+            reach,
+        }
     }
 
     /// The RIB's view of this peer.
@@ -296,7 +306,10 @@ impl PeerSettings {
     /// The capabilities of our OPEN to this peer.
     pub fn capabilities(&self, speaker: &SpeakerConfig) -> Vec<Capability> {
         let families: Vec<AfiSafi> = self.families.iter().map(|f| f.afi_safi()).collect();
-        let mut caps: Vec<Capability> = families.iter().map(|f| Capability::Multiprotocol(*f)).collect();
+        let mut caps: Vec<Capability> = families
+            .iter()
+            .map(|f| Capability::Multiprotocol(*f))
+            .collect();
         caps.push(Capability::RouteRefresh);
         caps.push(Capability::EnhancedRouteRefresh);
         caps.push(Capability::FourOctetAs(speaker.local_as));
@@ -309,7 +322,10 @@ impl PeerSettings {
                 restart_time: gr.restart_time,
                 families: families
                     .iter()
-                    .map(|f| GracefulRestartFamily { afi_safi: *f, forwarding_preserved: gr.restarting })
+                    .map(|f| GracefulRestartFamily {
+                        afi_safi: *f,
+                        forwarding_preserved: gr.restarting,
+                    })
                     .collect(),
             }));
         }
@@ -319,10 +335,18 @@ impl PeerSettings {
                 AddPath::Send => AddPathMode::Send,
                 AddPath::Both => AddPathMode::Both,
             };
-            caps.push(Capability::AddPath(families.iter().map(|f| AddPathFamily { afi_safi: *f, mode }).collect()));
+            caps.push(Capability::AddPath(
+                families
+                    .iter()
+                    .map(|f| AddPathFamily { afi_safi: *f, mode })
+                    .collect(),
+            ));
         }
         if let Some(host) = &speaker.hostname {
-            caps.push(Capability::Hostname { host: host.clone(), domain: String::new() });
+            caps.push(Capability::Hostname {
+                host: host.clone(),
+                domain: String::new(),
+            });
         }
         caps
     }
@@ -378,20 +402,34 @@ mod tests {
         let p = &c.peers[0];
         assert_eq!((p.port, p.hold_time, p.families.len()), (179, 90, 2));
         assert_eq!(p.socket_options(c.local_as).reach, Reach::Gtsm { hops: 1 });
-        assert!(p.capabilities(&c).iter().any(|cap| matches!(cap, Capability::AddPath(f) if f.len() == 2)));
+        assert!(
+            p.capabilities(&c)
+                .iter()
+                .any(|cap| matches!(cap, Capability::AddPath(f) if f.len() == 2))
+        );
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        assert!(toml::from_str::<SpeakerConfig>("local_as = 1\nrouter_id = \"1.1.1.1\"\nbogus = 1").is_err());
+        assert!(
+            toml::from_str::<SpeakerConfig>("local_as = 1\nrouter_id = \"1.1.1.1\"\nbogus = 1")
+                .is_err()
+        );
     }
 
     #[test]
     fn policy_changes_do_not_reset_but_session_changes_do() {
         let a = PeerSettings::new("10.0.0.2".parse().unwrap(), Asn(65001));
-        let b = PeerSettings { export: Policy::reject_all(), max_prefix: Some(10), ..a.clone() };
+        let b = PeerSettings {
+            export: Policy::reject_all(),
+            max_prefix: Some(10),
+            ..a.clone()
+        };
         assert!(!a.needs_reset(&b));
-        let c = PeerSettings { hold_time: 30, ..a.clone() };
+        let c = PeerSettings {
+            hold_time: 30,
+            ..a.clone()
+        };
         assert!(a.needs_reset(&c));
     }
 

@@ -65,7 +65,11 @@ impl ConnHandle {
 }
 
 /// Starts the reader and writer of `stream`, reporting to `events`.
-pub fn spawn(id: ConnId, stream: TcpStream, events: mpsc::Sender<ConnEvent>) -> std::io::Result<ConnHandle> {
+pub fn spawn(
+    id: ConnId,
+    stream: TcpStream,
+    events: mpsc::Sender<ConnEvent>,
+) -> std::io::Result<ConnHandle> {
     let local = stream.local_addr()?;
     let (rd, wr) = stream.into_split();
     let (context_tx, context_rx) = oneshot::channel();
@@ -85,7 +89,12 @@ pub fn spawn(id: ConnId, stream: TcpStream, events: mpsc::Sender<ConnEvent>) -> 
         };
         let _ = events.send(ConnEvent::Closed(id, reason)).await;
     });
-    Ok(ConnHandle { out: out_tx, context: Some(context_tx), reader: abort, local })
+    Ok(ConnHandle {
+        out: out_tx,
+        context: Some(context_tx),
+        reader: abort,
+        local,
+    })
 }
 
 /// Read buffer size; grows for messages that do not fit.

@@ -18,7 +18,11 @@ pub struct Deadlines<K> {
 
 impl<K: Clone + Eq + Hash + Ord> Default for Deadlines<K> {
     fn default() -> Self {
-        Deadlines { heap: BinaryHeap::new(), armed: HashMap::new(), next_gen: 0 }
+        Deadlines {
+            heap: BinaryHeap::new(),
+            armed: HashMap::new(),
+            next_gen: 0,
+        }
     }
 }
 
@@ -41,7 +45,7 @@ impl<K: Clone + Eq + Hash + Ord> Deadlines<K> {
     }
 
     /// The earliest live deadline.
-    pub fn next(&mut self) -> Option<Instant> {
+    pub fn earliest(&mut self) -> Option<Instant> {
         self.drop_stale();
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
@@ -87,10 +91,10 @@ mod tests {
         d.arm("keepalive", t0 + Duration::from_secs(2));
         d.arm("retry", t0 + Duration::from_secs(3));
         d.disarm(&"retry");
-        assert_eq!(d.next(), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(d.earliest(), Some(t0 + Duration::from_secs(2)));
         assert_eq!(d.expired(t0 + Duration::from_secs(4)), vec!["keepalive"]);
         assert!(d.is_armed(&"hold"));
         assert_eq!(d.expired(t0 + Duration::from_secs(5)), vec!["hold"]);
-        assert_eq!(d.next(), None);
+        assert_eq!(d.earliest(), None);
     }
 }

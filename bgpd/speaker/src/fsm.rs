@@ -51,7 +51,12 @@ pub enum Timer {
     IdleHold,
 }
 
-const TIMERS: [Timer; 4] = [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive, Timer::IdleHold];
+const TIMERS: [Timer; 4] = [
+    Timer::ConnectRetry,
+    Timer::Hold,
+    Timer::Keepalive,
+    Timer::IdleHold,
+];
 
 /// What can happen to a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,13 +168,22 @@ pub struct Fsm {
 impl Fsm {
     /// A session in Idle.
     pub fn new(config: FsmConfig) -> Self {
-        Fsm { config, state: State::Idle, failures: 0, running: Vec::new(), negotiated: None }
+        Fsm {
+            config,
+            state: State::Idle,
+            failures: 0,
+            running: Vec::new(),
+            negotiated: None,
+        }
     }
 
     /// A session for a connection the peer opened while another one is in progress: it starts
     /// in Active, as if started passively, so that `Connected` sends the OPEN.
     pub fn accepting(config: FsmConfig) -> Self {
-        Fsm { state: State::Active, ..Fsm::new(config) }
+        Fsm {
+            state: State::Active,
+            ..Fsm::new(config)
+        }
     }
 
     /// The current state.
@@ -200,7 +214,10 @@ impl Fsm {
     /// The backoff after `failures` consecutive failures: the base doubled per failure, capped.
     pub fn backoff(&self) -> Duration {
         let doublings = self.failures.saturating_sub(1).min(MAX_DOUBLINGS);
-        self.config.connect_retry.saturating_mul(1 << doublings).min(self.config.connect_retry_max)
+        self.config
+            .connect_retry
+            .saturating_mul(1 << doublings)
+            .min(self.config.connect_retry_max)
     }
 
     /// Handles one event; returns what to do.
@@ -284,9 +301,13 @@ impl Fsm {
                 out.push(Action::Send(Outgoing::Keepalive));
                 self.start_keepalive(out);
             }
-            (State::OpenSent | State::OpenConfirm | State::Established, E::TimerExpired(Timer::Hold)) => {
-                self.fail_with(Some(Notification::new(ErrorCode::HoldTimerExpired, Vec::new())), out)
-            }
+            (
+                State::OpenSent | State::OpenConfirm | State::Established,
+                E::TimerExpired(Timer::Hold),
+            ) => self.fail_with(
+                Some(Notification::new(ErrorCode::HoldTimerExpired, Vec::new())),
+                out,
+            ),
             (State::OpenSent | State::OpenConfirm | State::Established, E::MessageError(err)) => {
                 self.fail_with(Some(err.notification), out)
             }
@@ -303,10 +324,17 @@ impl Fsm {
                 self.fail(out)
             }
             // A colliding connection is another FSM's business; starting twice changes nothing.
-            (State::OpenSent | State::OpenConfirm | State::Established, E::Connected | E::Start) => {}
+            (
+                State::OpenSent | State::OpenConfirm | State::Established,
+                E::Connected | E::Start,
+            ) => {}
             (
                 state @ (State::OpenSent | State::OpenConfirm | State::Established),
-                event @ (E::Open(_) | E::Keepalive | E::Update | E::RouteRefresh | E::TimerExpired(_)),
+                event @ (E::Open(_)
+                | E::Keepalive
+                | E::Update
+                | E::RouteRefresh
+                | E::TimerExpired(_)),
             ) => {
                 let msg_type = match event {
                     E::Open(_) => 1,
@@ -322,7 +350,12 @@ impl Fsm {
 
     /// The OPEN we send.
     pub fn our_open(&self) -> Open {
-        Open::new(self.config.local_as, self.config.hold_time, self.config.local_id, self.config.capabilities.clone())
+        Open::new(
+            self.config.local_as,
+            self.config.hold_time,
+            self.config.local_id,
+            self.config.capabilities.clone(),
+        )
     }
 
     fn start_connecting(&mut self, out: &mut Actions) {
@@ -364,14 +397,20 @@ impl Fsm {
     fn restart_hold(&self, out: &mut Actions) {
         match self.negotiated.as_ref().map(|n| n.hold_time()) {
             Some(0) => out.push(Action::StopTimer(Timer::Hold)),
-            Some(hold) => out.push(Action::StartTimer(Timer::Hold, Duration::from_secs(hold.into()))),
+            Some(hold) => out.push(Action::StartTimer(
+                Timer::Hold,
+                Duration::from_secs(hold.into()),
+            )),
             None => {}
         }
     }
 
     fn start_keepalive(&self, out: &mut Actions) {
         match self.negotiated.as_ref().map(|n| n.keepalive) {
-            Some(ka) if ka > 0 => out.push(Action::StartTimer(Timer::Keepalive, Duration::from_secs(ka.into()))),
+            Some(ka) if ka > 0 => out.push(Action::StartTimer(
+                Timer::Keepalive,
+                Duration::from_secs(ka.into()),
+            )),
             _ => out.push(Action::StopTimer(Timer::Keepalive)),
         }
     }
@@ -392,22 +431,27 @@ impl Fsm {
 
     fn fail(&mut self, out: &mut Actions) {
         self.failures = self.failures.saturating_add(1);
-        self.to_idle(out);
+        self.enter_idle(out);
         out.push(Action::StartTimer(Timer::IdleHold, self.backoff()));
     }
 
     fn stop(&mut self, notification: Notification, out: &mut Actions) {
-        if matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
+        if matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        ) {
             if self.state == State::Established {
-                out.push(Action::Down(DownCause::NotificationSent(notification.clone())));
+                out.push(Action::Down(DownCause::NotificationSent(
+                    notification.clone(),
+                )));
             }
             out.push(Action::Send(Outgoing::Notification(notification)));
         }
         self.failures = 0;
-        self.to_idle(out);
+        self.enter_idle(out);
     }
 
-    fn to_idle(&mut self, out: &mut Actions) {
+    fn enter_idle(&mut self, out: &mut Actions) {
         if self.state != State::Idle {
             out.push(Action::Disconnect);
         }
@@ -429,7 +473,11 @@ fn fsm_error(state: State, msg_type: u8) -> Notification {
         State::Established => FsmError::UnexpectedInEstablished,
         _ => FsmError::Unspecified,
     };
-    let data = if msg_type == 0 { Vec::new() } else { vec![msg_type] };
+    let data = if msg_type == 0 {
+        Vec::new()
+    } else {
+        vec![msg_type]
+    };
     Notification::new(ErrorCode::Fsm(sub), data)
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bgpd_rib::{Down, FibChange, PeerId, Rib, RouteSource, Signal};
 use bgpd_wire::{
-    AfiSafi, Cease, ErrorCode, HEADER_LEN, Message, Notification, PathAttrs, Prefix, RefreshSubtype, RouteRefresh,
-    SessionContext,
+    AfiSafi, Cease, ErrorCode, HEADER_LEN, Message, Notification, PathAttrs, Prefix,
+    RefreshSubtype, RouteRefresh, SessionContext,
 };
 use bytes::BytesMut;
 use tokio::net::TcpListener;
@@ -161,7 +161,11 @@ const BATCH: usize = 256;
 
 impl Instance {
     /// Binds the listeners; the instance runs with [`Instance::run`].
-    pub fn new(config: SpeakerConfig, net_tx: mpsc::Sender<NetEvent>, conn_tx: mpsc::Sender<ConnEvent>) -> std::io::Result<Self> {
+    pub fn new(
+        config: SpeakerConfig,
+        net_tx: mpsc::Sender<NetEvent>,
+        conn_tx: mpsc::Sender<ConnEvent>,
+    ) -> std::io::Result<Self> {
         let mut listeners = Vec::new();
         for addr in &config.listen {
             let listener = Arc::new(transport::listen(*addr)?);
@@ -216,7 +220,7 @@ impl Instance {
         }
         self.flush();
         loop {
-            let next = self.deadlines.next();
+            let next = self.deadlines.earliest();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown(done)) => {
@@ -250,7 +254,10 @@ impl Instance {
     fn shutdown(&mut self) {
         let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
         for addr in addrs {
-            self.stop_sessions(addr, Notification::shutdown(Cease::AdministrativeShutdown, "speaker shutting down"));
+            self.stop_sessions(
+                addr,
+                Notification::shutdown(Cease::AdministrativeShutdown, "speaker shutting down"),
+            );
         }
         self.flush();
     }
@@ -306,7 +313,13 @@ impl Instance {
 
     fn new_session(&mut self, fsm: Fsm) -> Session {
         self.next_id += 1;
-        Session { id: self.next_id, fsm, conn: None, send_ctx: SessionContext::default(), params: None }
+        Session {
+            id: self.next_id,
+            fsm,
+            conn: None,
+            send_ctx: SessionContext::default(),
+            params: None,
+        }
     }
 
     fn add_peer(&mut self, settings: PeerSettings) -> Result<(), String> {
@@ -315,25 +328,31 @@ impl Instance {
             return Err(format!("peer {addr} exists"));
         }
         self.set_listener_md5(addr, settings.password.as_deref())?;
-        let rib_id = self.rib.add_peer(settings.rib_config()).map_err(|e| e.to_string())?;
+        let rib_id = self
+            .rib
+            .add_peer(settings.rib_config())
+            .map_err(|e| e.to_string())?;
         let main = self.new_session(Fsm::new(self.fsm_config(&settings)));
         let sid = main.id;
-        self.peers.insert(addr, Peer {
-            settings,
-            rib_id,
-            main,
-            colliding: None,
-            attempt: None,
-            established_at: None,
-            established_count: 0,
-            received: MessageCounts::default(),
-            sent: MessageCounts::default(),
-            last_sent: None,
-            last_received: None,
-            stale: false,
-            end_of_rib: HashSet::new(),
-            holding_initial: false,
-        });
+        self.peers.insert(
+            addr,
+            Peer {
+                settings,
+                rib_id,
+                main,
+                colliding: None,
+                attempt: None,
+                established_at: None,
+                established_count: 0,
+                received: MessageCounts::default(),
+                sent: MessageCounts::default(),
+                last_sent: None,
+                last_received: None,
+                stale: false,
+                end_of_rib: HashSet::new(),
+                holding_initial: false,
+            },
+        );
         self.by_rib_id.insert(rib_id, addr);
         self.run_fsm(addr, sid, Event::Start);
         Ok(())
@@ -341,9 +360,13 @@ impl Instance {
 
     fn set_listener_md5(&self, addr: IpAddr, key: Option<&str>) -> Result<(), String> {
         for l in &self.listeners {
-            let family_matches = l.local_addr().map(|a| a.is_ipv6() == addr.is_ipv6()).unwrap_or(false);
+            let family_matches = l
+                .local_addr()
+                .map(|a| a.is_ipv6() == addr.is_ipv6())
+                .unwrap_or(false);
             if family_matches {
-                transport::set_md5(l.as_ref(), addr, key).map_err(|e| format!("TCP-MD5 for {addr}: {e}"))?;
+                transport::set_md5(l.as_ref(), addr, key)
+                    .map_err(|e| format!("TCP-MD5 for {addr}: {e}"))?;
             }
         }
         Ok(())
@@ -353,10 +376,19 @@ impl Instance {
         if !self.peers.contains_key(&addr) {
             return Err(format!("no peer {addr}"));
         }
-        self.stop_sessions(addr, Notification::new(ErrorCode::Cease(Cease::PeerDeconfigured), Vec::new()));
-        let Some(peer) = self.peers.remove(&addr) else { return Ok(()) };
+        self.stop_sessions(
+            addr,
+            Notification::new(ErrorCode::Cease(Cease::PeerDeconfigured), Vec::new()),
+        );
+        let Some(peer) = self.peers.remove(&addr) else {
+            return Ok(());
+        };
         self.by_rib_id.remove(&peer.rib_id);
-        for key in [TimerKey::Restart(addr), TimerKey::Stale(addr), TimerKey::Deferral(addr)] {
+        for key in [
+            TimerKey::Restart(addr),
+            TimerKey::Stale(addr),
+            TimerKey::Deferral(addr),
+        ] {
             self.deadlines.disarm(&key);
         }
         let _ = self.set_listener_md5(addr, None);
@@ -371,7 +403,9 @@ impl Instance {
         let reset = peer.settings.needs_reset(&settings);
         let rib_id = peer.rib_id;
         peer.settings = settings.clone();
-        self.rib.reconfigure_peer(rib_id, settings.rib_config()).map_err(|e| e.to_string())?;
+        self.rib
+            .reconfigure_peer(rib_id, settings.rib_config())
+            .map_err(|e| e.to_string())?;
         if reset {
             self.set_listener_md5(addr, settings.password.as_deref())?;
             self.reset(addr, Cease::OtherConfigurationChange);
@@ -382,7 +416,9 @@ impl Instance {
     /// Closes the peer's sessions with `cease` and starts a fresh one with its current settings.
     fn reset(&mut self, addr: IpAddr, cease: Cease) {
         self.stop_sessions(addr, Notification::new(ErrorCode::Cease(cease), Vec::new()));
-        let Some(settings) = self.peers.get(&addr).map(|p| p.settings.clone()) else { return };
+        let Some(settings) = self.peers.get(&addr).map(|p| p.settings.clone()) else {
+            return;
+        };
         let session = self.new_session(Fsm::new(self.fsm_config(&settings)));
         let sid = session.id;
         if let Some(peer) = self.peers.get_mut(&addr) {
@@ -392,8 +428,12 @@ impl Instance {
     }
 
     fn stop_sessions(&mut self, addr: IpAddr, notification: Notification) {
-        let Some(peer) = self.peers.get(&addr) else { return };
-        let ids: Vec<u64> = std::iter::once(peer.main.id).chain(peer.colliding.as_ref().map(|s| s.id)).collect();
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
+        let ids: Vec<u64> = std::iter::once(peer.main.id)
+            .chain(peer.colliding.as_ref().map(|s| s.id))
+            .collect();
         for sid in ids {
             self.run_fsm(addr, sid, Event::Stop(notification.clone()));
         }
@@ -413,7 +453,9 @@ impl Instance {
     /// Feeds `event` to one session's FSM and carries out its actions; returns whether the
     /// message was to be delivered.
     fn run_fsm(&mut self, addr: IpAddr, sid: u64, event: Event) -> bool {
-        let Some(session) = self.session_mut(addr, sid) else { return false };
+        let Some(session) = self.session_mut(addr, sid) else {
+            return false;
+        };
         let actions = session.fsm.handle(event);
         let mut deliver = false;
         for action in actions {
@@ -456,7 +498,10 @@ impl Instance {
                 self.send(addr, sid, &msg);
             }
             Action::StartTimer(t, d) => {
-                self.deadlines.arm(TimerKey::Fsm(addr, sid, t.into()), Instant::now() + jitter(t, d));
+                self.deadlines.arm(
+                    TimerKey::Fsm(addr, sid, t.into()),
+                    Instant::now() + jitter(t, d),
+                );
             }
             Action::StopTimer(t) => self.deadlines.disarm(&TimerKey::Fsm(addr, sid, t.into())),
             Action::Deliver => {}
@@ -466,8 +511,12 @@ impl Instance {
     }
 
     fn send(&mut self, addr: IpAddr, sid: u64, msg: &Message) {
-        let Some(session) = self.session_mut(addr, sid) else { return };
-        let Some((conn, _)) = session.conn else { return };
+        let Some(session) = self.session_mut(addr, sid) else {
+            return;
+        };
+        let Some((conn, _)) = session.conn else {
+            return;
+        };
         let mut out = BytesMut::new();
         if let Err(e) = msg.encode(&session.send_ctx, &mut out) {
             tracing::error!(peer = %addr, "cannot encode {:?}: {e}", msg.message_type());
@@ -482,7 +531,9 @@ impl Instance {
     }
 
     fn connect(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         self.next_id += 1;
         let attempt = self.next_id;
         peer.attempt = Some(attempt);
@@ -491,16 +542,29 @@ impl Instance {
         let limit = Duration::from_secs(peer.settings.connect_retry.max(1));
         let tx = self.net_tx.clone();
         tokio::spawn(async move {
-            let result = match tokio::time::timeout(limit, transport::connect(target, &options)).await {
-                Ok(Ok(stream)) => Ok(stream),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("connect timed out".to_string()),
-            };
-            let _ = tx.send(NetEvent::ConnectDone { peer: addr, attempt, result }).await;
+            let result =
+                match tokio::time::timeout(limit, transport::connect(target, &options)).await {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("connect timed out".to_string()),
+                };
+            let _ = tx
+                .send(NetEvent::ConnectDone {
+                    peer: addr,
+                    attempt,
+                    result,
+                })
+                .await;
         });
     }
 
-    fn attach(&mut self, addr: IpAddr, sid: u64, stream: tokio::net::TcpStream, direction: Direction) -> bool {
+    fn attach(
+        &mut self,
+        addr: IpAddr,
+        sid: u64,
+        stream: tokio::net::TcpStream,
+        direction: Direction,
+    ) -> bool {
         self.next_id += 1;
         let id = self.next_id;
         let handle = match conn::spawn(id, stream, self.conn_tx.clone()) {
@@ -523,8 +587,14 @@ impl Instance {
     fn net_event(&mut self, ev: NetEvent) {
         match ev {
             NetEvent::Accepted(stream, from) => self.accepted(stream, from),
-            NetEvent::ConnectDone { peer: addr, attempt, result } => {
-                let Some(peer) = self.peers.get_mut(&addr) else { return };
+            NetEvent::ConnectDone {
+                peer: addr,
+                attempt,
+                result,
+            } => {
+                let Some(peer) = self.peers.get_mut(&addr) else {
+                    return;
+                };
                 if peer.attempt != Some(attempt) {
                     return;
                 }
@@ -555,7 +625,9 @@ impl Instance {
             tracing::info!("connection from unknown {addr} refused");
             return;
         };
-        if let Err(e) = transport::accepted(&stream, &peer.settings.socket_options(self.config.local_as)) {
+        if let Err(e) =
+            transport::accepted(&stream, &peer.settings.socket_options(self.config.local_as))
+        {
             tracing::warn!(peer = %addr, "accepted connection unusable: {e}");
             return;
         }
@@ -588,7 +660,11 @@ impl Instance {
             State::Established => {
                 // RFC 4724 §4.2: a restarting peer reconnecting while we still hold the old
                 // session means the old one is dead.
-                let graceful = peer.main.params.as_ref().is_some_and(|p| p.wire.peer_graceful_restart.is_some());
+                let graceful = peer
+                    .main
+                    .params
+                    .as_ref()
+                    .is_some_and(|p| p.wire.peer_graceful_restart.is_some());
                 if !graceful {
                     return;
                 }
@@ -608,9 +684,13 @@ impl Instance {
         let conn = match &ev {
             ConnEvent::Message(c, _) | ConnEvent::Malformed(c, _) | ConnEvent::Closed(c, _) => *c,
         };
-        let Some((addr, _)) = self.conns.get(&conn) else { return };
+        let Some((addr, _)) = self.conns.get(&conn) else {
+            return;
+        };
         let addr = *addr;
-        let Some(peer) = self.peers.get(&addr) else { return };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
         let sid = [Some(&peer.main), peer.colliding.as_ref()]
             .into_iter()
             .flatten()
@@ -638,7 +718,10 @@ impl Instance {
     /// A colliding session that ended is forgotten; the main one keeps its FSM.
     fn drop_dead_collision(&mut self, addr: IpAddr, sid: u64) {
         if let Some(peer) = self.peers.get_mut(&addr)
-            && peer.colliding.as_ref().is_some_and(|s| s.id == sid && s.fsm.state() != State::OpenConfirm)
+            && peer
+                .colliding
+                .as_ref()
+                .is_some_and(|s| s.id == sid && s.fsm.state() != State::OpenConfirm)
             && peer.colliding.as_ref().is_some_and(|s| s.conn.is_none())
         {
             peer.colliding = None;
@@ -680,8 +763,12 @@ impl Instance {
 
     /// After an OPEN: hand the reader its context, and resolve a collision (RFC 4271 §6.8).
     fn open_accepted(&mut self, addr: IpAddr, sid: u64) {
-        let Some(session) = self.session_mut(addr, sid) else { return };
-        let Some(params) = session.fsm.negotiated().cloned() else { return };
+        let Some(session) = self.session_mut(addr, sid) else {
+            return;
+        };
+        let Some(params) = session.fsm.negotiated().cloned() else {
+            return;
+        };
         session.send_ctx = params.wire.send.clone();
         session.params = Some(params.clone());
         if let Some((conn, _)) = session.conn
@@ -690,16 +777,30 @@ impl Instance {
         {
             let _ = tx.send(params.wire.receive.clone());
         }
-        let Some(peer) = self.peers.get(&addr) else { return };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
         let (this, other) = if peer.main.id == sid {
             (&peer.main, peer.colliding.as_ref())
         } else {
-            (peer.colliding.as_ref().unwrap_or(&peer.main), Some(&peer.main))
+            (
+                peer.colliding.as_ref().unwrap_or(&peer.main),
+                Some(&peer.main),
+            )
         };
-        let (Some(other), Some((_, this_dir))) = (other, this.conn) else { return };
-        let Some((_, other_dir)) = other.conn else { return };
+        let (Some(other), Some((_, this_dir))) = (other, this.conn) else {
+            return;
+        };
+        let Some((_, other_dir)) = other.conn else {
+            return;
+        };
         let other_id = other.id;
-        let loser = collision::resolve(self.config.router_id, params.peer_id, (other_dir, other.fsm.state()), this_dir);
+        let loser = collision::resolve(
+            self.config.router_id,
+            params.peer_id,
+            (other_dir, other.fsm.state()),
+            this_dir,
+        );
         let loser_sid = match loser {
             None => return,
             Some(Loser::New) => sid,
@@ -728,7 +829,9 @@ impl Instance {
         else {
             return;
         };
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         let peer_gr = params.wire.peer_graceful_restart.clone();
         let hold_initial = gr.enabled && gr.restarting && peer_gr.is_some();
         tracing::info!(peer = %addr, id = %params.peer_id, hold = params.hold_time(), "session established");
@@ -759,20 +862,28 @@ impl Instance {
             tracing::error!(peer = %addr, "RIB refused the session: {e}");
         }
         if hold_initial {
-            self.deadlines.arm(TimerKey::Deferral(addr), Instant::now() + Duration::from_secs(gr.restart_time.into()));
+            self.deadlines.arm(
+                TimerKey::Deferral(addr),
+                Instant::now() + Duration::from_secs(gr.restart_time.into()),
+            );
         }
         if was_stale {
             self.deadlines.disarm(&TimerKey::Restart(addr));
             // RFC 4724 §4.2: families the peer no longer preserves lose their stale routes now.
             for family in &params.wire.families {
                 let preserved = peer_gr.as_ref().is_some_and(|g| {
-                    g.families.iter().any(|f| f.afi_safi == *family && f.forwarding_preserved)
+                    g.families
+                        .iter()
+                        .any(|f| f.afi_safi == *family && f.forwarding_preserved)
                 });
                 if !preserved {
                     let _ = self.rib.end_of_rib(rib_id, *family);
                 }
             }
-            self.deadlines.arm(TimerKey::Stale(addr), Instant::now() + Duration::from_secs(gr.stale_time.into()));
+            self.deadlines.arm(
+                TimerKey::Stale(addr),
+                Instant::now() + Duration::from_secs(gr.stale_time.into()),
+            );
             if let Some(p) = self.peers.get_mut(&addr) {
                 p.stale = true;
             }
@@ -781,7 +892,9 @@ impl Instance {
 
     fn down(&mut self, addr: IpAddr, cause: DownCause) {
         let gr_enabled = self.config.graceful_restart.enabled;
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         let restart_time = peer
             .main
             .params
@@ -790,13 +903,19 @@ impl Instance {
             .and_then(|p| p.wire.peer_graceful_restart.as_ref())
             .filter(|g| !g.families.is_empty())
             .map(|g| g.restart_time);
-        let graceful = gr_enabled && matches!(cause, DownCause::ConnectionLost) && restart_time.is_some_and(|t| t > 0);
+        let graceful = gr_enabled
+            && matches!(cause, DownCause::ConnectionLost)
+            && restart_time.is_some_and(|t| t > 0);
         tracing::info!(peer = %addr, graceful, "session down: {cause:?}");
         peer.established_at = None;
         peer.holding_initial = false;
         peer.stale = graceful;
         let rib_id = peer.rib_id;
-        for key in [TimerKey::Stale(addr), TimerKey::Deferral(addr), TimerKey::Restart(addr)] {
+        for key in [
+            TimerKey::Stale(addr),
+            TimerKey::Deferral(addr),
+            TimerKey::Restart(addr),
+        ] {
             self.deadlines.disarm(&key);
         }
         let down = if graceful { Down::Graceful } else { Down::Hard };
@@ -804,7 +923,10 @@ impl Instance {
             tracing::error!(peer = %addr, "RIB: {e}");
         }
         if let (true, Some(t)) = (graceful, restart_time) {
-            self.deadlines.arm(TimerKey::Restart(addr), Instant::now() + Duration::from_secs(t.into()));
+            self.deadlines.arm(
+                TimerKey::Restart(addr),
+                Instant::now() + Duration::from_secs(t.into()),
+            );
         }
     }
 
@@ -812,12 +934,19 @@ impl Instance {
         for e in &update.errors {
             tracing::warn!(peer = %addr, "UPDATE attribute error: {e}");
         }
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         let rib_id = peer.rib_id;
         if let Some(family) = update.end_of_rib_family() {
             peer.end_of_rib.insert(family);
             if peer.stale {
-                let families = peer.main.params.as_ref().map(|p| p.wire.families.clone()).unwrap_or_default();
+                let families = peer
+                    .main
+                    .params
+                    .as_ref()
+                    .map(|p| p.wire.families.clone())
+                    .unwrap_or_default();
                 if families.iter().all(|f| peer.end_of_rib.contains(f)) {
                     peer.stale = false;
                     self.deadlines.disarm(&TimerKey::Stale(addr));
@@ -832,18 +961,27 @@ impl Instance {
 
     /// A restarting speaker sends its table once the peer's End-of-RIB is in (RFC 4724 §4.1).
     fn release_if_complete(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         if !peer.holding_initial {
             return;
         }
-        let families = peer.main.params.as_ref().map(|p| p.wire.families.clone()).unwrap_or_default();
+        let families = peer
+            .main
+            .params
+            .as_ref()
+            .map(|p| p.wire.families.clone())
+            .unwrap_or_default();
         if families.iter().all(|f| peer.end_of_rib.contains(f)) {
             self.release(addr);
         }
     }
 
     fn release(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         if !std::mem::take(&mut peer.holding_initial) {
             return;
         }
@@ -858,7 +996,9 @@ impl Instance {
         if rr.subtype != RefreshSubtype::Normal {
             return;
         }
-        let Some(peer) = self.peers.get(&addr) else { return };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
         if let Err(e) = self.rib.route_refresh(peer.rib_id, rr.afi_safi) {
             tracing::warn!(peer = %addr, "route refresh: {e}");
         }
@@ -871,7 +1011,9 @@ impl Instance {
                 self.drop_dead_collision(addr, sid);
             }
             TimerKey::Restart(addr) | TimerKey::Stale(addr) => {
-                let Some(peer) = self.peers.get_mut(&addr) else { return };
+                let Some(peer) = self.peers.get_mut(&addr) else {
+                    return;
+                };
                 peer.stale = false;
                 tracing::info!(peer = %addr, "graceful restart: flushing stale routes");
                 if let Err(e) = self.rib.stale_timer_expired(peer.rib_id) {
@@ -888,9 +1030,15 @@ impl Instance {
         for out in fx.outbound {
             let count = count_messages(&out.messages);
             for pid in out.peers {
-                let Some(addr) = self.by_rib_id.get(&pid) else { continue };
-                let Some(peer) = self.peers.get_mut(addr) else { continue };
-                let Some((conn, _)) = peer.main.conn else { continue };
+                let Some(addr) = self.by_rib_id.get(&pid) else {
+                    continue;
+                };
+                let Some(peer) = self.peers.get_mut(addr) else {
+                    continue;
+                };
+                let Some((conn, _)) = peer.main.conn else {
+                    continue;
+                };
                 if peer.main.fsm.state() != State::Established {
                     continue;
                 }
@@ -911,19 +1059,29 @@ impl Instance {
     fn signal(&mut self, signal: Signal) {
         match signal {
             Signal::MaxPrefix { peer, limit } => {
-                let Some(addr) = self.by_rib_id.get(&peer).copied() else { return };
+                let Some(addr) = self.by_rib_id.get(&peer).copied() else {
+                    return;
+                };
                 tracing::warn!(peer = %addr, limit, "maximum prefixes reached");
-                let n = Notification::new(ErrorCode::Cease(Cease::MaximumPrefixesReached), Vec::new());
+                let n =
+                    Notification::new(ErrorCode::Cease(Cease::MaximumPrefixesReached), Vec::new());
                 self.stop_sessions(addr, n);
             }
             Signal::RefreshNeeded { peer } => {
-                let Some(addr) = self.by_rib_id.get(&peer).copied() else { return };
-                let Some(p) = self.peers.get(&addr) else { return };
+                let Some(addr) = self.by_rib_id.get(&peer).copied() else {
+                    return;
+                };
+                let Some(p) = self.peers.get(&addr) else {
+                    return;
+                };
                 let sid = p.main.id;
                 match p.main.params.as_ref().filter(|s| s.wire.route_refresh) {
                     Some(params) => {
                         for family in params.wire.families.clone() {
-                            let msg = Message::RouteRefresh(RouteRefresh { afi_safi: family, subtype: RefreshSubtype::Normal });
+                            let msg = Message::RouteRefresh(RouteRefresh {
+                                afi_safi: family,
+                                subtype: RefreshSubtype::Normal,
+                            });
                             self.send(addr, sid, &msg);
                         }
                     }
@@ -956,7 +1114,9 @@ impl Instance {
                     peer_id: params.map(|s| s.peer_id),
                     hostname: params.and_then(|s| s.peer_hostname.clone()),
                     hold_time: params.map(|s| s.hold_time()),
-                    families: params.map(|s| s.wire.families.iter().map(|f| f.to_string()).collect()).unwrap_or_default(),
+                    families: params
+                        .map(|s| s.wire.families.iter().map(|f| f.to_string()).collect())
+                        .unwrap_or_default(),
                     prefixes_received: counts.received,
                     prefixes_accepted: counts.accepted,
                     prefixes_advertised: counts.advertised,

@@ -64,42 +64,59 @@ impl Speaker {
         Ok(Speaker { commands, task })
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SpeakerError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).map_err(|_| SpeakerError::Stopped)?;
+        self.commands
+            .send(make(tx))
+            .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
     }
 
     /// Adds a peer and starts its session.
     pub async fn add_peer(&self, settings: PeerSettings) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::AddPeer(Box::new(settings), tx)).await?.map_err(SpeakerError::Refused)
+        self.ask(|tx| Command::AddPeer(Box::new(settings), tx))
+            .await?
+            .map_err(SpeakerError::Refused)
     }
 
     /// Closes the peer's session (Cease/Peer De-configured) and withdraws its routes.
     pub async fn remove_peer(&self, address: IpAddr) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::RemovePeer(address, tx)).await?.map_err(SpeakerError::Refused)
+        self.ask(|tx| Command::RemovePeer(address, tx))
+            .await?
+            .map_err(SpeakerError::Refused)
     }
 
     /// Replaces a peer's settings; only a change the session depends on resets it.
     pub async fn reconfigure_peer(&self, settings: PeerSettings) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::ReconfigurePeer(Box::new(settings), tx)).await?.map_err(SpeakerError::Refused)
+        self.ask(|tx| Command::ReconfigurePeer(Box::new(settings), tx))
+            .await?
+            .map_err(SpeakerError::Refused)
     }
 
     /// Announces a local route (ORIGIN, AS_PATH and next hop may be left empty: IGP, empty,
     /// ourselves).
     pub fn originate(&self, prefix: Prefix, attrs: PathAttrs) -> Result<(), SpeakerError> {
-        self.commands.send(Command::Originate(prefix, Box::new(attrs))).map_err(|_| SpeakerError::Stopped)
+        self.commands
+            .send(Command::Originate(prefix, Box::new(attrs)))
+            .map_err(|_| SpeakerError::Stopped)
     }
 
     /// Withdraws a local route.
     pub fn withdraw(&self, prefix: Prefix) -> Result<(), SpeakerError> {
-        self.commands.send(Command::Withdraw(prefix)).map_err(|_| SpeakerError::Stopped)
+        self.commands
+            .send(Command::Withdraw(prefix))
+            .map_err(|_| SpeakerError::Stopped)
     }
 
     /// Best-path changes (prefix → next hops; no next hops: remove) from now on, in batches.
     pub fn subscribe_fib(&self) -> Result<mpsc::UnboundedReceiver<Vec<FibChange>>, SpeakerError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.commands.send(Command::SubscribeFib(tx)).map_err(|_| SpeakerError::Stopped)?;
+        self.commands
+            .send(Command::SubscribeFib(tx))
+            .map_err(|_| SpeakerError::Stopped)?;
         Ok(rx)
     }
 

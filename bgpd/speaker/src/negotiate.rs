@@ -29,11 +29,18 @@ impl SessionParams {
         let wire = bgpd_wire::negotiate(ours, theirs);
         if wire.families.is_empty() {
             let mut data = BytesMut::new();
-            for cap in ours.capabilities.iter().filter(|c| matches!(c, Capability::Multiprotocol(_))) {
+            for cap in ours
+                .capabilities
+                .iter()
+                .filter(|c| matches!(c, Capability::Multiprotocol(_)))
+            {
                 // Our own capabilities always encode; a failure would only shorten the data.
                 let _ = cap.encode(&mut data);
             }
-            return Err(Notification::new(ErrorCode::Open(OpenError::UnsupportedCapability), data.to_vec()));
+            return Err(Notification::new(
+                ErrorCode::Open(OpenError::UnsupportedCapability),
+                data.to_vec(),
+            ));
         }
         Ok(SessionParams {
             keepalive: wire.hold_time / 3,
@@ -74,8 +81,16 @@ mod tests {
 
     #[test]
     fn no_common_family_is_unsupported_capability() {
-        let ours = open(65000, vec![Capability::Multiprotocol(AfiSafi::IPV6_UNICAST)], 90);
-        let theirs = open(65001, vec![Capability::Multiprotocol(AfiSafi::IPV4_UNICAST)], 90);
+        let ours = open(
+            65000,
+            vec![Capability::Multiprotocol(AfiSafi::IPV6_UNICAST)],
+            90,
+        );
+        let theirs = open(
+            65001,
+            vec![Capability::Multiprotocol(AfiSafi::IPV4_UNICAST)],
+            90,
+        );
         let err = SessionParams::new(&ours, &theirs).unwrap_err();
         assert_eq!(err.code.octets(), (2, 7));
         assert_eq!(err.data, vec![1, 4, 0, 2, 0, 1]);
@@ -84,7 +99,10 @@ mod tests {
     #[test]
     fn hostname_is_taken_from_the_peer() {
         let ours = open(65000, vec![], 90);
-        let host = Capability::Hostname { host: "tor1".into(), domain: String::new() };
+        let host = Capability::Hostname {
+            host: "tor1".into(),
+            domain: String::new(),
+        };
         let n = SessionParams::new(&ours, &open(65001, vec![host], 90)).unwrap();
         assert_eq!(n.peer_hostname.as_deref(), Some("tor1"));
     }

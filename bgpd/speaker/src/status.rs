@@ -125,7 +125,12 @@ impl RouteStatus {
             as_path: a
                 .as_path
                 .as_ref()
-                .map(|p| p.segments.iter().flat_map(|s| s.asns.iter().map(|x| x.0)).collect())
+                .map(|p| {
+                    p.segments
+                        .iter()
+                        .flat_map(|s| s.asns.iter().map(|x| x.0))
+                        .collect()
+                })
                 .unwrap_or_default(),
             local_pref: a.local_pref,
             originator_id: a.originator_id,

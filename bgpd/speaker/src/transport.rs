@@ -67,14 +67,22 @@ fn sockaddr_storage(addr: IpAddr) -> libc::sockaddr_storage {
     let len = (sa.len() as usize).min(mem::size_of::<libc::sockaddr_storage>());
     // SAFETY: both regions are at least `len` bytes and do not overlap.
     unsafe {
-        std::ptr::copy_nonoverlapping(sa.as_ptr().cast::<u8>(), (&raw mut storage).cast::<u8>(), len);
+        std::ptr::copy_nonoverlapping(
+            sa.as_ptr().cast::<u8>(),
+            (&raw mut storage).cast::<u8>(),
+            len,
+        );
     }
     storage
 }
 
 /// Installs (or with `None`, removes) the TCP-MD5 key for `peer` on `socket` (RFC 2385). On a
 /// listening socket this authenticates connections from `peer`; other peers stay unaffected.
-pub fn set_md5(socket: &impl std::os::fd::AsRawFd, peer: IpAddr, key: Option<&str>) -> Result<(), TransportError> {
+pub fn set_md5(
+    socket: &impl std::os::fd::AsRawFd,
+    peer: IpAddr,
+    key: Option<&str>,
+) -> Result<(), TransportError> {
     let key = key.unwrap_or("").as_bytes();
     if key.len() > MD5_MAX_KEY {
         return Err(TransportError::Md5KeyTooLong(key.len()));
@@ -111,7 +119,12 @@ pub fn set_md5(socket: &impl std::os::fd::AsRawFd, peer: IpAddr, key: Option<&st
     }
 }
 
-fn set_int(socket: &impl std::os::fd::AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    socket: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt reads one c_int from a live local.
     let rc = unsafe {
         libc::setsockopt(
@@ -122,7 +135,11 @@ fn set_int(socket: &impl std::os::fd::AsRawFd, level: libc::c_int, name: libc::c
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Applies the TTL policy of `reach` to a socket of family `ipv6`.
@@ -132,7 +149,12 @@ pub fn set_reach(socket: &impl std::os::fd::AsRawFd, ipv6: bool, reach: Reach) -
         Reach::Gtsm { hops } => (255, 256 - i32::from(hops.max(1))),
     };
     if ipv6 {
-        set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, ttl.into())?;
+        set_int(
+            socket,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_UNICAST_HOPS,
+            ttl.into(),
+        )?;
         if min_ttl > 0 {
             set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, min_ttl)?;
         }
@@ -146,7 +168,10 @@ pub fn set_reach(socket: &impl std::os::fd::AsRawFd, ipv6: bool, reach: Reach) -
 }
 
 /// Opens a TCP connection to `peer` with `options` applied before the SYN is sent.
-pub async fn connect(peer: SocketAddr, options: &SocketOptions) -> Result<TcpStream, TransportError> {
+pub async fn connect(
+    peer: SocketAddr,
+    options: &SocketOptions,
+) -> Result<TcpStream, TransportError> {
     let socket = Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
@@ -202,11 +227,17 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         set_md5(&listener, peer, Some("secret")).unwrap();
-        let options = SocketOptions { local_addr: Some(peer), md5_key: Some("secret".into()), reach: Reach::Gtsm { hops: 1 } };
+        let options = SocketOptions {
+            local_addr: Some(peer),
+            md5_key: Some("secret".into()),
+            reach: Reach::Gtsm { hops: 1 },
+        };
         let timeout = std::time::Duration::from_secs(5);
-        let (client, server) = tokio::time::timeout(timeout, async { tokio::join!(connect(addr, &options), listener.accept()) })
-            .await
-            .expect("handshake with matching keys and GTSM on both sides");
+        let (client, server) = tokio::time::timeout(timeout, async {
+            tokio::join!(connect(addr, &options), listener.accept())
+        })
+        .await
+        .expect("handshake with matching keys and GTSM on both sides");
         let (server, _) = server.unwrap();
         client.unwrap();
         accepted(&server, &options).unwrap();
@@ -218,15 +249,29 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         set_md5(&listener, peer, Some("secret")).unwrap();
-        let options = SocketOptions { local_addr: None, md5_key: Some("wrong".into()), reach: Reach::Ttl(1) };
-        let attempt = tokio::time::timeout(std::time::Duration::from_millis(1500), connect(addr, &options)).await;
-        assert!(!matches!(attempt, Ok(Ok(_))), "a connection with a wrong key was accepted");
+        let options = SocketOptions {
+            local_addr: None,
+            md5_key: Some("wrong".into()),
+            reach: Reach::Ttl(1),
+        };
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_millis(1500),
+            connect(addr, &options),
+        )
+        .await;
+        assert!(
+            !matches!(attempt, Ok(Ok(_))),
+            "a connection with a wrong key was accepted"
+        );
     }
 
     #[test]
     fn overlong_keys_are_refused() {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         let key = "k".repeat(81);
-        assert!(matches!(set_md5(&s, "127.0.0.1".parse().unwrap(), Some(&key)), Err(TransportError::Md5KeyTooLong(81))));
+        assert!(matches!(
+            set_md5(&s, "127.0.0.1".parse().unwrap(), Some(&key)),
+            Err(TransportError::Md5KeyTooLong(81))
+        ));
     }
 }

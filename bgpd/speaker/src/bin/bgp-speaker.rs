@@ -34,7 +34,8 @@ struct Args {
 
 fn load(path: &Path, restarting: bool) -> anyhow::Result<SpeakerConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    let mut config: SpeakerConfig = toml::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+    let mut config: SpeakerConfig =
+        toml::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
     config.graceful_restart.restarting |= restarting;
     Ok(config)
 }
@@ -62,7 +63,12 @@ async fn apply(speaker: &Speaker, old: &SpeakerConfig, new: &SpeakerConfig) -> a
     Ok(())
 }
 
-async fn write_status(speaker: &Speaker, path: &Path, routes: bool, last: &mut String) -> anyhow::Result<()> {
+async fn write_status(
+    speaker: &Speaker,
+    path: &Path,
+    routes: bool,
+    last: &mut String,
+) -> anyhow::Result<()> {
     let mut doc = serde_json::json!({ "peers": speaker.peers().await? });
     if routes {
         doc["routes"] = serde_json::to_value(speaker.routes().await?)?;

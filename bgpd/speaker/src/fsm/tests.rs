@@ -21,7 +21,12 @@ fn config(passive: bool) -> FsmConfig {
 }
 
 fn peer_open(asn: u32, hold: u16) -> Open {
-    Open::new(Asn(asn), hold, PEER_ID, vec![Capability::Multiprotocol(AfiSafi::IPV4_UNICAST)])
+    Open::new(
+        Asn(asn),
+        hold,
+        PEER_ID,
+        vec![Capability::Multiprotocol(AfiSafi::IPV4_UNICAST)],
+    )
 }
 
 fn sent_notification(actions: &[Action]) -> Option<(u8, u8)> {
@@ -55,20 +60,28 @@ fn fsm_in(target: State) -> Fsm {
 fn active_peer_reaches_established_and_negotiates_timers() {
     let mut fsm = Fsm::new(config(false));
     let a = fsm.handle(Event::Start);
-    assert_eq!(a, vec![
-        Action::StopTimer(Timer::IdleHold),
-        Action::Connect,
-        Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(1))
-    ]);
+    assert_eq!(
+        a,
+        vec![
+            Action::StopTimer(Timer::IdleHold),
+            Action::Connect,
+            Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(1))
+        ]
+    );
     let a = fsm.handle(Event::Connected);
-    assert!(matches!(a[1], Action::Send(Outgoing::Open(ref o)) if o.hold_time == 9 && o.asn() == Asn(65000)));
+    assert!(
+        matches!(a[1], Action::Send(Outgoing::Open(ref o)) if o.hold_time == 9 && o.asn() == Asn(65000))
+    );
     assert!(a.contains(&Action::StartTimer(Timer::Hold, OPEN_HOLD)));
     let a = fsm.handle(Event::Open(peer_open(65001, 90)));
-    assert_eq!(a, vec![
-        Action::Send(Outgoing::Keepalive),
-        Action::StartTimer(Timer::Hold, Duration::from_secs(9)),
-        Action::StartTimer(Timer::Keepalive, Duration::from_secs(3)),
-    ]);
+    assert_eq!(
+        a,
+        vec![
+            Action::Send(Outgoing::Keepalive),
+            Action::StartTimer(Timer::Hold, Duration::from_secs(9)),
+            Action::StartTimer(Timer::Keepalive, Duration::from_secs(3)),
+        ]
+    );
     let a = fsm.handle(Event::Keepalive);
     assert_eq!(fsm.state(), State::Established);
     assert!(matches!(a.last(), Some(Action::Up(n)) if n.hold_time() == 9 && n.peer_id == PEER_ID));
@@ -84,7 +97,10 @@ fn passive_peer_waits_in_active_without_connecting() {
     assert_eq!(fsm.state(), State::OpenSent);
     let a = fsm.handle(Event::ConnectionFailed);
     assert_eq!(fsm.state(), State::Active);
-    assert!(!a.iter().any(|a| matches!(a, Action::Connect | Action::StartTimer(Timer::ConnectRetry, _))));
+    assert!(!a.iter().any(|a| matches!(
+        a,
+        Action::Connect | Action::StartTimer(Timer::ConnectRetry, _)
+    )));
 }
 
 #[test]
@@ -108,7 +124,10 @@ fn hold_time_of_one_or_two_is_unacceptable() {
     for hold in [1, 2] {
         let mut fsm = fsm_in(State::OpenSent);
         let a = fsm.handle(Event::Open(peer_open(65001, hold)));
-        assert_eq!(sent_notification(&a), Some((2, u8::from(OpenError::UnacceptableHoldTime))));
+        assert_eq!(
+            sent_notification(&a),
+            Some((2, u8::from(OpenError::UnacceptableHoldTime)))
+        );
     }
 }
 
@@ -126,7 +145,9 @@ fn hold_timer_expiry_sends_4_0_and_reports_down() {
     let mut fsm = fsm_in(State::Established);
     let a = fsm.handle(Event::TimerExpired(Timer::Hold));
     assert_eq!(sent_notification(&a), Some((4, 0)));
-    assert!(matches!(a[0], Action::Down(DownCause::NotificationSent(ref n)) if n.code == ErrorCode::HoldTimerExpired));
+    assert!(
+        matches!(a[0], Action::Down(DownCause::NotificationSent(ref n)) if n.code == ErrorCode::HoldTimerExpired)
+    );
     assert_eq!(fsm.state(), State::Idle);
     assert!(fsm.timer_running(Timer::IdleHold));
 }
@@ -137,8 +158,18 @@ fn unexpected_messages_are_fsm_errors_with_the_state_subcode() {
         (State::OpenSent, Event::Keepalive, (5, 1), vec![4]),
         (State::OpenSent, Event::Update, (5, 1), vec![2]),
         (State::OpenConfirm, Event::Update, (5, 2), vec![2]),
-        (State::OpenConfirm, Event::Open(peer_open(65001, 90)), (5, 2), vec![1]),
-        (State::Established, Event::Open(peer_open(65001, 90)), (5, 3), vec![1]),
+        (
+            State::OpenConfirm,
+            Event::Open(peer_open(65001, 90)),
+            (5, 2),
+            vec![1],
+        ),
+        (
+            State::Established,
+            Event::Open(peer_open(65001, 90)),
+            (5, 3),
+            vec![1],
+        ),
     ];
     for (state, event, code, data) in table {
         let mut fsm = fsm_in(state);
@@ -157,23 +188,35 @@ fn unexpected_messages_are_fsm_errors_with_the_state_subcode() {
 fn updates_are_delivered_only_when_established() {
     let mut fsm = fsm_in(State::Established);
     let a = fsm.handle(Event::Update);
-    assert_eq!(a, vec![Action::StartTimer(Timer::Hold, Duration::from_secs(9)), Action::Deliver]);
+    assert_eq!(
+        a,
+        vec![
+            Action::StartTimer(Timer::Hold, Duration::from_secs(9)),
+            Action::Deliver
+        ]
+    );
 }
 
 #[test]
 fn keepalive_timer_sends_keepalive_and_rearms() {
     let mut fsm = fsm_in(State::Established);
     let a = fsm.handle(Event::TimerExpired(Timer::Keepalive));
-    assert_eq!(a, vec![
-        Action::Send(Outgoing::Keepalive),
-        Action::StartTimer(Timer::Keepalive, Duration::from_secs(3))
-    ]);
+    assert_eq!(
+        a,
+        vec![
+            Action::Send(Outgoing::Keepalive),
+            Action::StartTimer(Timer::Keepalive, Duration::from_secs(3))
+        ]
+    );
 }
 
 #[test]
 fn stale_timer_expiry_is_ignored() {
     let mut fsm = fsm_in(State::Established);
-    assert!(fsm.handle(Event::TimerExpired(Timer::ConnectRetry)).is_empty());
+    assert!(
+        fsm.handle(Event::TimerExpired(Timer::ConnectRetry))
+            .is_empty()
+    );
     assert_eq!(fsm.state(), State::Established);
 }
 
@@ -216,7 +259,9 @@ fn connect_retry_backs_off_to_the_ceiling() {
     for _ in 0..8 {
         let a = fsm.handle(Event::ConnectionFailed);
         assert_eq!(fsm.state(), State::Active);
-        let Some(Action::StartTimer(Timer::ConnectRetry, d)) = a.last() else { panic!("{a:?}") };
+        let Some(Action::StartTimer(Timer::ConnectRetry, d)) = a.last() else {
+            panic!("{a:?}")
+        };
         seen.push(d.as_secs());
         fsm.handle(Event::TimerExpired(Timer::ConnectRetry));
         assert_eq!(fsm.state(), State::Connect);
@@ -251,11 +296,15 @@ fn any_event() -> impl Strategy<Value = Event> {
         .prop_map(Event::TimerExpired),
         Just(Event::Connected),
         Just(Event::ConnectionFailed),
-        (prop_oneof![Just(65001u32), Just(65002)], 0u16..200).prop_map(|(a, h)| Event::Open(peer_open(a, h))),
+        (prop_oneof![Just(65001u32), Just(65002)], 0u16..200)
+            .prop_map(|(a, h)| Event::Open(peer_open(a, h))),
         Just(Event::Keepalive),
         Just(Event::Update),
         Just(Event::RouteRefresh),
-        Just(Event::Notification(Notification::new(ErrorCode::Cease(Cease::PeerDeconfigured), vec![]))),
+        Just(Event::Notification(Notification::new(
+            ErrorCode::Cease(Cease::PeerDeconfigured),
+            vec![]
+        ))),
     ]
 }
 
