@@ -152,6 +152,14 @@ fn exabgp_and_bird_exchange_and_withdraw_routes() {
     let mut exabgp = Exabgp::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
     let mut bird = Bird::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
     exchange(&mut exabgp, &mut bird);
+    // A raw API command: an AS_SET, which no other launcher can originate.
+    exabgp
+        .api("neighbor 10.77.0.2 announce route 10.208.0.0/24 next-hop self as-path [ 65001 ( 65101 65102 ) ]")
+        .unwrap();
+    let r = bird
+        .wait_route("10.208.0.0/24".parse().unwrap(), PROPAGATE)
+        .unwrap();
+    assert_eq!(r.as_path, vec![65001, 65101, 65102], "{r:?}");
 }
 
 /// A hub namespace joined to `n` leaves by one veth each: link `i` (from 1) has 10.78.i.1/24 +
@@ -495,4 +503,37 @@ fn two_frr_instances_side_by_side_exchange_routes() {
     let mut a = Frr::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
     let mut b = Frr::start(&pair.b, ebgp(2, 65002, 65001)).unwrap();
     exchange(&mut a, &mut b);
+}
+
+#[test]
+fn passive_peers_listen_on_other_ports() {
+    let star = Star::new(2);
+    // BIRD listens on 1790 for leaf 1 and never connects to it; it connects to leaf 2's FRR,
+    // which listens on 1791 and never connects.
+    let bird = Bird::start(
+        &star.hub,
+        PeerConfig::new(65001, "10.78.0.1".parse().unwrap())
+            .listen_port(1790)
+            .neighbor(Neighbor::new(Star::leaf_addr(1), 65011).passive())
+            .neighbor(Neighbor::new(Star::leaf_addr(2), 65012).remote_port(1791)),
+    )
+    .unwrap();
+    let gobgp = Gobgp::start(
+        &star.leaves[0],
+        PeerConfig::new(65011, "10.78.1.2".parse().unwrap())
+            .listen_port(1792)
+            .neighbor(Neighbor::new(Star::hub_addr(1), 65001).remote_port(1790)),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &star.leaves[1],
+        PeerConfig::new(65012, "10.78.2.2".parse().unwrap())
+            .listen_port(1791)
+            .neighbor(Neighbor::new(Star::hub_addr(2), 65001).passive()),
+    )
+    .unwrap();
+    bird.wait_established(Star::leaf_addr(1), UP).unwrap();
+    bird.wait_established(Star::leaf_addr(2), UP).unwrap();
+    gobgp.wait_established(Star::hub_addr(1), UP).unwrap();
+    frr.wait_established(Star::hub_addr(2), UP).unwrap();
 }

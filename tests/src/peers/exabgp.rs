@@ -106,6 +106,13 @@ impl Exabgp {
         })
     }
 
+    /// Sends one raw API command, e.g. `neighbor 10.0.0.2 announce route 10.1.0.0/24 next-hop
+    /// self attribute [ 0xff 0xc0 0x01020304 ]`: for attributes the other launchers cannot send
+    /// (unknown, malformed-looking, AS_SET …). Such routes are not kept across a restart.
+    pub fn api(&self, command: &str) -> Result<()> {
+        self.send(&[command.to_string()])
+    }
+
     /// Queues `lines` for ExaBGP's API.
     fn send(&self, lines: &[String]) -> Result<()> {
         let mut file = OpenOptions::new()
