@@ -67,7 +67,7 @@ impl PolicyFile {
     /// Parses and validates policy TOML; `origin` names the input in errors.
     pub fn parse(text: &str, origin: &str) -> Result<PolicyFile, ModelError> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start).min(text.len());
+            let offset = e.span().map_or(0, |s| s.start);
             invalid(text, origin, offset, e.message().trim_end())
         })?;
         file.check_names().map_err(|(name, message)| {
@@ -126,6 +126,10 @@ fn second_name_line(text: &str, name: &str) -> usize {
 }
 
 fn invalid(text: &str, origin: &str, offset: usize, message: &str) -> ModelError {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |p| p + 1);
@@ -752,6 +756,10 @@ icmp = { type = 8 }
             (
                 "[[policy]]\nname = \"a\"\nselector = 'role = \"db\"'\n",
                 "p.toml:3:12: key `selector`: selector \"role = \\\"db\\\"\": at column 6: expected `==`",
+            ),
+            (
+                "# 😀 ünïcödé\n[[policy]]\nname = \"ü\"\nselector = 'all()'\n",
+                "p.toml:3:8: key `name`: invalid name \"ü\"",
             ),
             (
                 "[[policy]]\nname = \"a b\"\nselector = 'all()'\n",

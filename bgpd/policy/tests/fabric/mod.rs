@@ -25,7 +25,7 @@ use bgpd_policy::{Inputs, Nft, PolicyFile, Pool, RemoteEndpoint, WorkloadEndpoin
 use testkit::netns::{Netns, link};
 
 /// How long a blocked connection attempt or datagram is waited for.
-pub const BLOCKED_WAIT: Duration = Duration::from_millis(800);
+pub const BLOCKED_WAIT: Duration = Duration::from_millis(1000);
 
 /// The namespaces of the fabric.
 pub struct Fabric {
