@@ -248,3 +248,51 @@ pub fn our_peer(address: IpAddr, remote_as: u32, extra: &str) -> String {
         "address = \"{address}\"\nremote_as = {remote_as}\nfamilies = [\"{family}\"]\nhold_time = {HOLD}\nconnect_retry = 1\n{extra}\n"
     )
 }
+
+/// A hub namespace with `n` spokes, spoke `i` (from 1) on 10.78.i.0/24: the hub is .1, the
+/// spoke .2, and every spoke reaches the other subnets through the hub.
+pub struct Star {
+    /// The middle.
+    pub hub: Netns,
+    /// The spokes, in order.
+    pub spokes: Vec<Netns>,
+}
+
+impl Star {
+    /// Creates the namespaces, links and routes.
+    pub fn new(n: usize) -> io::Result<Star> {
+        let hub = Netns::new("hub")?;
+        hub.sysctl("net.ipv4.ip_forward", "1")?;
+        let mut spokes = Vec::new();
+        for i in 1..=n {
+            let spoke = Netns::new(&format!("s{i}"))?;
+            link(
+                &hub,
+                &format!("h{i}"),
+                &[&format!("10.78.{i}.1/24")],
+                &spoke,
+                &format!("s{i}"),
+                &[&format!("10.78.{i}.2/24")],
+            )?;
+            spoke.ip(&[
+                "route",
+                "add",
+                "10.78.0.0/16",
+                "via",
+                &format!("10.78.{i}.1"),
+            ])?;
+            spokes.push(spoke);
+        }
+        Ok(Star { hub, spokes })
+    }
+
+    /// The hub's address towards spoke `i`.
+    pub fn hub_addr(i: usize) -> IpAddr {
+        format!("10.78.{i}.1").parse().unwrap()
+    }
+
+    /// Spoke `i`'s address.
+    pub fn spoke_addr(i: usize) -> IpAddr {
+        format!("10.78.{i}.2").parse().unwrap()
+    }
+}
