@@ -103,9 +103,6 @@ async fn main() {
         ))
         .await
         .expect("pool");
-    let raw = etcd_client::Client::connect(&eps, None)
-        .await
-        .expect("raw client");
     let block_like = vec![b'x'; 600];
     let handle_like = vec![b'y'; 150];
 
@@ -116,12 +113,22 @@ async fn main() {
     for (clients, per) in [(1usize, 300usize), (10, 100), (100, 20)] {
         let (mut raw_s, mut asg_s, mut clm_s) =
             (Stats::default(), Stats::default(), Stats::default());
+        // The floor's clients connect like the IPAM ones: one connection per client.
+        let mut raws = Vec::new();
+        for _ in 0..clients {
+            raws.push(
+                etcd_client::Client::connect(&eps, None)
+                    .await
+                    .expect("raw client"),
+            );
+        }
+        let raws = Arc::new(raws);
         for round in 0..ROUNDS {
             // The floor: one guarded txn writing a block-sized and a handle-sized value.
-            let (r, b, h) = (raw.clone(), block_like.clone(), handle_like.clone());
+            let (r, b, h) = (raws.clone(), block_like.clone(), handle_like.clone());
             raw_s.add(
                 measure(clients, per, move |c, i| {
-                    let mut kv = r.kv_client();
+                    let mut kv = r[c].kv_client();
                     let (b, h) = (b.clone(), h.clone());
                     async move {
                         let key = format!("/raw/{round}/{c}");
