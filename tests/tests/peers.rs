@@ -537,3 +537,36 @@ fn passive_peers_listen_on_other_ports() {
     gobgp.wait_established(Star::hub_addr(1), UP).unwrap();
     frr.wait_established(Star::hub_addr(2), UP).unwrap();
 }
+
+fn frr(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
+    Box::new(Frr::start(ns, config).unwrap())
+}
+
+fn exabgp(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
+    Box::new(Exabgp::start(ns, config).unwrap())
+}
+
+/// `subject` announces a route at runtime, is killed, and after `restart` announces it again
+/// to `observer`: runtime changes survive a restart.
+fn restart_keeps_runtime_routes(subject: Start, observer: Start) {
+    let pair = Pair::new();
+    let mut s = subject(&pair.a, ebgp(1, 65001, 65002));
+    let o = observer(&pair.b, ebgp(2, 65002, 65001));
+    s.wait_established(ip("10.77.0.2"), UP).unwrap();
+    let prefix = "10.209.0.0/24".parse().unwrap();
+    s.announce(Route::new(prefix).med(9)).unwrap();
+    assert_eq!(o.wait_route(prefix, PROPAGATE).unwrap().med, Some(9));
+    s.kill();
+    o.wait_route_gone(prefix, UP).unwrap();
+    s.restart().unwrap();
+    s.wait_established(ip("10.77.0.2"), UP).unwrap();
+    assert_eq!(o.wait_route(prefix, UP).unwrap().med, Some(9));
+}
+
+#[test]
+fn every_launcher_restarts_with_its_runtime_routes() {
+    restart_keeps_runtime_routes(bird, gobgp);
+    restart_keeps_runtime_routes(frr, gobgp);
+    restart_keeps_runtime_routes(exabgp, gobgp);
+    restart_keeps_runtime_routes(gobgp, bird);
+}
