@@ -118,9 +118,14 @@ impl Ours {
         std::fs::read_to_string(self.dir.path().join("speaker.log")).unwrap_or_default()
     }
 
+    /// Rewrites the config file (for the next start).
+    pub fn write_config(&self, config: &str) -> io::Result<()> {
+        std::fs::write(self.dir.path().join("speaker.toml"), config)
+    }
+
     /// Rewrites the config and makes the speaker apply it (SIGHUP).
     pub fn reload(&self, config: &str) -> io::Result<()> {
-        std::fs::write(self.dir.path().join("speaker.toml"), config)?;
+        self.write_config(config)?;
         self.signal(libc::SIGHUP)
     }
 
@@ -294,5 +299,13 @@ impl Star {
     /// Spoke `i`'s address.
     pub fn spoke_addr(i: usize) -> IpAddr {
         format!("10.78.{i}.2").parse().unwrap()
+    }
+}
+
+/// `config` with `text` (top-level keys or tables) inserted before the first `[[peers]]`.
+pub fn with_top(config: &str, text: &str) -> String {
+    match config.find("\n[[peers]]") {
+        Some(at) => format!("{}\n{text}\n{}", &config[..at], &config[at..]),
+        None => format!("{config}\n{text}\n"),
     }
 }
