@@ -218,6 +218,57 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The index agrees with comparing every pair of keys as plain intervals.
+        #[test]
+        fn index_agrees_with_brute_force(
+            keys in proptest::collection::vec(
+                (any_net(), 0u16..64, 0u16..8, 0u16..64, 0u16..8, proptest::bool::ANY),
+                1..24,
+            )
+        ) {
+            let keys: Vec<(Key, Vec<Span>)> = keys
+                .into_iter()
+                .map(|(net, p, plen, q, qlen, port_lead)| {
+                    let ports = (u128::from(p), u128::from(p + plen));
+                    let other = (u128::from(q), u128::from(q + qlen));
+                    if port_lead {
+                        let key = Key { leads: Lead::ports(p, p + plen), rest: vec![other] };
+                        (key, vec![ports, other])
+                    } else {
+                        let key = Key { leads: vec![Lead::net(&net)], rest: vec![ports] };
+                        (key, vec![span(&net), ports])
+                    }
+                })
+                .collect();
+            // Keys of one group always have the same kind of lead: check each kind alone.
+            for want_port_lead in [false, true] {
+                let group: Vec<&(Key, Vec<Span>)> = keys
+                    .iter()
+                    .filter(|(k, _)| k.leads.first().is_some_and(|l| (l.width == 16) == want_port_lead))
+                    .collect();
+                let mut index = KeyIndex::default();
+                for (i, (key, spans)) in group.iter().enumerate() {
+                    let brute = group[..i].iter().any(|(_, s)| overlaps(s, spans));
+                    proptest::prop_assert_eq!(index.conflicts(key), brute, "{:?}", key);
+                    index.insert(key.clone());
+                }
+            }
+        }
+    }
+
+    fn any_net() -> impl proptest::strategy::Strategy<Value = IpNetwork> {
+        use proptest::strategy::Strategy;
+        // A small space (10.0.0.0/28 and around) so that nesting and overlap happen often.
+        (0u32..32, 24u8..=32).prop_map(|(host, len)| {
+            let addr = std::net::Ipv4Addr::from(0x0a00_0000 | host);
+            let net = ipnetwork::Ipv4Network::new(addr, len).expect("valid prefix length");
+            IpNetwork::V4(
+                ipnetwork::Ipv4Network::new(net.network(), len).expect("valid prefix length"),
+            )
+        })
+    }
+
     #[test]
     fn spans() {
         assert_eq!(

@@ -473,6 +473,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text either parses or gives an error inside it; never a panic.
+        #[test]
+        fn any_text_parses_or_points_inside_it(text in "\\PC{0,40}") {
+            if let Err(e) = Selector::parse(&text) {
+                proptest::prop_assert!(e.column >= 1 && e.column <= text.chars().count() + 1);
+            }
+        }
+
+        /// Text made of the grammar's own tokens round-trips through Display.
+        #[test]
+        fn display_round_trips(
+            words in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "b", "==", "!=", "in", "not in", "contains", "starts with", "(", ")",
+                    "&&", "||", "!", "\"x\"", "'y'", "{", "}", ",", "all()", "has(a)",
+                ]),
+                1..12,
+            )
+        ) {
+            let text = words.join(" ");
+            if let Ok(s) = Selector::parse(&text) {
+                proptest::prop_assert_eq!(Selector::parse(&s.to_string()), Ok(s));
+            }
+        }
+    }
+
     #[test]
     fn no_panic_on_odd_input() {
         for text in [
