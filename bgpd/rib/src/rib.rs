@@ -1129,7 +1129,8 @@ impl Rib {
             return;
         }
         let family = K::AFI_SAFI;
-        let dirty = K::table_mut(&mut self.tables).take_dirty();
+        let mut dirty = K::table_mut(&mut self.tables).take_dirty();
+        K::table(&self.tables).order_by_position(&mut dirty);
         let groups = self.synced_groups(family);
         let mut new: Vec<Route> = Vec::new();
         let mut bufs = (Vec::new(), Vec::new());
@@ -1332,7 +1333,7 @@ impl Rib {
                 let mut buf = BytesMut::new();
                 for &f in families {
                     if let Err(error) =
-                        Message::Update(Update::end_of_rib(f)).encode(&ctx, &mut buf)
+                        Message::Update(Box::new(Update::end_of_rib(f))).encode(&ctx, &mut buf)
                     {
                         fx.signals.push(Signal::EncodeFailed {
                             peers: vec![PeerId(i as u32)],
