@@ -217,7 +217,97 @@ impl AsPath {
                 merged.push(seg);
             }
         }
-        merged.extend(as4.segments);
+        let mut tail = as4.segments.into_iter();
+        let first = tail.next();
+        match (merged.last_mut(), first) {
+            // A truncated AS_SEQUENCE and a leading AS4_PATH sequence are one sequence.
+            (Some(last), Some(first))
+                if last.kind == SegmentKind::Sequence && first.kind == SegmentKind::Sequence =>
+            {
+                last.asns.extend(first.asns)
+            }
+            (_, first) => merged.extend(first),
+        }
+        merged.extend(tail);
         AsPath { segments: merged }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(kind: SegmentKind, asns: &[u32]) -> AsSegment {
+        AsSegment {
+            kind,
+            asns: asns.iter().map(|&a| Asn(a)).collect(),
+        }
+    }
+
+    #[test]
+    fn path_length_counts_sets_as_one_and_confederations_as_none() {
+        let p = AsPath {
+            segments: vec![
+                seg(SegmentKind::ConfedSequence, &[64512, 64513]),
+                seg(SegmentKind::Sequence, &[1, 2, 3]),
+                seg(SegmentKind::Set, &[4, 5]),
+            ],
+        };
+        assert_eq!(p.path_len(), 4);
+        assert_eq!(p.first_asn(), None);
+        assert!(p.contains(Asn(5)));
+    }
+
+    #[test]
+    fn prepend_fills_the_leading_sequence_then_opens_another() {
+        let mut p = AsPath::sequence((0..255).map(|a| Asn(a + 1)));
+        p.prepend(Asn(7));
+        assert_eq!(p.segments.len(), 2);
+        assert_eq!(p.first_asn(), Some(Asn(7)));
+        let mut q = AsPath::default();
+        q.prepend(Asn(9));
+        assert_eq!(q, AsPath::sequence([Asn(9)]));
+    }
+
+    #[test]
+    fn as4_path_replaces_the_trailing_ases() {
+        // RFC 6793 §4.2.3: AS_PATH [AS_TRANS 2 AS_TRANS], AS4_PATH [200000 300000].
+        let as2 = AsPath::sequence([Asn::TRANS, Asn(2), Asn::TRANS]);
+        let as4 = AsPath::sequence([Asn(200_000), Asn(300_000)]);
+        assert_eq!(
+            as2.merge_as4(as4),
+            AsPath::sequence([Asn::TRANS, Asn(200_000), Asn(300_000)])
+        );
+        // A longer AS4_PATH is ignored.
+        let short = AsPath::sequence([Asn(1)]);
+        assert_eq!(
+            short.clone().merge_as4(AsPath::sequence([Asn(2), Asn(3)])),
+            short
+        );
+        // Confederation segments stay from AS_PATH.
+        let confed = AsPath {
+            segments: vec![
+                seg(SegmentKind::ConfedSequence, &[64512]),
+                seg(SegmentKind::Sequence, &[23456]),
+            ],
+        };
+        let merged = confed.merge_as4(AsPath::sequence([Asn(200_000)]));
+        assert_eq!(
+            merged.segments,
+            vec![
+                seg(SegmentKind::ConfedSequence, &[64512]),
+                seg(SegmentKind::Sequence, &[200_000])
+            ]
+        );
+    }
+
+    #[test]
+    fn long_segments_split_on_the_wire() {
+        let p = AsPath::sequence((1..=300).map(Asn));
+        let mut out = BytesMut::new();
+        p.encode(&mut out, 4, false);
+        let back = AsPath::decode(&out, 4).unwrap();
+        assert_eq!(back.segments.len(), 2);
+        assert_eq!(back.path_len(), 300);
     }
 }

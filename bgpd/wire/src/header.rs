@@ -70,7 +70,10 @@ impl Header {
         let Some(head) = buf.get(..HEADER_LEN) else {
             return Ok(None);
         };
-        if head[..16].iter().any(|&b| b != 0xff) {
+        if head
+            .first_chunk::<16>()
+            .is_none_or(|m| u128::from_ne_bytes(*m) != u128::MAX)
+        {
             return Err(SessionError::header(
                 Malformed::Marker,
                 HeaderError::ConnectionNotSynchronized,

@@ -15,8 +15,7 @@ pub(crate) fn decode(
     add_path: bool,
     out: &mut Vec<Nlri>,
 ) -> Result<(), ()> {
-    // Sized by the message, never by a length field: a /24 takes four octets.
-    out.reserve(section.len() / 4);
+    out.reserve(count(section, add_path));
     if afi == Afi::IPV4 {
         decode_with::<4>(section, add_path, out, |o, len| {
             Prefix::V4(Ipv4Prefix::masked(u32::from_be_bytes(o), len))
@@ -26,6 +25,19 @@ pub(crate) fn decode(
             Prefix::V6(Ipv6Prefix::masked(u128::from_be_bytes(o), len))
         })
     }
+}
+
+/// How many entries `section` holds, counted by their length octets so the output is allocated
+/// once and exactly; never more than the section has octets.
+fn count(section: &[u8], add_path: bool) -> usize {
+    let skip = if add_path { 4 } else { 0 };
+    let mut n = 0;
+    let mut at = skip;
+    while let Some(&len) = section.get(at) {
+        at += 1 + usize::from(len).div_ceil(8) + skip;
+        n += 1;
+    }
+    n
 }
 
 /// The loop of [`decode`] for addresses of `W` octets. This is the hottest loop of the daemon,

@@ -41,7 +41,8 @@ impl Ipv4Prefix {
 
     /// `len <= 32` is the caller's promise; host bits are cleared here.
     pub(crate) fn masked(bits: u32, len: u8) -> Self {
-        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        // Shifting in 64 bits keeps len = 0 (a shift by 32) defined and branch-free.
+        let mask = (u64::MAX << (32 - u32::from(len))) as u32;
         Ipv4Prefix {
             addr: Ipv4Addr::from(bits & mask),
             len,
@@ -250,5 +251,56 @@ impl Nlri {
 impl From<Prefix> for Nlri {
     fn from(p: Prefix) -> Self {
         Nlri::new(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_bits_are_cleared_and_lengths_checked() {
+        let p = Ipv4Prefix::new(Ipv4Addr::new(10, 1, 2, 3), 16).unwrap();
+        assert_eq!(p.to_string(), "10.1.0.0/16");
+        assert_eq!(
+            Ipv4Prefix::new(Ipv4Addr::new(10, 1, 2, 3), 0)
+                .unwrap()
+                .addr(),
+            Ipv4Addr::UNSPECIFIED
+        );
+        assert_eq!(
+            Ipv4Prefix::new(Ipv4Addr::new(10, 1, 2, 3), 32)
+                .unwrap()
+                .addr(),
+            Ipv4Addr::new(10, 1, 2, 3)
+        );
+        assert_eq!(
+            Ipv4Prefix::new(Ipv4Addr::LOCALHOST, 33),
+            Err(PrefixError::Length { len: 33, max: 32 })
+        );
+        assert_eq!(
+            "2001:db8::1/32".parse::<Prefix>().unwrap().to_string(),
+            "2001:db8::/32"
+        );
+        assert!(Ipv6Prefix::new(Ipv6Addr::LOCALHOST, 129).is_err());
+        assert!("10.0.0.0".parse::<Prefix>().is_err());
+        assert!("10.0.0.0/x".parse::<Prefix>().is_err());
+    }
+
+    #[test]
+    fn wire_length_counts_significant_octets() {
+        for (len, octets) in [(0, 1), (1, 2), (8, 2), (9, 3), (24, 4), (32, 5)] {
+            assert_eq!(
+                Prefix::V4(Ipv4Prefix::new(Ipv4Addr::BROADCAST, len).unwrap()).wire_len(),
+                octets
+            );
+        }
+    }
+
+    #[test]
+    fn contains_respects_the_mask() {
+        let p = Ipv4Prefix::new(Ipv4Addr::new(10, 0, 0, 0), 8).unwrap();
+        assert!(p.contains(Ipv4Addr::new(10, 200, 1, 1)));
+        assert!(!p.contains(Ipv4Addr::new(11, 0, 0, 1)));
     }
 }
