@@ -332,28 +332,68 @@ fn bird_reflects_between_gobgp_clients_with_originator_and_cluster_list() {
     let _ = c1;
 }
 
-#[test]
-fn tcp_md5_between_bird_and_frr_needs_matching_passwords() {
+/// `a` and `b` sign their IPv4 session with the same TCP-MD5 password and their IPv6 one with
+/// different passwords: only the IPv4 session comes up.
+fn tcp_md5_needs_matching_passwords(a: Start, b: Start) {
     let pair = Pair::new();
-    let bird = Bird::start(
+    let a = a(
         &pair.a,
         PeerConfig::new(65001, "10.77.0.1".parse().unwrap())
             .neighbor(Neighbor::new(ip("10.77.0.2"), 65002).password("s3cret"))
             .neighbor(Neighbor::new(ip("fd77::2"), 65002).password("s3cret")),
-    )
-    .unwrap();
-    let frr = Frr::start(
+    );
+    let b = b(
         &pair.b,
         PeerConfig::new(65002, "10.77.0.2".parse().unwrap())
             .neighbor(Neighbor::new(ip("10.77.0.1"), 65001).password("s3cret"))
             .neighbor(Neighbor::new(ip("fd77::1"), 65001).password("wrong")),
-    )
-    .unwrap();
-    bird.wait_established(ip("10.77.0.2"), UP).unwrap();
+    );
+    a.wait_established(ip("10.77.0.2"), UP).unwrap();
     // Give the mismatched session the time the matched one needed, and then some.
     std::thread::sleep(Duration::from_secs(5));
-    assert!(!bird.is_established(ip("fd77::2")).unwrap());
-    assert!(!frr.is_established(ip("fd77::1")).unwrap());
+    assert!(!a.is_established(ip("fd77::2")).unwrap());
+    assert!(!b.is_established(ip("fd77::1")).unwrap());
+}
+
+#[test]
+fn tcp_md5_needs_matching_passwords_on_every_launcher() {
+    tcp_md5_needs_matching_passwords(bird, frr);
+    tcp_md5_needs_matching_passwords(gobgp, exabgp);
+}
+
+/// `a` — router namespace — `b`: the routers forward, and the peers talk eBGP between
+/// addresses two hops apart, which needs multihop on both sides.
+#[test]
+fn ebgp_multihop_through_a_router_namespace() {
+    let a = Netns::new("ma").unwrap();
+    let r = Netns::new("mr").unwrap();
+    let b = Netns::new("mb").unwrap();
+    link(&a, "ma0", &["10.80.1.1/24"], &r, "mr0", &["10.80.1.2/24"]).unwrap();
+    link(&r, "mr1", &["10.80.2.2/24"], &b, "mb0", &["10.80.2.1/24"]).unwrap();
+    r.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    a.ip(&["route", "add", "10.80.2.0/24", "via", "10.80.1.2"])
+        .unwrap();
+    b.ip(&["route", "add", "10.80.1.0/24", "via", "10.80.2.2"])
+        .unwrap();
+    assert!(a.ping("10.80.2.1"));
+    for (x, y) in [(bird as Start, gobgp as Start), (frr, bird)] {
+        let x = x(
+            &a,
+            PeerConfig::new(65001, "10.80.1.1".parse().unwrap())
+                .neighbor(Neighbor::new(ip("10.80.2.1"), 65002).multihop(2))
+                .route(Route::parse("10.210.0.0/24").unwrap()),
+        );
+        let y = y(
+            &b,
+            PeerConfig::new(65002, "10.80.2.1".parse().unwrap())
+                .neighbor(Neighbor::new(ip("10.80.1.1"), 65001).multihop(2)),
+        );
+        x.wait_established(ip("10.80.2.1"), UP).unwrap();
+        let got = y
+            .wait_route("10.210.0.0/24".parse().unwrap(), PROPAGATE)
+            .unwrap();
+        assert_eq!(got.next_hop, Some(ip("10.80.1.1")), "{got:?}");
+    }
 }
 
 /// Starts one kind of peer; lets a scenario run with the daemons swapped.
@@ -365,6 +405,14 @@ fn bird(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
 
 fn gobgp(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
     Box::new(Gobgp::start(ns, config).unwrap())
+}
+
+fn frr(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
+    Box::new(Frr::start(ns, config).unwrap())
+}
+
+fn exabgp(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
+    Box::new(Exabgp::start(ns, config).unwrap())
 }
 
 /// Two upstreams (`leaf`, AS 65011 and 65012) announce the same prefix to `hub` (AS 65001),
@@ -536,14 +584,6 @@ fn passive_peers_listen_on_other_ports() {
     bird.wait_established(Star::leaf_addr(2), UP).unwrap();
     gobgp.wait_established(Star::hub_addr(1), UP).unwrap();
     frr.wait_established(Star::hub_addr(2), UP).unwrap();
-}
-
-fn frr(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
-    Box::new(Frr::start(ns, config).unwrap())
-}
-
-fn exabgp(ns: &Netns, config: PeerConfig) -> Box<dyn BgpPeer> {
-    Box::new(Exabgp::start(ns, config).unwrap())
 }
 
 /// `subject` announces a route at runtime, is killed, and after `restart` announces it again
