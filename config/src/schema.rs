@@ -482,21 +482,21 @@ checked_int!(
     "a routing table id from 1 to 4294967295 other than 255 (local)"
 );
 checked_int!(
-    /// The route protocol number on our kernel routes. Numbers that iproute2's `rt_protos`
-    /// assigns to the kernel or to other routing daemons are refused, since reconcile
-    /// deletes stale routes of its protocol and must never touch theirs.
+    /// The route protocol number on our kernel routes. Numbers that iproute2's `rt_protos` (and
+    /// FRR's `rt_protos.d/frr.conf`) assign to the kernel or to other routing daemons are
+    /// refused, since reconcile deletes stale routes of its protocol and must never touch theirs.
     RouteProto(u8),
-    |n| !RouteProto::TAKEN.contains(&n),
-    "a route protocol number not used by the kernel or another routing daemon (0-4, 8-18, 42, 99, 186-192 are taken)"
+    |n| !RouteProto::is_taken(n),
+    "a route protocol number not used by the kernel or another routing daemon (0-4, 8-16, 18, 42, 99, 186-197 are taken)"
 );
 
 impl RouteProto {
-    /// Our default: unassigned in iproute2's `rt_protos`.
-    pub const DEFAULT: u8 = 196;
-    const TAKEN: [i64; 24] = [
-        0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 42, 99, 186, 187, 188, 189, 190,
-        192,
-    ];
+    /// Our default, named by no routing daemon; the kernel crate's default is the same number.
+    pub const DEFAULT: u8 = 98;
+
+    fn is_taken(n: i64) -> bool {
+        matches!(n, 0..=4 | 8..=16 | 18 | 42 | 99 | 186..=197)
+    }
 }
 
 /// Defines a string newtype read from TOML, accepted when `$valid` holds.
