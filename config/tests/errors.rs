@@ -123,6 +123,13 @@ fn errors_point_at_the_line_and_key() {
             "not used by",
         ),
         (
+            "[node]\nasn = 1\n[kernel]\nproto = 196\n",
+            4,
+            9,
+            "kernel.proto",
+            "186-197",
+        ),
+        (
             "[node]\nasn = 1\n[kernel]\ntable = 255\n",
             4,
             9,
