@@ -330,7 +330,7 @@ impl Ipam<EtcdStore> {
     pub async fn connect(endpoints: &[String], opts: IpamOptions) -> Result<Ipam<EtcdStore>> {
         let store = EtcdStore::connect(endpoints, &opts.store)
             .await
-            .map_err(|e| IpamError::DatastoreUnavailable(e.0))?;
+            .map_err(|e| IpamError::DatastoreUnavailable(e.to_string()))?;
         Ok(Ipam::with_store(store, opts))
     }
 }
@@ -387,10 +387,14 @@ impl<S: Store> Ipam<S> {
     }
 
     pub(crate) async fn snapshot(&self, retry: &mut Retry<'_>) -> Result<Snapshot> {
-        let (mut r, _) = self
+        let (mut r, rev) = self
             .read(vec![Read::Prefix(self.keys.root())], retry)
             .await?;
-        Ok(Snapshot::parse(&self.keys, r.pop().unwrap_or_default()))
+        Ok(Snapshot::parse(
+            &self.keys,
+            r.pop().unwrap_or_default(),
+            rev,
+        ))
     }
 
     /// Loads the host's blocks: its affinity keys, then those blocks.
@@ -1102,27 +1106,27 @@ impl<S: Store> Ipam<S> {
     }
 
     /// Deletes a pool. Refused while any of its addresses is assigned, unless `force`, which
-    /// also deletes its blocks and releases their addresses.
+    /// first disables the pool (no new blocks, no borrowing), then deletes its blocks and
+    /// releases their addresses, then the pool. Each step is one guarded txn; after a crash
+    /// the pool is still there (disabled) and deleting it again finishes the job.
     pub async fn delete_pool(&self, name: &PoolName, force: bool) -> Result<PoolDeletion> {
         let mut retry = Retry::new(&self.opts.retry, "delete_pool");
-        let pool = loop {
-            let k = &self.keys;
-            let (r, rev) = self
-                .read(
-                    vec![Read::Key(k.pool(name)), Read::Prefix(k.blocks())],
-                    &mut retry,
-                )
-                .await?;
-            let Some(e) = first(r.first()) else {
+        let mut done = PoolDeletion::default();
+        let key = self.keys.pool(name);
+        loop {
+            let mut snap = self.snapshot(&mut retry).await?;
+            let Some(pool) = snap.pools.iter().find(|p| &p.name == name).cloned() else {
                 return Err(IpamError::NotFound(format!("pool {name}")));
             };
-            let pool: Pool = decode(&e.key, &e.value)?;
-            let in_use: usize = r
-                .get(1)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| decode::<Block>(&e.key, &e.value).ok())
-                .filter(|b| b.cidr.within(&pool.cidr))
+            let blocks: Vec<BlockCidr> = snap
+                .blocks
+                .keys()
+                .filter(|c| c.within(&pool.cidr))
+                .copied()
+                .collect();
+            let in_use: usize = blocks
+                .iter()
+                .filter_map(|c| snap.blocks.get(c))
                 .map(|b| b.allocations.len())
                 .sum();
             if in_use > 0 && !force {
@@ -1131,40 +1135,52 @@ impl<S: Store> Ipam<S> {
                     in_use,
                 });
             }
-            // No block may change between the count and the delete.
-            let txn = Txn {
-                guards: vec![
-                    Guard::Revision(k.pool(name), e.mod_revision),
-                    Guard::PrefixUnchangedSince(k.blocks(), rev),
-                ],
-                writes: vec![Write::Delete(k.pool(name))],
-                on_reject: Vec::new(),
+            let txn = if blocks.is_empty() {
+                // No block in it, and none may appear before the delete applies.
+                Txn {
+                    guards: vec![
+                        snap.guard(&key),
+                        Guard::PrefixUnchangedSince(self.keys.blocks(), snap.rev),
+                    ],
+                    writes: vec![Write::Delete(key.clone())],
+                    on_reject: Vec::new(),
+                }
+            } else if force && !pool.disabled {
+                let mut off = pool.clone();
+                off.disabled = true;
+                Txn {
+                    guards: vec![snap.guard(&key)],
+                    writes: vec![Write::Put(key.clone(), encode(&off))],
+                    on_reject: Vec::new(),
+                }
+            } else {
+                // Empty blocks (or, forced, every block) go first, each guarded as read.
+                let mut lost = false;
+                for cidr in blocks {
+                    let used = snap.blocks.get(&cidr).map_or(0, |b| b.allocations.len());
+                    let txn = snap.drop_block(&self.keys, &cidr, Vec::new());
+                    if self.apply(&mut snap, txn, &mut retry).await? {
+                        done.blocks += 1;
+                        done.released_ips += used;
+                    } else {
+                        lost = true;
+                    }
+                }
+                self.forget_cache();
+                if lost {
+                    retry.conflict().await?;
+                }
+                continue;
             };
             match self.txn(txn, &mut retry).await? {
-                Outcome::Applied(_) => break pool,
+                Outcome::Applied(_) if blocks_gone(&snap, &pool) => {
+                    self.forget_cache();
+                    return Ok(done);
+                }
+                Outcome::Applied(_) => {}
                 Outcome::Rejected(_) => retry.conflict().await?,
             }
-        };
-        // The pool is gone, so no new block appears in it; remove its blocks one by one.
-        // Whatever a crash leaves here, `check` reports as blocks outside any pool.
-        let mut snap = self.snapshot(&mut retry).await?;
-        let mut done = PoolDeletion::default();
-        let cidrs: Vec<BlockCidr> = snap
-            .blocks
-            .keys()
-            .filter(|c| c.within(&pool.cidr) && snap.pool_of(c).is_none())
-            .copied()
-            .collect();
-        for cidr in cidrs {
-            let used = snap.blocks.get(&cidr).map_or(0, |b| b.allocations.len());
-            let txn = snap.drop_block(&self.keys, &cidr, Vec::new());
-            if self.apply(&mut snap, txn, &mut retry).await? {
-                done.blocks += 1;
-                done.released_ips += used;
-            }
         }
-        self.forget_cache();
-        Ok(done)
     }
 
     /// Runs a transaction built from a snapshot and records its effect there.
@@ -1232,6 +1248,11 @@ impl<S: Store> Ipam<S> {
             }
         }
     }
+}
+
+/// Whether the snapshot holds no block of `pool` (the delete just applied was the last step).
+fn blocks_gone(snap: &Snapshot, pool: &Pool) -> bool {
+    !snap.blocks.keys().any(|c| c.within(&pool.cidr))
 }
 
 /// After a rejection: the blocks read back replace the cached ones (or drop them if they

@@ -53,6 +53,9 @@ pub enum IpamError {
     /// etcd could not be reached or did not answer in time; nothing was half-written.
     #[error("etcd unavailable: {0}")]
     DatastoreUnavailable(String),
+    /// etcd refused the request itself (e.g. more than its 128 operations per txn).
+    #[error("etcd refused the request: {0}")]
+    DatastoreRefused(String),
     /// A stored value could not be decoded; it is left as is and reported by `check`.
     #[error("corrupt value at {key}: {reason}")]
     Corrupt {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::error::{IpamError, Result};
-use crate::store::Unavailable;
+use crate::store::StoreError;
 
 /// How hard an operation tries before it reports failure.
 #[derive(Debug, Clone)]
@@ -70,7 +70,13 @@ impl<'a> Retry<'a> {
     }
 
     /// etcd did not answer: back off, or give up when the outage outlasts the budget.
-    pub async fn unavailable(&mut self, e: Unavailable) -> Result<()> {
+    pub async fn unavailable(&mut self, e: StoreError) -> Result<()> {
+        let e = match e {
+            StoreError::Refused(msg) => {
+                return Err(IpamError::DatastoreRefused(format!("{}: {msg}", self.what)));
+            }
+            StoreError::Unavailable(msg) => msg,
+        };
         let since = *self.outage_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.policy.unavailable_budget {
             return Err(IpamError::DatastoreUnavailable(format!(

@@ -14,6 +14,8 @@ use crate::store::{Entry, Guard, Txn, Write};
 /// Everything under the root at one revision.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
+    /// The revision it was read at.
+    pub rev: i64,
     pub pools: Vec<Pool>,
     pub config: IpamConfig,
     pub blocks: BTreeMap<BlockCidr, Block>,
@@ -33,8 +35,11 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// Parses every entry under `keys.root()`.
-    pub fn parse(keys: &Keys, entries: Vec<Entry>) -> Snapshot {
-        let mut s = Snapshot::default();
+    pub fn parse(keys: &Keys, entries: Vec<Entry>, rev: i64) -> Snapshot {
+        let mut s = Snapshot {
+            rev,
+            ..Snapshot::default()
+        };
         for e in entries {
             s.revs.insert(e.key.clone(), e.mod_revision);
             if let Err(reason) = s.add(keys, &e) {

@@ -72,11 +72,17 @@ pub enum Outcome {
     Rejected(Vec<Vec<Entry>>),
 }
 
-/// Why the store could not answer; nothing was written, or the write's fate is unknown (a
-/// timeout after sending), which is why every write is guarded and retried idempotently.
+/// Why the store did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Unavailable(pub String);
+pub enum StoreError {
+    /// Unreachable or timed out: nothing was written, or the write's fate is unknown (a
+    /// timeout after sending), which is why every write is guarded and retried idempotently.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store refused the request itself (too large, not permitted); retrying cannot help.
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// A datastore with etcd's transaction model.
 pub trait Store: Send + Sync + 'static {
@@ -84,10 +90,10 @@ pub trait Store: Send + Sync + 'static {
     fn read(
         &self,
         reads: Vec<Read>,
-    ) -> impl Future<Output = Result<(Vec<Vec<Entry>>, i64), Unavailable>> + Send;
+    ) -> impl Future<Output = Result<(Vec<Vec<Entry>>, i64), StoreError>> + Send;
 
     /// Runs one guarded transaction.
-    fn txn(&self, txn: Txn) -> impl Future<Output = Result<Outcome, Unavailable>> + Send;
+    fn txn(&self, txn: Txn) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
     /// Puts a key attached to a lease (node records); lease 0 means none.
     fn put_with_lease(
@@ -95,7 +101,7 @@ pub trait Store: Send + Sync + 'static {
         key: String,
         value: Vec<u8>,
         lease: i64,
-    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Several clients can share one store (the in-memory one in tests).
@@ -103,11 +109,11 @@ impl<T: Store> Store for std::sync::Arc<T> {
     fn read(
         &self,
         reads: Vec<Read>,
-    ) -> impl Future<Output = Result<(Vec<Vec<Entry>>, i64), Unavailable>> + Send {
+    ) -> impl Future<Output = Result<(Vec<Vec<Entry>>, i64), StoreError>> + Send {
         (**self).read(reads)
     }
 
-    fn txn(&self, txn: Txn) -> impl Future<Output = Result<Outcome, Unavailable>> + Send {
+    fn txn(&self, txn: Txn) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
         (**self).txn(txn)
     }
 
@@ -116,7 +122,7 @@ impl<T: Store> Store for std::sync::Arc<T> {
         key: String,
         value: Vec<u8>,
         lease: i64,
-    ) -> impl Future<Output = Result<(), Unavailable>> + Send {
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put_with_lease(key, value, lease)
     }
 }

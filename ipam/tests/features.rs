@@ -234,6 +234,59 @@ async fn pool_delete_refused_while_in_use_unless_forced() {
     ));
     assert!(ipam.list_pools().await.unwrap().is_empty());
     assert_clean(&ipam).await;
+
+    // A forced delete that crashed after its first step (the pool disabled) leaves a
+    // consistent state; deleting again finishes the job.
+    let mut p4 = pool(&ipam, "p4", "10.55.0.0/24", 26).await;
+    ipam.assign(&req("c4", "a", 3, 0)).await.unwrap();
+    p4.disabled = true;
+    let mut raw = ipam.store().client().clone();
+    let p4_name = PoolName::new("p4").unwrap();
+    raw.put(
+        ipam.keys().pool(&p4_name),
+        serde_json::to_vec(&p4).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_clean(&ipam).await;
+    // A disabled pool gives no new block.
+    assert!(matches!(
+        ipam.claim(&host("a"), Family::V4).await,
+        Err(IpamError::PoolExhausted { .. })
+    ));
+    let done = ipam.delete_pool(&p4_name, true).await.unwrap();
+    assert_eq!((done.blocks, done.released_ips), (1, 3));
+    assert!(ipam.handle(&handle("c4")).await.unwrap().is_none());
+    assert_clean(&ipam).await;
+}
+
+#[tokio::test]
+async fn oversized_transaction_is_refused_at_once() {
+    let etcd = Etcd::single().unwrap();
+    let ipam = client(&etcd, opts()).await;
+    // /32 blocks: 70 addresses need 70 new blocks, 141 writes in one txn; etcd allows 128.
+    pool(&ipam, "tiny", "10.11.0.0/24", 32).await;
+    nodes(&ipam, &["a"]).await;
+    let start = std::time::Instant::now();
+    match ipam.assign(&req("many", "a", 70, 0)).await {
+        Err(IpamError::DatastoreRefused(msg)) => assert!(msg.contains("too many"), "{msg}"),
+        r => panic!("{r:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "no retrying a refusal"
+    );
+    assert!(ipam.handle(&handle("many")).await.unwrap().is_none());
+    assert_eq!(
+        ipam.assign(&req("few", "a", 20, 0))
+            .await
+            .unwrap()
+            .ips
+            .len(),
+        20
+    );
+    assert_clean(&ipam).await;
 }
 
 #[tokio::test]

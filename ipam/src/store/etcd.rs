@@ -6,7 +6,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, TxnOp, TxnOpResponse,
 };
 
-use super::{Entry, Guard, Outcome, Read, Store, Txn, Unavailable, Write};
+use super::{Entry, Guard, Outcome, Read, Store, StoreError, Txn, Write};
 
 /// etcd's default limit of operations in one transaction.
 const MAX_TXN_OPS: usize = 128;
@@ -44,13 +44,26 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
-fn unavailable(e: etcd_client::Error) -> Unavailable {
-    Unavailable(e.to_string())
+/// gRPC codes that mean the request itself is wrong (etcd's "too many operations in txn
+/// request" is INVALID_ARGUMENT): INVALID_ARGUMENT, PERMISSION_DENIED, FAILED_PRECONDITION,
+/// OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED. Everything else may pass with time.
+const REFUSAL_CODES: [i32; 6] = [3, 7, 9, 11, 12, 16];
+
+fn unavailable(e: etcd_client::Error) -> StoreError {
+    match &e {
+        etcd_client::Error::GRpcStatus(s) if REFUSAL_CODES.contains(&(s.code() as i32)) => {
+            StoreError::Refused(e.to_string())
+        }
+        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
+            StoreError::Refused(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
 }
 
 impl EtcdStore {
     /// Connects lazily to `endpoints` (`http://host:port`); fails only on bad arguments.
-    pub async fn connect(endpoints: &[String], opts: &StoreOptions) -> Result<Self, Unavailable> {
+    pub async fn connect(endpoints: &[String], opts: &StoreOptions) -> Result<Self, StoreError> {
         let options = ConnectOptions::new()
             .with_timeout(opts.request_timeout)
             .with_connect_timeout(opts.connect_timeout)
@@ -102,7 +115,7 @@ impl Store for EtcdStore {
     /// etcd refuses transactions of more than 128 operations (`--max-txn-ops`), so longer
     /// read lists go in chunks: the first 128 reads share one revision, which is what the
     /// callers that need one (the world view, snapshots) rely on; the rest are per-key reads.
-    async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), Unavailable> {
+    async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), StoreError> {
         let mut out = Vec::with_capacity(reads.len());
         let mut first_rev = None;
         for chunk in reads.chunks(MAX_TXN_OPS) {
@@ -119,7 +132,7 @@ impl Store for EtcdStore {
         Ok((out, first_rev.unwrap_or(0)))
     }
 
-    async fn txn(&self, txn: Txn) -> Result<Outcome, Unavailable> {
+    async fn txn(&self, txn: Txn) -> Result<Outcome, StoreError> {
         let compares: Vec<Compare> = txn
             .guards
             .iter()
@@ -167,7 +180,7 @@ impl Store for EtcdStore {
         key: String,
         value: Vec<u8>,
         lease: i64,
-    ) -> Result<(), Unavailable> {
+    ) -> Result<(), StoreError> {
         let opts = (lease != 0).then(|| PutOptions::new().with_lease(lease));
         self.client
             .kv_client()

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Entry, Guard, Outcome, Read, Store, Txn, Unavailable, Write};
+use super::{Entry, Guard, Outcome, Read, Store, StoreError, Txn, Write};
 
 #[derive(Debug, Default)]
 struct State {
@@ -59,21 +59,21 @@ impl MemStore {
         MemStore::default()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, Unavailable> {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, StoreError> {
         let mut s = self
             .state
             .lock()
-            .map_err(|_| Unavailable("memory store poisoned".into()))?;
+            .map_err(|_| StoreError::Unavailable("memory store poisoned".into()))?;
         Ok(f(&mut s))
     }
 }
 
 impl Store for MemStore {
-    async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), Unavailable> {
+    async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), StoreError> {
         self.with(|s| (reads.iter().map(|r| s.read(r)).collect(), s.revision))
     }
 
-    async fn txn(&self, txn: Txn) -> Result<Outcome, Unavailable> {
+    async fn txn(&self, txn: Txn) -> Result<Outcome, StoreError> {
         self.with(|s| {
             if !txn.guards.iter().all(|g| s.holds(g)) {
                 return Outcome::Rejected(txn.on_reject.iter().map(|r| s.read(r)).collect());
@@ -101,7 +101,7 @@ impl Store for MemStore {
         key: String,
         value: Vec<u8>,
         _lease: i64,
-    ) -> Result<(), Unavailable> {
+    ) -> Result<(), StoreError> {
         self.with(|s| {
             s.revision += 1;
             let rev = s.revision;
