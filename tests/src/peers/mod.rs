@@ -8,7 +8,7 @@
 //! ```no_run
 //! # use std::time::Duration;
 //! # use testkit::netns::{Netns, link};
-//! # use testkit::peers::{BgpPeer, Family, Neighbor, PeerConfig, Route, bird::Bird, gobgp::Gobgp};
+//! # use testkit::peers::{BgpPeer, Neighbor, PeerConfig, Route, bird::Bird, gobgp::Gobgp};
 //! let (a, b) = (Netns::new("a")?, Netns::new("b")?);
 //! link(&a, "va", &["10.0.0.1/24"], &b, "vb", &["10.0.0.2/24"])?;
 //! let bird = Bird::start(&a, PeerConfig::new(65001, "10.0.0.1".parse()?)
@@ -45,7 +45,7 @@ pub use state::{RibRoute, Session, SessionState};
 use crate::process::wait_until;
 
 /// What can go wrong driving a peer daemon.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum PeerError {
     /// Starting, signalling or querying the daemon failed.
     #[error(transparent)]
@@ -80,6 +80,13 @@ pub enum PeerError {
         /// What it cannot do.
         what: String,
     },
+}
+
+/// `Debug` is `Display`, so a test's `unwrap()` prints the daemon's logs line by line.
+impl std::fmt::Debug for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result of a peer operation.
