@@ -1,0 +1,279 @@
+//! Our speaker in-process against a scripted peer on loopback (127.0.0.1 ↔ 127.0.0.2): the
+//! behaviour real daemons never show on demand — malformed messages, messages in the wrong
+//! state, and connection collisions.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bgpd_speaker::{PeerSettings, Speaker, SpeakerConfig};
+use bgpd_wire::{
+    AfiSafi, AsPath, Asn, Capability, Header, Message, NextHop, Nlri, Open, Origin, PathAttrs,
+    Prefix, SessionContext, Update,
+};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+const OUR_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const OURS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const THEM: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A BGP peer played message by message.
+struct Scripted {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Scripted {
+    async fn connect(port: u16) -> Scripted {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(IpAddr::V4(THEM), 0)).unwrap();
+        let stream = socket
+            .connect(SocketAddr::new(IpAddr::V4(OURS), port))
+            .await
+            .unwrap();
+        Scripted {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn send(&mut self, msg: &Message) {
+        let mut out = BytesMut::new();
+        msg.encode(
+            &SessionContext {
+                four_octet_as: true,
+                ..SessionContext::default()
+            },
+            &mut out,
+        )
+        .unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// The next message, or `None` when the connection closes.
+    async fn recv(&mut self) -> Option<Message> {
+        let ctx = SessionContext {
+            four_octet_as: true,
+            ..SessionContext::default()
+        };
+        loop {
+            if let Some(h) = Header::peek(&self.buf, 4096).unwrap()
+                && self.buf.len() >= h.len
+            {
+                let frame = self.buf.split_to(h.len);
+                return Some(Message::decode(&frame, &ctx).unwrap());
+            }
+            let n = tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("peer silent")
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// The next message that is not a KEEPALIVE or an UPDATE (End-of-RIB, routes).
+    async fn recv_control(&mut self) -> Option<Message> {
+        loop {
+            match self.recv().await? {
+                Message::Keepalive | Message::Update(_) => {}
+                other => return Some(other),
+            }
+        }
+    }
+
+    fn open(id: Ipv4Addr) -> Message {
+        Message::Open(Open::new(
+            Asn(65002),
+            30,
+            id,
+            vec![
+                Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+                Capability::RouteRefresh,
+            ],
+        ))
+    }
+
+    async fn establish(&mut self) {
+        self.send(&Scripted::open(Ipv4Addr::new(10, 0, 0, 2))).await;
+        assert!(matches!(self.recv().await, Some(Message::Open(_))));
+        assert!(matches!(self.recv().await, Some(Message::Keepalive)));
+        self.send(&Message::Keepalive).await;
+    }
+}
+
+fn speaker_config(port: u16, peer_port: u16, passive: bool) -> SpeakerConfig {
+    let mut peer = PeerSettings::new(IpAddr::V4(THEM), Asn(65002));
+    peer.passive = passive;
+    peer.port = peer_port;
+    peer.local_address = Some(IpAddr::V4(OURS));
+    peer.connect_retry = 1;
+    peer.hold_time = 30;
+    SpeakerConfig {
+        listen: vec![SocketAddr::new(IpAddr::V4(OURS), port)],
+        peers: vec![peer],
+        ..SpeakerConfig::new(Asn(65001), OUR_ID)
+    }
+}
+
+fn update(prefix: &str) -> Message {
+    let prefix: Prefix = prefix.parse().unwrap();
+    Message::Update(Box::new(Update {
+        withdrawn: vec![],
+        attrs: PathAttrs {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence([Asn(65002)])),
+            next_hop: Some(NextHop::V4(THEM)),
+            ..PathAttrs::default()
+        },
+        mp_reach: None,
+        mp_unreach: None,
+        nlri: vec![Nlri::new(prefix)],
+        errors: vec![],
+    }))
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn has_route(speaker: &Speaker, prefix: &str) -> bool {
+    speaker
+        .routes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.prefix == prefix && r.from.is_some())
+}
+
+async fn peer_field(
+    speaker: &Speaker,
+    f: impl Fn(&bgpd_speaker::PeerStatus) -> Option<String>,
+) -> Option<String> {
+    speaker.peers().await.unwrap().first().and_then(f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn treat_as_withdraw_keeps_the_session_and_a_bad_header_resets_it() {
+    let port = testkit::free_port();
+    let speaker = Speaker::start(speaker_config(port, 179, true)).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await;
+
+    peer.send(&update("10.91.0.0/24")).await;
+    wait_for("the route", async || {
+        has_route(&speaker, "10.91.0.0/24").await
+    })
+    .await;
+
+    // ORIGIN 5 is undefined: RFC 7606 §7.1 says treat-as-withdraw, not a reset.
+    let mut bytes = BytesMut::new();
+    update("10.91.0.0/24")
+        .encode(
+            &SessionContext {
+                four_octet_as: true,
+                ..Default::default()
+            },
+            &mut bytes,
+        )
+        .unwrap();
+    let origin_at = bytes
+        .windows(4)
+        .position(|w| w == [0x40, 0x01, 0x01, 0x00])
+        .expect("ORIGIN attribute")
+        + 3;
+    bytes[origin_at] = 5;
+    peer.stream.write_all(&bytes).await.unwrap();
+    wait_for("the withdrawal", async || {
+        !has_route(&speaker, "10.91.0.0/24").await
+    })
+    .await;
+    assert_eq!(speaker.peers().await.unwrap()[0].state, "Established");
+
+    // A broken marker is a Message Header Error 1/1: NOTIFICATION, then the connection closes.
+    let mut bad = vec![0u8; 19];
+    bad[17] = 19;
+    bad[18] = 4;
+    peer.stream.write_all(&bad).await.unwrap();
+    match peer.recv_control().await {
+        Some(Message::Notification(n)) => assert_eq!(n.code.octets(), (1, 1)),
+        other => panic!("expected a NOTIFICATION, got {other:?}"),
+    }
+    assert!(peer.recv_control().await.is_none(), "connection left open");
+    wait_for("the reported notification", async || {
+        peer_field(&speaker, |p| p.last_notification_sent.clone())
+            .await
+            .is_some_and(|n| n.starts_with("NOTIFICATION 1/1"))
+    })
+    .await;
+    speaker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keepalive_in_open_sent_is_an_fsm_error() {
+    let port = testkit::free_port();
+    let speaker = Speaker::start(speaker_config(port, 179, true)).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    assert!(matches!(peer.recv().await, Some(Message::Open(_))));
+    peer.send(&Message::Keepalive).await;
+    match peer.recv().await {
+        // RFC 6608: 5/1 "unexpected message in OpenSent", data = the message type.
+        Some(Message::Notification(n)) => assert_eq!((n.code.octets(), n.data), ((5, 1), vec![4])),
+        other => panic!("expected a NOTIFICATION, got {other:?}"),
+    }
+    speaker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collision_keeps_the_connection_of_the_higher_identifier() {
+    // We connect to the peer (it listens on 127.0.0.2) while it connects to us. Its
+    // identifier is higher, so both keep its connection and ours is closed with Cease/7.
+    let port = testkit::free_port();
+    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(THEM), 0))
+        .await
+        .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let speaker = Speaker::start(speaker_config(port, peer_port, false)).unwrap();
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ours_out = Scripted {
+        stream,
+        buf: BytesMut::new(),
+    };
+    assert!(matches!(ours_out.recv().await, Some(Message::Open(_))));
+    let higher = Ipv4Addr::new(10, 0, 0, 9);
+    ours_out.send(&Scripted::open(higher)).await;
+    assert!(matches!(ours_out.recv().await, Some(Message::Keepalive)));
+
+    let mut theirs = Scripted::connect(port).await;
+    theirs.send(&Scripted::open(higher)).await;
+    assert!(matches!(theirs.recv().await, Some(Message::Open(_))));
+    match ours_out.recv_control().await {
+        Some(Message::Notification(n)) => assert_eq!(n.code.octets(), (6, 7)),
+        other => panic!("expected Cease/7 on our connection, got {other:?}"),
+    }
+    assert!(matches!(theirs.recv().await, Some(Message::Keepalive)));
+    theirs.send(&Message::Keepalive).await;
+    wait_for("Established on the surviving connection", async || {
+        speaker.peers().await.unwrap()[0].state == "Established"
+    })
+    .await;
+    theirs.send(&update("10.92.0.0/24")).await;
+    wait_for("a route over it", async || {
+        has_route(&speaker, "10.92.0.0/24").await
+    })
+    .await;
+    speaker.shutdown().await;
+}
