@@ -277,3 +277,51 @@ async fn collision_keeps_the_connection_of_the_higher_identifier() {
     .await;
     speaker.shutdown().await;
 }
+
+/// The next UPDATE that announces something (skipping KEEPALIVEs and End-of-RIB markers).
+async fn next_announcement(peer: &mut Scripted) -> Vec<Nlri> {
+    loop {
+        match peer.recv().await {
+            Some(Message::Update(u)) if !u.nlri.is_empty() => return u.nlri.clone(),
+            Some(Message::Update(_) | Message::Keepalive) => {}
+            other => panic!("expected an UPDATE, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_refresh_resends_what_we_advertise() {
+    let port = testkit::free_port();
+    let mut config = speaker_config(port, 179, true);
+    config.originate = vec!["10.93.0.0/24".parse().unwrap()];
+    let speaker = Speaker::start(config).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await;
+    let want = vec![Nlri::new("10.93.0.0/24".parse::<Prefix>().unwrap())];
+    assert_eq!(next_announcement(&mut peer).await, want);
+    peer.send(&Message::RouteRefresh(bgpd_wire::RouteRefresh {
+        afi_safi: AfiSafi::IPV4_UNICAST,
+        subtype: bgpd_wire::RefreshSubtype::Normal,
+    }))
+    .await;
+    assert_eq!(next_announcement(&mut peer).await, want);
+    speaker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_prefix_ends_the_session_with_cease_1() {
+    let port = testkit::free_port();
+    let mut config = speaker_config(port, 179, true);
+    config.peers[0].max_prefix = Some(1);
+    let speaker = Speaker::start(config).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await;
+    peer.send(&update("10.94.0.0/24")).await;
+    peer.send(&update("10.95.0.0/24")).await;
+    match peer.recv_control().await {
+        Some(Message::Notification(n)) => assert_eq!(n.code.octets(), (6, 1)),
+        other => panic!("expected Cease/1, got {other:?}"),
+    }
+    wait_for("the routes withdrawn", async || !has_route(&speaker, "10.94.0.0/24").await).await;
+    speaker.shutdown().await;
+}
