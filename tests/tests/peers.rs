@@ -570,6 +570,7 @@ fn passive_peers_listen_on_other_ports() {
         &star.leaves[0],
         PeerConfig::new(65011, "10.78.1.2".parse().unwrap())
             .listen_port(1792)
+            .listen_address(Star::leaf_addr(1))
             .neighbor(Neighbor::new(Star::hub_addr(1), 65001).remote_port(1790)),
     )
     .unwrap();
@@ -577,6 +578,7 @@ fn passive_peers_listen_on_other_ports() {
         &star.leaves[1],
         PeerConfig::new(65012, "10.78.2.2".parse().unwrap())
             .listen_port(1791)
+            .listen_address(Star::leaf_addr(2))
             .neighbor(Neighbor::new(Star::hub_addr(2), 65001).passive()),
     )
     .unwrap();

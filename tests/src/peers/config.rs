@@ -334,7 +334,9 @@ pub struct PeerConfig {
     pub router_id: Ipv4Addr,
     /// TCP port to listen on.
     pub listen_port: u16,
-    /// Addresses to listen on; empty for all.
+    /// Addresses to listen on; empty for all. BIRD and ExaBGP have no global listen address:
+    /// there the first one of a session's family is that session's source address (unless the
+    /// neighbour sets `local_address`).
     pub listen_addresses: Vec<IpAddr>,
     /// Route-reflector cluster id; the router id when `None` (RFC 4456 default).
     pub cluster_id: Option<Ipv4Addr>,
