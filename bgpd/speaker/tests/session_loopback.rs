@@ -322,6 +322,9 @@ async fn max_prefix_ends_the_session_with_cease_1() {
         Some(Message::Notification(n)) => assert_eq!(n.code.octets(), (6, 1)),
         other => panic!("expected Cease/1, got {other:?}"),
     }
-    wait_for("the routes withdrawn", async || !has_route(&speaker, "10.94.0.0/24").await).await;
+    wait_for("the routes withdrawn", async || {
+        !has_route(&speaker, "10.94.0.0/24").await
+    })
+    .await;
     speaker.shutdown().await;
 }
