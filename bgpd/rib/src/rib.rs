@@ -140,7 +140,7 @@ pub struct RouteView {
 
 /// Where a peer's session stands with respect to sending it the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Sync {
+enum Feed {
     /// Established, table held back (we restart and defer selection).
     Held,
     /// To be sent the whole table of `families` at the next drain.
@@ -167,7 +167,7 @@ struct PeerState {
     accepted: u64,
     /// Items exported to its group that are its own routes (not sent back to it).
     own: u64,
-    sync: Sync,
+    feed: Feed,
     over_limit: bool,
     /// Removed: kept until the next drain so withdrawals of its routes can be worked out.
     removed: bool,
@@ -323,7 +323,7 @@ impl Rib {
             received: 0,
             accepted: 0,
             own: 0,
-            sync: Sync::Synced,
+            feed: Feed::Synced,
             over_limit: false,
             removed: false,
         }));
@@ -386,8 +386,8 @@ impl Rib {
             let g = self.join_group(id, key);
             let p = self.peer_mut(id)?;
             p.group = Some(g);
-            if p.sync != Sync::Held {
-                p.sync = Sync::Dump {
+            if p.feed != Feed::Held {
+                p.feed = Feed::Dump {
                     families: session.families.clone(),
                     eor: false,
                     withdraw_unexported: true,
@@ -426,10 +426,10 @@ impl Rib {
         p.router_id = session.router_id;
         p.group = Some(g);
         p.over_limit = false;
-        p.sync = if session.hold_initial {
-            Sync::Held
+        p.feed = if session.hold_initial {
+            Feed::Held
         } else {
-            Sync::Dump {
+            Feed::Dump {
                 families: session.families.clone(),
                 eor: true,
                 withdraw_unexported: false,
@@ -448,8 +448,8 @@ impl Rib {
             .ok_or(RibError::NotEstablished(id))?
             .families
             .clone();
-        if p.sync == Sync::Held {
-            p.sync = Sync::Dump {
+        if p.feed == Feed::Held {
+            p.feed = Feed::Dump {
                 families,
                 eor: true,
                 withdraw_unexported: false,
@@ -466,7 +466,7 @@ impl Rib {
         self.leave_group(id);
         let p = self.peer_mut(id)?;
         p.session = None;
-        p.sync = Sync::Synced;
+        p.feed = Feed::Synced;
         match down {
             Down::Hard => {
                 self.flush_peer::<V4>(id, false);
@@ -511,15 +511,15 @@ impl Rib {
         if !negotiated {
             return Ok(());
         }
-        match &mut p.sync {
-            Sync::Held => {}
-            Sync::Dump { families, .. } => {
+        match &mut p.feed {
+            Feed::Held => {}
+            Feed::Dump { families, .. } => {
                 if !families.contains(&family) {
                     families.push(family);
                 }
             }
-            s @ Sync::Synced => {
-                *s = Sync::Dump {
+            s @ Feed::Synced => {
+                *s = Feed::Dump {
                     families: vec![family],
                     eor: false,
                     withdraw_unexported: false,
@@ -904,7 +904,13 @@ impl Rib {
         match group.key.export.evaluate(prefix, &set) {
             Outcome::Reject => None,
             Outcome::Accept => Some(base),
-            Outcome::Modified(a) => Some(ex.intern(*a)),
+            Outcome::Modified(mut a) => {
+                // A policy may set LOCAL_PREF; it never leaves the AS (RFC 4271 §5.1.5).
+                if !group.key.ibgp {
+                    a.local_pref = None;
+                }
+                Some(ex.intern(*a))
+            }
         }
     }
 
@@ -1053,7 +1059,7 @@ impl Rib {
             self.peers
                 .get(m.0 as usize)
                 .and_then(Option::as_ref)
-                .map(|p| &p.sync)
+                .map(|p| &p.feed)
         };
         match audience {
             Audience::One(p) => vec![p],
@@ -1061,15 +1067,15 @@ impl Rib {
                 .members
                 .iter()
                 .copied()
-                .filter(|m| Some(*m) != except && matches!(state(m), Some(Sync::Synced) | Some(Sync::Dump { .. })))
-                .filter(|m| !matches!(state(m), Some(Sync::Dump { eor: true, .. })))
+                .filter(|m| Some(*m) != except && matches!(state(m), Some(Feed::Synced) | Some(Feed::Dump { .. })))
+                .filter(|m| !matches!(state(m), Some(Feed::Dump { eor: true, .. })))
                 .collect(),
             Audience::Joining { except } => group
                 .members
                 .iter()
                 .copied()
                 .filter(|m| Some(*m) != except)
-                .filter(|m| matches!(state(m), Some(Sync::Dump { families, .. }) if families.contains(&family)))
+                .filter(|m| matches!(state(m), Some(Feed::Dump { families, .. }) if families.contains(&family)))
                 .collect(),
         }
     }
@@ -1183,8 +1189,8 @@ impl Rib {
                 .copied()
                 .filter(|m| {
                     matches!(
-                        self.peers[m.0 as usize].as_ref().map(|p| &p.sync),
-                        Some(Sync::Dump {
+                        self.peers[m.0 as usize].as_ref().map(|p| &p.feed),
+                        Some(Feed::Dump {
                             withdraw_unexported: true,
                             ..
                         })
@@ -1320,7 +1326,7 @@ impl Rib {
     fn finish_dumps(&mut self, fx: &mut Effects) {
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(p) = slot.as_mut() else { continue };
-            let Sync::Dump { families, eor, .. } = &p.sync else {
+            let Feed::Dump { families, eor, .. } = &p.feed else {
                 continue;
             };
             if *eor {
@@ -1346,7 +1352,7 @@ impl Rib {
                     messages: buf.freeze(),
                 });
             }
-            p.sync = Sync::Synced;
+            p.feed = Feed::Synced;
         }
     }
 

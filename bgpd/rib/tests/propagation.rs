@@ -243,7 +243,7 @@ fn import_and_export_policies() {
                 }],
                 communities: vec![],
                 verdict: Verdict::Accept,
-                set: vec![Action::AddCommunity(tag)],
+                set: vec![Action::AddCommunity(tag), Action::LocalPref(50)],
             }],
             default: Verdict::Reject,
         }
@@ -268,6 +268,11 @@ fn import_and_export_policies() {
         lab.seen(to)
     );
     assert_eq!(lab.got(to, "10.244.5.0/24").unwrap().communities, vec![tag]);
+    assert_eq!(
+        lab.got(to, "10.244.5.0/24").unwrap().local_pref,
+        None,
+        "never LOCAL_PREF to eBGP"
+    );
     assert_eq!(lab.rib.peer_counts(to).unwrap().advertised, 1);
 }
 
@@ -702,4 +707,70 @@ fn ipv6_routes_travel_in_mp_reach() {
         lab.got(ibgp, "2001:db8:100::/48").is_none()
             && lab.got(ebgp, "2001:db8:100::/48").is_none()
     );
+}
+
+#[test]
+fn add_path_send_multipath_and_best() {
+    let mut settings = RibSettings::new(LOCAL_AS, ip("10.0.0.1"));
+    settings.cluster_id = Some(ip("10.0.0.1"));
+    settings.max_paths = 2;
+    let mut lab = Lab::new(settings);
+    let client = |c: &mut PeerConfig, _: &mut bgpd_rib::Session| c.rr_client = true;
+    let a = lab.peer("10.0.0.11", 65000, client);
+    let b = lab.peer("10.0.0.12", 65000, client);
+    let worse = lab.peer("10.0.0.13", 65000, client);
+    let multipath = lab.peer("10.0.0.14", 65000, |c, s| {
+        c.rr_client = true;
+        c.add_path_send = AddPathSend::Multipath;
+        s.add_path_tx = vec![AfiSafi::IPV4_UNICAST];
+    });
+    let best = lab.peer("10.0.0.15", 65000, |c, s| {
+        c.rr_client = true;
+        s.add_path_tx = vec![AfiSafi::IPV4_UNICAST];
+    });
+    lab.drain();
+    lab.announce(a, &route(&[65100], "10.0.0.11"), &["10.1.0.0/24"]);
+    lab.announce(b, &route(&[65100], "10.0.0.12"), &["10.1.0.0/24"]);
+    lab.announce(
+        worse,
+        &route(&[65100, 65200], "10.0.0.13"),
+        &["10.1.0.0/24"],
+    );
+    lab.drain();
+    assert_eq!(
+        lab.seen(multipath).len(),
+        2,
+        "the multipath set, not the longer path"
+    );
+    assert_eq!(lab.seen(best).len(), 1);
+    let (id, attrs) = lab.seen(best).iter().next().unwrap();
+    assert!(id.0.is_some(), "a path id even for the best path alone");
+    assert_eq!(
+        attrs.next_hop,
+        Some(NextHop::V4(ip("10.0.0.11"))),
+        "lower router id wins"
+    );
+    lab.withdraw(a, &["10.1.0.0/24"]);
+    lab.drain();
+    let next_hops = |peer| {
+        lab.seen(peer)
+            .values()
+            .map(|a| a.next_hop)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        next_hops(multipath),
+        vec![Some(NextHop::V4(ip("10.0.0.12")))]
+    );
+    assert_eq!(
+        next_hops(best),
+        vec![Some(NextHop::V4(ip("10.0.0.12")))],
+        "old best's path id withdrawn"
+    );
+}
+
+#[test]
+fn rib_can_move_into_an_actor_task() {
+    fn send<T: Send + 'static>(_: &T) {}
+    send(&Lab::host("10.0.0.1").rib);
 }
