@@ -612,3 +612,30 @@ fn every_launcher_restarts_with_its_runtime_routes() {
     restart_keeps_runtime_routes(exabgp, gobgp);
     restart_keeps_runtime_routes(gobgp, bird);
 }
+
+/// Announcing a prefix again with other attributes replaces the route at the neighbour.
+fn reannounce_replaces_attributes(subject: Start, observer: Start) {
+    let pair = Pair::new();
+    let mut s = subject(&pair.a, ebgp(1, 65001, 65002));
+    let o = observer(&pair.b, ebgp(2, 65002, 65001));
+    s.wait_established(ip("10.77.0.2"), UP).unwrap();
+    let prefix = "10.211.0.0/24".parse().unwrap();
+    s.announce(Route::new(prefix).med(1).community(65001, 1))
+        .unwrap();
+    assert_eq!(o.wait_route(prefix, PROPAGATE).unwrap().med, Some(1));
+    s.announce(Route::new(prefix).med(2)).unwrap();
+    o.wait_for("MED 2 without the community", PROPAGATE, &|| {
+        Ok(o.paths(prefix)?
+            .iter()
+            .any(|r| r.med == Some(2) && r.communities.is_empty()))
+    })
+    .unwrap();
+}
+
+#[test]
+fn every_launcher_replaces_a_reannounced_route() {
+    reannounce_replaces_attributes(bird, gobgp);
+    reannounce_replaces_attributes(frr, gobgp);
+    reannounce_replaces_attributes(exabgp, gobgp);
+    reannounce_replaces_attributes(gobgp, bird);
+}
