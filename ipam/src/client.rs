@@ -883,13 +883,16 @@ impl<S: Store> Ipam<S> {
     /// Releases every address of a handle; a handle already gone releases nothing.
     pub async fn release(&self, handle: &HandleId) -> Result<Vec<IpAddr>> {
         let mut retry = Retry::new(&self.opts.retry, "release");
+        // Addresses of a release whose reply was lost: if the handle is gone now, they were
+        // released (by us, or by someone else meanwhile).
+        let mut maybe_released = Vec::new();
         loop {
             let k = &self.keys;
             let (r, _) = self
                 .read(vec![Read::Key(k.handle(handle))], &mut retry)
                 .await?;
             let Some(e) = first(r.first()) else {
-                return Ok(Vec::new());
+                return Ok(maybe_released);
             };
             let h: Handle = decode(&e.key, &e.value)?;
             let handle_rev = e.mod_revision;
@@ -921,13 +924,19 @@ impl<S: Store> Ipam<S> {
                 txn.guards.push(Guard::Revision(k.block(cidr), *rev));
                 txn.writes.push(Write::Put(k.block(cidr), encode(b)));
             }
+            let outages = retry.outages();
             match self.txn(txn, &mut retry).await? {
                 Outcome::Applied(rev) => {
                     self.cache_blocks(blocks.into_values().map(|(b, _)| (b, rev)))
                         .await;
                     return Ok(h.ips.iter().map(|i| i.ip).collect());
                 }
-                Outcome::Rejected(_) => retry.conflict().await?,
+                Outcome::Rejected(_) => {
+                    if retry.outages() > outages {
+                        maybe_released = h.ips.iter().map(|i| i.ip).collect();
+                    }
+                    retry.conflict().await?
+                }
             }
         }
     }
@@ -935,6 +944,8 @@ impl<S: Store> Ipam<S> {
     /// Releases one address, whoever holds it; the holder's handle drops it.
     pub async fn release_ip(&self, ip: IpAddr) -> Result<()> {
         let mut retry = Retry::new(&self.opts.retry, "release_ip");
+        // Set when a release was sent across an outage: it may have applied.
+        let mut maybe_released = false;
         loop {
             let k = &self.keys;
             let (r, _) = self
@@ -957,10 +968,15 @@ impl<S: Store> Ipam<S> {
             };
             let mut block: Block = decode(&e.key, &e.value)?;
             let block_rev = e.mod_revision;
-            let holder = cidr
+            let Some(holder) = cidr
                 .offset_of(ip)
                 .and_then(|o| block.allocations.get(&o).cloned())
-                .ok_or_else(|| IpamError::NotFound(format!("assignment of {ip}")))?;
+            else {
+                if maybe_released {
+                    return Ok(());
+                }
+                return Err(IpamError::NotFound(format!("assignment of {ip}")));
+            };
             let (r, _) = self
                 .read(vec![Read::Key(k.handle(&holder))], &mut retry)
                 .await?;
@@ -983,12 +999,16 @@ impl<S: Store> Ipam<S> {
             block.release(ip, &holder, now_ms());
             txn.guards.push(Guard::Revision(k.block(&cidr), block_rev));
             txn.writes.push(Write::Put(k.block(&cidr), encode(&block)));
+            let outages = retry.outages();
             match self.txn(txn, &mut retry).await? {
                 Outcome::Applied(rev) => {
                     self.cache_blocks([(block, rev)]).await;
                     return Ok(());
                 }
-                Outcome::Rejected(_) => retry.conflict().await?,
+                Outcome::Rejected(_) => {
+                    maybe_released |= retry.outages() > outages;
+                    retry.conflict().await?
+                }
             }
         }
     }

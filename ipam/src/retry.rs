@@ -38,6 +38,7 @@ pub(crate) struct Retry<'a> {
     what: &'static str,
     conflicts: u32,
     outage_since: Option<Instant>,
+    outages: u32,
     waits: u32,
 }
 
@@ -49,6 +50,7 @@ impl<'a> Retry<'a> {
             what,
             conflicts: 0,
             outage_since: None,
+            outages: 0,
             waits: 0,
         }
     }
@@ -77,6 +79,7 @@ impl<'a> Retry<'a> {
             }
             StoreError::Unavailable(msg) => msg,
         };
+        self.outages += 1;
         let since = *self.outage_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.policy.unavailable_budget {
             return Err(IpamError::DatastoreUnavailable(format!(
@@ -86,6 +89,12 @@ impl<'a> Retry<'a> {
         }
         self.sleep().await;
         Ok(())
+    }
+
+    /// How many times etcd did not answer so far. A write sent across an outage may have
+    /// applied even though its reply was lost.
+    pub fn outages(&self) -> u32 {
+        self.outages
     }
 
     async fn sleep(&mut self) {

@@ -2,14 +2,81 @@
 //! with two clients (stale caches) sharing one in-memory store.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use ipam::store::{Entry, Outcome, Read, Store, StoreError, Txn};
 use ipam::{
     AssignRequest, HandleId, HostName, Ipam, IpamError, IpamOptions, MemStore, NodeRecord, Pool,
-    PoolName,
+    PoolName, RetryPolicy,
 };
 use proptest::prelude::*;
+
+/// A store whose replies get lost: a transaction fails before it reaches the store, or is
+/// applied and then its reply is lost (a crash or timeout right after the write). The client
+/// must neither duplicate nor lose an address either way.
+struct Lossy {
+    inner: MemStore,
+    /// xorshift state; 0 turns losses off.
+    rng: AtomicU64,
+}
+
+impl Lossy {
+    fn roll(&self) -> u64 {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        if x == 0 {
+            return u64::MAX;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.store(x, Ordering::Relaxed);
+        x % 10
+    }
+}
+
+impl Store for Lossy {
+    fn read(
+        &self,
+        reads: Vec<Read>,
+    ) -> impl Future<Output = Result<(Vec<Vec<Entry>>, i64), StoreError>> + Send {
+        let lost = self.roll() == 0;
+        let fut = self.inner.read(reads);
+        async move {
+            if lost {
+                return Err(StoreError::Unavailable("read lost".into()));
+            }
+            fut.await
+        }
+    }
+
+    fn txn(&self, txn: Txn) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
+        let roll = self.roll();
+        let fut = self.inner.txn(txn);
+        async move {
+            match roll {
+                0 => Err(StoreError::Unavailable("request lost".into())),
+                1 => {
+                    let _ = fut.await;
+                    Err(StoreError::Unavailable("reply lost".into()))
+                }
+                _ => fut.await,
+            }
+        }
+    }
+
+    fn put_with_lease(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.put_with_lease(key, value, lease)
+    }
+}
 
 /// A small pool so exhaustion, borrowing and block claims all happen: 8 blocks of 4 (IPv4),
 /// 4 blocks of 64 (IPv6).
@@ -49,10 +116,21 @@ fn h(i: usize) -> HandleId {
     HandleId::new(format!("c{i}")).unwrap()
 }
 
-async fn run(ops: Vec<Op>) {
-    let store = Arc::new(MemStore::new());
-    let clients: Vec<Ipam<Arc<MemStore>>> = (0..2)
-        .map(|_| Ipam::with_store(store.clone(), IpamOptions::default()))
+async fn run(ops: Vec<Op>, seed: u64) {
+    let store = Arc::new(Lossy {
+        inner: MemStore::new(),
+        rng: AtomicU64::new(0),
+    });
+    let opts = IpamOptions {
+        retry: RetryPolicy {
+            backoff_base: Duration::from_micros(10),
+            backoff_max: Duration::from_micros(100),
+            ..RetryPolicy::default()
+        },
+        ..IpamOptions::default()
+    };
+    let clients: Vec<Ipam<Arc<Lossy>>> = (0..2)
+        .map(|_| Ipam::with_store(store.clone(), opts.clone()))
         .collect();
     let mut pool4 = Pool::new(PoolName::new("v4").unwrap(), "10.0.0.0/27".parse().unwrap());
     pool4.block_prefix_len = 30;
@@ -69,6 +147,8 @@ async fn run(ops: Vec<Op>) {
             .unwrap();
     }
 
+    // Setup done; from here on about one request or reply in five is lost.
+    store.rng.store(seed | 1, Ordering::Relaxed);
     // The model: handle → its addresses.
     let mut model: BTreeMap<HandleId, Vec<IpAddr>> = BTreeMap::new();
     for op in ops {
@@ -158,18 +238,26 @@ async fn run(ops: Vec<Op>) {
                 }
             }
         }
-        let report = clients[0].check().await.unwrap();
+        let report = check_without_losses(&store, &clients[0]).await;
         assert!(report.is_clean(), "{:#?}", report.findings);
         assert_eq!(report.assigned, model.values().map(Vec::len).sum::<usize>());
         assert_eq!(report.handles, model.len());
     }
 }
 
+/// Checks with losses paused, so the check itself always completes.
+async fn check_without_losses(store: &Lossy, ipam: &Ipam<Arc<Lossy>>) -> ipam::Report {
+    let seed = store.rng.swap(0, Ordering::Relaxed);
+    let report = ipam.check().await.unwrap();
+    store.rng.store(seed, Ordering::Relaxed);
+    report
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
     #[test]
-    fn allocation_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+    fn allocation_matches_model(ops in proptest::collection::vec(op(), 1..60), seed: u64) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run(ops));
+        rt.block_on(run(ops, seed));
     }
 }
