@@ -80,6 +80,23 @@ fn sessions_routes_withdrawals_hold<P: BgpPeer>(start: impl Fn(&Netns, PeerConfi
     let r = ours.wait_route("fd22::/64", pair.their_v6);
     assert_eq!(r["next_hop"].as_str(), Some("fd77::2"), "{name}: {r}");
 
+    // Introspection: prefix and message counters, uptime, the peer's identifier.
+    ours.wait("counters", ROUTE, |o| {
+        let p = o.peer(pair.their_v4);
+        p["prefixes_received"] == 1 && p["prefixes_accepted"] == 1 && p["prefixes_advertised"] == 1
+    });
+    let p = ours.peer(pair.their_v4);
+    assert!(
+        p["received"]["update"].as_u64() >= Some(1) && p["sent"]["update"].as_u64() >= Some(1),
+        "{name}: {p}"
+    );
+    assert_eq!(
+        (p["received"]["open"].as_u64(), p["peer_id"].as_str()),
+        (Some(1), Some("10.77.0.2")),
+        "{name}: {p}"
+    );
+    assert!(p["uptime_secs"].is_u64(), "{name}: {p}");
+
     // Withdrawals, both ways and both families.
     them.withdraw(net("10.22.0.0/24")).unwrap();
     them.withdraw(net("fd22::/64")).unwrap();

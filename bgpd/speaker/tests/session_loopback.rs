@@ -328,3 +328,69 @@ async fn max_prefix_ends_the_session_with_cease_1() {
     .await;
     speaker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_path_changes_reach_fib_subscribers() {
+    let port = testkit::free_port();
+    let speaker = Speaker::start(speaker_config(port, 179, true)).unwrap();
+    let mut fib = speaker.subscribe_fib().unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await;
+    let prefix: Prefix = "10.96.0.0/24".parse().unwrap();
+    let mut next_change = async || loop {
+        let batch = tokio::time::timeout(WAIT, fib.recv())
+            .await
+            .expect("no FIB change")
+            .expect("channel closed");
+        if let Some(c) = batch.into_iter().find(|c| c.prefix == prefix) {
+            return c.next_hops;
+        }
+    };
+    peer.send(&update("10.96.0.0/24")).await;
+    assert_eq!(next_change().await, vec![IpAddr::V4(THEM)]);
+    peer.send(&Message::Update(Box::new(Update {
+        withdrawn: vec![Nlri::new(prefix)],
+        attrs: PathAttrs::default(),
+        mp_reach: None,
+        mp_unreach: None,
+        nlri: vec![],
+        errors: vec![],
+    })))
+    .await;
+    assert_eq!(next_change().await, Vec::<IpAddr>::new());
+    speaker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_session_changes_reset_a_peer() {
+    let port = testkit::free_port();
+    let config = speaker_config(port, 179, true);
+    let settings = config.peers[0].clone();
+    let speaker = Speaker::start(config).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await;
+    wait_for("Established", async || {
+        speaker.peers().await.unwrap()[0].state == "Established"
+    })
+    .await;
+    // An export policy change is applied without touching the session.
+    let quiet = PeerSettings {
+        export: bgpd_rib::Policy::reject_all(),
+        ..settings.clone()
+    };
+    speaker.reconfigure_peer(quiet.clone()).await.unwrap();
+    // A hold time change needs a new OPEN: Cease/6 (Other Configuration Change).
+    speaker
+        .reconfigure_peer(PeerSettings {
+            hold_time: 60,
+            ..quiet
+        })
+        .await
+        .unwrap();
+    match peer.recv_control().await {
+        Some(Message::Notification(n)) => assert_eq!(n.code.octets(), (6, 6)),
+        other => panic!("expected Cease/6, got {other:?}"),
+    }
+    assert_eq!(speaker.peers().await.unwrap()[0].established_count, 1);
+    speaker.shutdown().await;
+}
