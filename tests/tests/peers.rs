@@ -508,7 +508,7 @@ fn gobgp_keeps_bird_routes_stale_across_birds_graceful_restart() {
 }
 
 #[test]
-fn gobgp_reflects_from_a_bird_client_to_an_frr_client() {
+fn gobgp_reflects_between_bird_and_frr_clients() {
     let star = Star::new(2);
     let cluster: std::net::Ipv4Addr = "10.255.0.2".parse().unwrap();
     let mut rr = PeerConfig::new(65000, "10.78.0.1".parse().unwrap()).cluster_id(cluster);
@@ -516,7 +516,7 @@ fn gobgp_reflects_from_a_bird_client_to_an_frr_client() {
         rr = rr.neighbor(Neighbor::new(Star::leaf_addr(i), 65000).rr_client());
     }
     let gobgp = Gobgp::start(&star.hub, rr).unwrap();
-    let _bird = Bird::start(
+    let bird = Bird::start(
         &star.leaves[0],
         Star::leaf_config(1, 65000, 65000).route(
             Route::parse("10.207.0.0/24")
@@ -526,10 +526,24 @@ fn gobgp_reflects_from_a_bird_client_to_an_frr_client() {
         ),
     )
     .unwrap();
-    let frr = Frr::start(&star.leaves[1], Star::leaf_config(2, 65000, 65000)).unwrap();
+    let frr = Frr::start(
+        &star.leaves[1],
+        Star::leaf_config(2, 65000, 65000).route(Route::parse("10.212.0.0/24").unwrap()),
+    )
+    .unwrap();
     for i in 1..=2 {
         gobgp.wait_established(Star::leaf_addr(i), UP).unwrap();
     }
+    // And the other way: what BIRD shows for a reflected route.
+    let back = bird
+        .wait_route("10.212.0.0/24".parse().unwrap(), PROPAGATE)
+        .unwrap();
+    assert_eq!(
+        back.originator_id,
+        Some("10.78.2.2".parse().unwrap()),
+        "{back:?}"
+    );
+    assert_eq!(back.cluster_list, vec![cluster], "{back:?}");
     let got = frr
         .wait_route("10.207.0.0/24".parse().unwrap(), PROPAGATE)
         .unwrap();
