@@ -93,6 +93,27 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session `negotiated` by the OPEN exchange, with the peer's `router_id` and our
+    /// addresses on the connection.
+    pub fn negotiated(
+        negotiated: &bgpd_wire::Negotiated,
+        router_id: Ipv4Addr,
+        local_v4: Option<Ipv4Addr>,
+        local_v6: Option<Ipv6Addr>,
+    ) -> Self {
+        Session {
+            router_id,
+            local_v4,
+            local_v6,
+            families: negotiated.families.clone(),
+            four_octet_as: negotiated.send.four_octet_as,
+            add_path_rx: negotiated.receive.add_path_families.clone(),
+            add_path_tx: negotiated.send.add_path_families.clone(),
+            extended_message: negotiated.send.max_message_size > bgpd_wire::MAX_MESSAGE_SIZE,
+            hold_initial: false,
+        }
+    }
+
     /// A four-octet-AS IPv4 unicast session with `router_id`, our address `local_v4`.
     pub fn ipv4(router_id: Ipv4Addr, local_v4: Ipv4Addr) -> Self {
         Session {

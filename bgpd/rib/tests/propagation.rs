@@ -774,3 +774,32 @@ fn rib_can_move_into_an_actor_task() {
     fn send<T: Send + 'static>(_: &T) {}
     send(&Lab::host("10.0.0.1").rib);
 }
+
+#[test]
+fn session_from_negotiated_opens() {
+    use bgpd_wire::{AddPathFamily, AddPathMode, Capability, Open, negotiate};
+    let caps = |mode| {
+        vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::AddPath(vec![AddPathFamily {
+                afi_safi: AfiSafi::IPV4_UNICAST,
+                mode,
+            }]),
+            Capability::ExtendedMessage,
+        ]
+    };
+    let ours = Open::new(LOCAL_AS, 90, ip("10.0.0.1"), caps(AddPathMode::Send));
+    let theirs = Open::new(LOCAL_AS, 90, ip("10.0.0.2"), caps(AddPathMode::Receive));
+    let s = bgpd_rib::Session::negotiated(
+        &negotiate(&ours, &theirs),
+        ip("10.0.0.2"),
+        Some(ip("10.0.0.1")),
+        None,
+    );
+    assert_eq!(s.families, vec![AfiSafi::IPV4_UNICAST]);
+    assert!(s.four_octet_as && s.extended_message);
+    assert_eq!(
+        (s.add_path_tx, s.add_path_rx),
+        (vec![AfiSafi::IPV4_UNICAST], vec![])
+    );
+}
