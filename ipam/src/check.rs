@@ -318,3 +318,146 @@ impl<S: Store> Ipam<S> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Keys;
+    use crate::store::Entry;
+
+    const POOL: &str = r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":26}"#;
+    const NODE: &str = r#"{"version":1}"#;
+
+    fn snap(entries: &[(&str, &str)]) -> Snapshot {
+        let keys = Keys::new("/r");
+        let entries = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Entry {
+                key: format!("/r/{k}"),
+                value: v.as_bytes().to_vec(),
+                mod_revision: i as i64 + 1,
+            })
+            .collect();
+        Snapshot::parse(&keys, entries, 100)
+    }
+
+    fn kinds(r: &Report) -> Vec<String> {
+        r.findings
+            .iter()
+            .map(|f| {
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v["kind"].as_str().map(String::from))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn check_table() {
+        let block = |alloc: &str, host: &str| {
+            format!(
+                r#"{{"version":1,"cidr":"10.0.0.0/26","affinity":{host},"allocations":{{{alloc}}}}}"#
+            )
+        };
+        let aff = r#"{"version":1,"block":"10.0.0.0/26"}"#;
+        let handle = r#"{"version":1,"host":"a","ips":[{"ip":"10.0.0.1","block":"10.0.0.0/26"}]}"#;
+        let healthy_block = block(r#""1":"c1""#, r#""a""#);
+        let healthy: Vec<(&str, &str)> = vec![
+            ("pools/p", POOL),
+            ("nodes/a", NODE),
+            ("blocks/10.0.0.0-26", &healthy_block),
+            ("affinities/a/10.0.0.0-26", aff),
+            ("handles/c1", handle),
+        ];
+        let leak = block(r#""1":"c1","2":"c9""#, r#""a""#);
+        let other = block(r#""1":"c1""#, r#""b""#);
+        let orphan = block("", "null");
+        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
+            ("healthy", healthy.clone(), vec![]),
+            (
+                "leak",
+                vec![
+                    ("pools/p", POOL),
+                    ("nodes/a", NODE),
+                    ("blocks/10.0.0.0-26", &leak),
+                    ("affinities/a/10.0.0.0-26", aff),
+                    ("handles/c1", handle),
+                ],
+                vec!["ip_without_handle"],
+            ),
+            (
+                "dangling handle, host gone",
+                vec![("pools/p", POOL), ("handles/c1", handle)],
+                vec!["handle_ip_missing", "handle_host_gone"],
+            ),
+            (
+                "block names b, whose key and node are missing; a's key is stray",
+                vec![
+                    ("pools/p", POOL),
+                    ("nodes/a", NODE),
+                    ("blocks/10.0.0.0-26", &other),
+                    ("affinities/a/10.0.0.0-26", aff),
+                    ("handles/c1", handle),
+                ],
+                vec![
+                    "block_host_gone",
+                    "block_affinity_missing",
+                    "affinity_without_block",
+                ],
+            ),
+            (
+                "empty block without pool",
+                vec![("blocks/10.0.0.0-26", &orphan)],
+                vec!["block_outside_pool"],
+            ),
+            (
+                "overlapping blocks",
+                vec![
+                    ("pools/p", POOL),
+                    ("blocks/10.0.0.0-26", &orphan),
+                    (
+                        "blocks/10.0.0.0-25",
+                        r#"{"version":1,"cidr":"10.0.0.0/25","affinity":null}"#,
+                    ),
+                ],
+                vec!["blocks_overlap"],
+            ),
+            (
+                "corrupt values and keys; a handle that cannot be read hides no leak",
+                vec![
+                    ("pools/p", POOL),
+                    ("nodes/a", NODE),
+                    ("blocks/10.0.0.0-26", &healthy_block),
+                    ("affinities/a/10.0.0.0-26", aff),
+                    ("handles/c1", "{bad"),
+                    ("blocks/nonsense", "{}"),
+                ],
+                vec!["corrupt", "corrupt"],
+            ),
+        ];
+        for (name, entries, want) in cases {
+            let r = check(&snap(&entries));
+            let mut got = kinds(&r);
+            got.sort();
+            let mut want: Vec<String> = want.into_iter().map(String::from).collect();
+            want.sort();
+            assert_eq!(got, want, "{name}: {:#?}", r.findings);
+        }
+    }
+
+    #[test]
+    fn repairable_kinds() {
+        let b: BlockCidr = "10.0.0.0/26".parse().unwrap();
+        assert!(Finding::BlockOutsidePool { block: b, used: 0 }.repairable());
+        assert!(!Finding::BlockOutsidePool { block: b, used: 1 }.repairable());
+        assert!(
+            !Finding::Corrupt {
+                key: String::new(),
+                reason: String::new()
+            }
+            .repairable()
+        );
+    }
+}
