@@ -325,6 +325,9 @@ mod tests {
     use crate::record::Keys;
     use crate::store::Entry;
 
+    /// (name, stored entries, expected finding kinds)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
     const POOL: &str = r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":26}"#;
     const NODE: &str = r#"{"version":1}"#;
 
@@ -374,7 +377,7 @@ mod tests {
         let leak = block(r#""1":"c1","2":"c9""#, r#""a""#);
         let other = block(r#""1":"c1""#, r#""b""#);
         let orphan = block("", "null");
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             ("healthy", healthy.clone(), vec![]),
             (
                 "leak",
