@@ -245,7 +245,8 @@ fn first_match_wins_across_verdict_maps_and_policies() {
     let _servers = ports.map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
     // Policy "first" (order 1): deny 8080-8090, then allow 8085 (shadowed), 8091 and 8092 —
     // the last three are one port-keyed map, cut where 8085 overlaps the deny. Policy
-    // "second" (order 2) allows 8093; 8094 falls to the default deny.
+    // "second" (order 2) logs everything (and goes on), then allows 8093; 8094 falls to the
+    // default deny.
     let rule = |action: &str, ports: &str| {
         format!(
             "[[policy.ingress]]\naction = \"{action}\"\nprotocol = \"tcp\"\n\
@@ -253,7 +254,8 @@ fn first_match_wins_across_verdict_maps_and_policies() {
         )
     };
     let toml = format!(
-        "{EDGE}\n[[policy]]\nname = \"second\"\norder = 2\nselector = 'role == \"edge\"'\n{}\
+        "{EDGE}\n[[policy]]\nname = \"second\"\norder = 2\nselector = 'role == \"edge\"'\n\
+         [[policy.ingress]]\naction = \"log\"\n{}\
          [[policy]]\nname = \"first\"\norder = 1\nselector = 'role == \"edge\"'\n{}{}{}{}",
         rule("allow", "8093"),
         rule("deny", "\"8080:8090\""),
@@ -267,6 +269,24 @@ fn first_match_wins_across_verdict_maps_and_policies() {
         .filter(|p| tcp_ok(&f.out, &format!("{A_OUT}:{p}")))
         .collect();
     assert_eq!(open, vec![8091, 8092, 8093]);
+    let counters = Nft::in_netns(f.a.name())
+        .counters(&Name::try_from("bgpd").unwrap())
+        .unwrap();
+    let logged = |index| {
+        counters
+            .iter()
+            .find(|c| {
+                c.owner
+                    == CounterOwner::Rule {
+                        policy: "second".into(),
+                        direction: Direction::Ingress,
+                        index,
+                    }
+            })
+            .map_or(0, |c| c.packets)
+    };
+    // 8093 and 8094 reached "second": both were logged, one was allowed after the log.
+    assert!(logged(0) >= 2 && logged(1) >= 1, "{counters:#?}");
 }
 
 #[test]
