@@ -803,3 +803,28 @@ fn session_from_negotiated_opens() {
         (vec![AfiSafi::IPV4_UNICAST], vec![])
     );
 }
+
+#[test]
+fn reconfiguration_asks_for_refresh_or_reset() {
+    let mut lab = Lab::host("10.0.0.1");
+    let peer = lab.peer("10.0.0.21", 65100, |_, _| {});
+    lab.drain();
+    let mut config = PeerConfig::new("10.0.0.21".parse().unwrap(), Asn(65100));
+    config.import = Policy::reject_all();
+    lab.rib.reconfigure_peer(peer, config.clone()).unwrap();
+    config.remote_as = Asn(65101);
+    lab.rib.reconfigure_peer(peer, config).unwrap();
+    lab.drain();
+    assert_eq!(
+        lab.signals,
+        vec![Signal::RefreshNeeded { peer }, Signal::ResetNeeded { peer }]
+    );
+    assert!(
+        lab.rib
+            .reconfigure_peer(
+                bgpd_rib::PeerId(99),
+                PeerConfig::new("10.9.9.9".parse().unwrap(), Asn(1))
+            )
+            .is_err()
+    );
+}
