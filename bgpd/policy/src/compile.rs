@@ -4,10 +4,10 @@
 //! - base chains `forward-egress` (priority -1) and `forward-ingress` (0) for traffic between
 //!   workloads and the network, `input` and `output` for traffic to and from the host itself,
 //!   and `nat-outgoing` (postrouting, srcnat). Each filter base chain accepts
-//!   established/related first and drops invalid;
+//!   established/related first;
 //! - dispatch verdict maps keyed by interface (`iifname vmap @…`) jump to one chain per endpoint
-//!   and direction; that chain jumps to the chains of the policies selecting the endpoint, in
-//!   order, and ends in a counted drop (default deny);
+//!   and direction; that chain drops invalid packets, jumps to the chains of the policies
+//!   selecting the endpoint, in order, and ends in a counted drop (default deny);
 //! - a policy chain holds the policy's rules in order: allow is `accept`, deny is `drop`, log
 //!   logs and goes on. Because `accept` ends only the current base chain, a workload's egress
 //!   (forward-egress) and the destination's ingress (forward-ingress) are both enforced;
@@ -140,7 +140,9 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
                 continue;
             }
             let chain = format!("{}-{}", ep.chain, dir.as_str());
-            let mut body = Vec::new();
+            // Invalid packets are dropped only for governed endpoints: traffic the host merely
+            // routes (asymmetric paths in a BGP fabric) is not ours to judge.
+            let mut body = vec!["ct state invalid counter drop comment \"invalid\"".to_string()];
             for &i in &selected {
                 used.insert((i, dir));
                 body.push(format!("jump {}", policy_chain(policies[i], dir)));
@@ -1061,10 +1063,8 @@ impl Script {
     }
 
     fn base_chains(&mut self, nat: bool) {
-        let conntrack = [
-            "ct state established,related counter accept comment \"established\"".to_string(),
-            "ct state invalid counter drop comment \"invalid\"".to_string(),
-        ];
+        let conntrack =
+            ["ct state established,related counter accept comment \"established\"".to_string()];
         let with = |extra: &[&str]| -> Vec<String> {
             conntrack
                 .iter()
@@ -1196,6 +1196,7 @@ mod tests {
                     .to_string(),
                 &[
                     "chain wl-cali-db-ingress {",
+                    "ct state invalid counter drop comment \"invalid\"",
                     "jump pol-z-ingress",
                     "jump pol-a-ingress",
                     "jump pol-b-ingress",
@@ -1372,7 +1373,6 @@ mod tests {
                     "elements = { tcp . 2222 }",
                     "chain input {",
                     "ct state established,related counter accept",
-                    "ct state invalid counter drop",
                     "meta l4proto . th dport @failsafe_inbound counter accept",
                     "iifname vmap @input_dispatch",
                     "chain nat-outgoing {",
