@@ -165,8 +165,9 @@ struct PeerState {
     src: SrcId,
     received: u64,
     accepted: u64,
-    /// Items exported to its group that are its own routes (not sent back to it).
-    own: u64,
+    /// Per family (IPv4, IPv6): items exported to its group that are its own routes (not sent
+    /// back to it).
+    own: [u64; 2],
     feed: Feed,
     over_limit: bool,
     /// Removed: kept until the next drain so withdrawals of its routes can be worked out.
@@ -185,7 +186,8 @@ struct Group {
     accept_all: bool,
     members: Vec<PeerId>,
     /// Items (prefixes, or paths with ADD-PATH) exportable to the group.
-    exported: u64,
+    /// Per family (IPv4, IPv6).
+    exported: [u64; 2],
 }
 
 #[derive(Default)]
@@ -248,13 +250,18 @@ impl Exports {
 /// Counter changes found while the table is borrowed, applied afterwards.
 #[derive(Default)]
 struct Deltas {
-    exported: HashMap<usize, i64>,
-    own: HashMap<PeerId, i64>,
+    exported: HashMap<(usize, usize), i64>,
+    own: HashMap<(PeerId, usize), i64>,
 }
 
 /// One route as exported to a group: path id (ADD-PATH), exported set, and the member it must
 /// not go back to.
 type Item = (Option<u32>, Option<u32>, Option<PeerId>);
+
+/// The counter slot of `family`: 0 for IPv4, 1 for IPv6.
+fn slot(family: AfiSafi) -> usize {
+    usize::from(family == AfiSafi::IPV6_UNICAST)
+}
 
 /// Adjusts `v` by `d` without wrapping.
 fn add(v: &mut u64, d: i64) {
@@ -322,7 +329,7 @@ impl Rib {
             src,
             received: 0,
             accepted: 0,
-            own: 0,
+            own: [0; 2],
             feed: Feed::Synced,
             over_limit: false,
             removed: false,
@@ -541,7 +548,7 @@ impl Rib {
             accept_all: key.export.is_accept_all(),
             key: key.clone(),
             members: vec![id],
-            exported: 0,
+            exported: [0; 2],
         };
         let g = match self.groups.iter().position(Option::is_none) {
             Some(g) => {
@@ -562,7 +569,7 @@ impl Rib {
             return;
         };
         let Some(g) = p.group.take() else { return };
-        p.own = 0;
+        p.own = [0; 2];
         let Some(group) = self.groups.get_mut(g).and_then(Option::as_mut) else {
             return;
         };
@@ -1035,9 +1042,9 @@ impl Rib {
         }
         for (items, sign) in [(olds, -1i64), (news, 1i64)] {
             for &(_, _, x) in items.iter().filter(|i| i.1.is_some()) {
-                *deltas.exported.entry(g).or_default() += sign;
+                *deltas.exported.entry((g, slot(family))).or_default() += sign;
                 if let Some(x) = x {
-                    *deltas.own.entry(x).or_default() += sign;
+                    *deltas.own.entry((x, slot(family))).or_default() += sign;
                 }
             }
         }
@@ -1274,10 +1281,10 @@ impl Rib {
                 }
             }
             if let Some(group) = self.groups[g].as_mut() {
-                group.exported = exported;
+                group.exported[slot(family)] = exported;
                 for &m in &group.members {
                     if let Some(p) = self.peers[m.0 as usize].as_mut() {
-                        p.own = own.get(&m).copied().unwrap_or(0);
+                        p.own[slot(family)] = own.get(&m).copied().unwrap_or(0);
                     }
                 }
             }
@@ -1298,14 +1305,14 @@ impl Rib {
         self.drain_changes::<V6>(&mut ex, &mut outbox, &mut deltas, &mut fx);
         // Changes first: a member re-sent the table must end with its state.
         self.flush(&ex, &mut outbox, &mut fx);
-        for (g, d) in deltas.exported {
+        for ((g, f), d) in deltas.exported {
             if let Some(group) = self.groups.get_mut(g).and_then(Option::as_mut) {
-                add(&mut group.exported, d);
+                add(&mut group.exported[f], d);
             }
         }
-        for (p, d) in deltas.own {
+        for ((p, f), d) in deltas.own {
             if let Some(p) = self.peers.get_mut(p.0 as usize).and_then(Option::as_mut) {
-                add(&mut p.own, d);
+                add(&mut p.own[f], d);
             }
         }
         self.dump::<V4>(&mut ex, &mut outbox, &mut fx);
@@ -1366,7 +1373,9 @@ impl Rib {
             .and_then(|g| self.groups.get(g))
             .and_then(Option::as_ref)
             .filter(|_| p.session.is_some())
-            .map_or(0, |g| g.exported.saturating_sub(p.own));
+            .map_or(0, |g| {
+                (0..2).map(|f| g.exported[f].saturating_sub(p.own[f])).sum()
+            });
         Some(PeerCounts {
             received: p.received,
             accepted: p.accepted,
