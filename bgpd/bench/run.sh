@@ -57,6 +57,14 @@ if [[ " $REFLECTORS " == *" bgpd "* ]]; then
     fi
 fi
 
+# The fan-out clients' source addresses, consecutive from FIRST_CLIENT.
+client_addresses() {
+    python3 -c "
+import ipaddress
+first = ipaddress.IPv4Address('$FIRST_CLIENT')
+print(' '.join(str(first + i) for i in range($1)))"
+}
+
 tag="bb$$"
 rns="${tag}r"
 tns="${tag}t"
@@ -96,11 +104,7 @@ ip -n "$rns" link set vr up
 {
     echo "addr add $INJECTOR/16 dev vt"
     echo "addr add $MONITOR/16 dev vt"
-    python3 -c "
-import ipaddress
-first = ipaddress.IPv4Address('$FIRST_CLIENT')
-for i in range($max_clients):
-    print(f'addr add {first + i}/16 dev vt')"
+    for addr in $(client_addresses "$max_clients"); do echo "addr add $addr/16 dev vt"; done
 } | ip -n "$tns" -batch -
 ip -n "$tns" link set vt up
 # Thousands of clients connecting at once: room in the reflector's accept queue.
@@ -188,9 +192,25 @@ EOF
 }
 
 start_bgpd() {
-    local dir=$1 clients=$2
-    "$here/speaker-config.sh" "$RR" "$ASN" "$INJECTOR" "$MONITOR" "$FIRST_CLIENT" "$clients" \
-        >"$dir/speaker.toml"
+    local dir=$1
+    # No dynamic neighbours in our speaker: every tester address is a configured passive client.
+    {
+        cat <<EOF
+local_as = $ASN
+router_id = "$RR"
+listen = ["$RR:179"]
+cluster_id = "$RR"
+fib = false
+
+[graceful_restart]
+enabled = false
+EOF
+        for addr in $INJECTOR $MONITOR $(client_addresses "$max_clients"); do
+            printf '\n[[peers]]\naddress = "%s"\nremote_as = %s\nlocal_address = "%s"\n' \
+                "$addr" "$ASN" "$RR"
+            printf 'passive = true\nrr_client = true\nhold_time = 90\nfamilies = ["ipv4"]\n'
+        done
+    } >"$dir/speaker.toml"
     ip netns exec "$rns" "$speaker" --config "$dir/speaker.toml" >"$dir/speaker.out" 2>&1 &
     daemon_pid=$!
 }
@@ -205,7 +225,7 @@ for c in "${cases[@]}"; do
         for reflector in $REFLECTORS; do
             dir="$work/$test-$size-$reflector-$rep"
             mkdir -p "$dir"
-            "start_$reflector" "$dir" "$size"
+            "start_$reflector" "$dir"
             case $test in
                 propagation) args=(propagation --prefixes "$size") ;;
                 fanout) args=(fanout --clients "$size") ;;
