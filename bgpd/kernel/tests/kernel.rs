@@ -218,15 +218,40 @@ fn ecmp_routes_are_multipath_and_replaced_in_place() {
         BTreeSet::from(["fd00:a::2".into(), "fd00:a::4".into()])
     );
 
+    // Link-local IPv6 next hops need their interface, per hop.
+    let d0 = ifindex(&ns, "d0");
+    let link_local = NextHops::new(["fe80::2", "fe80::3"].map(|g| NextHop {
+        gateway: ip(g),
+        ifindex: Some(d0),
+    }))
+    .unwrap();
+    let unnumbered = Route::via(p("fd00:21::/64"), link_local).unwrap();
+    let applied = in_netns(&ns, || {
+        Fib::open(FibConfig::default())?.apply(&[Change::Create(unnumbered.clone())])
+    })
+    .unwrap();
+    assert!(applied.failures.is_empty(), "{:?}", applied.failures);
+    let ll = ip_route(&ns, "fd00:21::/64").expect("link-local ECMP route");
+    assert_eq!(
+        gateways(&ll),
+        BTreeSet::from(["fe80::2".into(), "fe80::3".into()])
+    );
+
     // Listed back, the multipath routes are what we want: nothing to write.
-    let wanted: RouteSet = second.iter().cloned().collect();
+    let wanted: RouteSet = second.iter().cloned().chain([unnumbered]).collect();
     let (idle, installed) = in_netns(&ns, || {
         let mut fib = Fib::open(FibConfig::default())?;
         Ok::<_, Error>((fib.reconcile(&wanted)?, fib.installed()?))
     })
     .unwrap();
-    assert_eq!((idle.in_place, idle.applied.written), (2, 0));
-    assert_eq!(installed.len(), 2);
+    assert_eq!((idle.in_place, idle.applied.written), (3, 0));
+    // What is installed carries the interfaces the kernel resolved; it does what we want.
+    assert_eq!(installed.len(), wanted.len());
+    assert!(wanted.iter().all(|w| {
+        installed
+            .get(&w.prefix())
+            .is_some_and(|have| w.kind().is_satisfied_by(have))
+    }));
 
     // Back to a single next hop, in place as well.
     let third = [via("fd00:20::/64", &["fd00:a::3"])];
