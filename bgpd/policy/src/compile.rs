@@ -12,20 +12,19 @@
 //!   logs and goes on. Because `accept` ends only the current base chain, a workload's egress
 //!   (forward-egress) and the destination's ingress (forward-ingress) are both enforced;
 //! - runs of rules that differ only in literal addresses and ports become one interval verdict
-//!   map lookup with a counter and comment per element (see [`crate::group`]).
+//!   map lookup with a counter and comment per element (see the `group` module).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 
 use ipnetwork::IpNetwork;
 
+use crate::clause::{Literals, Numbered, clauses_of, cluster_families, render_matches, verdict};
 use crate::endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};
-use crate::group::{Key, KeyIndex, Lead, Span, any_overlap, span};
-use crate::model::{
-    Action, Direction, EntityMatch, IcmpMatch, IfName, IpVersion, Name, Policy, PolicyFile,
-    PortRange, Protocol, Rule,
-};
-use crate::selector::{Labels, Selector};
+use crate::group::{Element, KeyIndex, Shape, any_overlap, elements, shape};
+use crate::model::{Direction, IfName, IpVersion, Name, Policy, PolicyFile, Protocol};
+use crate::selector::Labels;
+use crate::sets::{AddressSets, fam_of, fam_suffix};
 
 /// Everything the compiler needs.
 #[derive(Clone, Copy, Debug)]
@@ -262,386 +261,6 @@ impl Dispatch {
     }
 }
 
-/// Named address sets for rule selectors and pool lists, `<base>_v4` and `<base>_v6`.
-struct AddressSets<'a> {
-    inputs: &'a Inputs<'a>,
-    selectors: BTreeMap<Selector, usize>,
-    pool_lists: BTreeMap<Vec<Name>, usize>,
-    /// (base name, what it is, members).
-    defs: Vec<(String, String, BTreeSet<IpNetwork>)>,
-}
-
-impl<'a> AddressSets<'a> {
-    fn new(inputs: &'a Inputs<'a>) -> Self {
-        AddressSets {
-            inputs,
-            selectors: BTreeMap::new(),
-            pool_lists: BTreeMap::new(),
-            defs: Vec::new(),
-        }
-    }
-
-    /// The set of addresses of every endpoint (local, remote, host) the selector matches.
-    fn selector(&mut self, s: &Selector) -> (String, Families) {
-        if let Some(&i) = self.selectors.get(s) {
-            return self.describe(i);
-        }
-        let inputs = self.inputs;
-        let hosts = inputs
-            .file
-            .host_endpoints
-            .iter()
-            .map(|h| (&h.labels, &h.ips));
-        let members: BTreeSet<IpNetwork> = inputs
-            .workloads
-            .iter()
-            .map(|w| (&w.labels, &w.ips))
-            .chain(inputs.remote.iter().map(|r| (&r.labels, &r.ips)))
-            .chain(hosts)
-            .filter(|(labels, _)| s.matches(labels))
-            .flat_map(|(_, ips)| ips.iter().map(|ip| IpNetwork::from(*ip)))
-            .collect();
-        let i = self.define(format!("sel{}", self.defs.len()), s.to_string(), members);
-        self.selectors.insert(s.clone(), i);
-        self.describe(i)
-    }
-
-    /// The set of the named pools' networks.
-    fn pools(&mut self, names: &[Name]) -> Result<(String, Families), Name> {
-        let mut key = names.to_vec();
-        key.sort();
-        key.dedup();
-        if let Some(&i) = self.pool_lists.get(&key) {
-            return Ok(self.describe(i));
-        }
-        let mut members = BTreeSet::new();
-        for name in &key {
-            let pool = self
-                .inputs
-                .pools
-                .iter()
-                .find(|p| &p.name == name)
-                .ok_or_else(|| name.clone())?;
-            members.insert(pool.cidr);
-        }
-        let what = key.iter().map(Name::as_str).collect::<Vec<_>>().join(",");
-        let i = self.define(format!("pools{}", self.defs.len()), what, members);
-        self.pool_lists.insert(key, i);
-        Ok(self.describe(i))
-    }
-
-    fn define(&mut self, base: String, what: String, members: BTreeSet<IpNetwork>) -> usize {
-        self.defs.push((base, what, members));
-        self.defs.len() - 1
-    }
-
-    fn describe(&self, i: usize) -> (String, Families) {
-        let (base, _, members) = &self.defs[i];
-        (
-            base.clone(),
-            Families {
-                v4: members.iter().any(IpNetwork::is_ipv4),
-                v6: members.iter().any(IpNetwork::is_ipv6),
-            },
-        )
-    }
-}
-
-/// Which address families a set has members of.
-#[derive(Clone, Copy)]
-struct Families {
-    v4: bool,
-    v6: bool,
-}
-
-impl Families {
-    fn has(self, fam: IpVersion) -> bool {
-        match fam {
-            IpVersion::V4 => self.v4,
-            IpVersion::V6 => self.v6,
-        }
-    }
-}
-
-fn fam_suffix(fam: IpVersion) -> &'static str {
-    match fam {
-        IpVersion::V4 => "v4",
-        IpVersion::V6 => "v6",
-    }
-}
-
-fn fam_of(net: &IpNetwork) -> IpVersion {
-    if net.is_ipv4() {
-        IpVersion::V4
-    } else {
-        IpVersion::V6
-    }
-}
-
-/// One end of a clause, for one address family.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Side {
-    /// Positive literal networks (`None`: no literal list given).
-    nets: Option<Vec<IpNetwork>>,
-    not_nets: Vec<IpNetwork>,
-    /// Named sets the address must be in (all of them).
-    sets: Vec<String>,
-    not_sets: Vec<String>,
-    ports: Vec<PortRange>,
-    not_ports: Vec<PortRange>,
-}
-
-/// A rule restricted to one address family (or to none): a conjunction of matches.
-#[derive(Clone, Debug, PartialEq)]
-struct Clause {
-    family: Option<IpVersion>,
-    protocol: Option<Protocol>,
-    icmp: Option<IcmpMatch>,
-    src: Side,
-    dst: Side,
-}
-
-struct Numbered {
-    index: usize,
-    action: Action,
-    clause: Clause,
-}
-
-fn has_addresses(m: &EntityMatch) -> bool {
-    !m.nets.is_empty()
-        || !m.not_nets.is_empty()
-        || m.selector.is_some()
-        || m.not_selector.is_some()
-        || !m.pools.is_empty()
-}
-
-/// Splits a rule by address family; a family no positive match can hit is left out.
-fn clauses_of(
-    rule: &Rule,
-    sets: &mut AddressSets<'_>,
-    policy: &Policy,
-    dir: Direction,
-    index: usize,
-) -> Result<Vec<Clause>, CompileError> {
-    let families: Vec<Option<IpVersion>> = match rule.ip_version {
-        Some(v) => vec![Some(v)],
-        None if has_addresses(&rule.source) || has_addresses(&rule.destination) => {
-            vec![Some(IpVersion::V4), Some(IpVersion::V6)]
-        }
-        None => vec![None],
-    };
-    let mut out = Vec::new();
-    'family: for family in families {
-        let mut sides = [Side::default(), Side::default()];
-        for (side, m) in sides.iter_mut().zip([&rule.source, &rule.destination]) {
-            side.ports = m.ports.clone();
-            side.not_ports = m.not_ports.clone();
-            let Some(fam) = family else { continue };
-            let in_fam = |nets: &[IpNetwork]| -> Vec<IpNetwork> {
-                nets.iter().filter(|n| fam_of(n) == fam).copied().collect()
-            };
-            if !m.nets.is_empty() {
-                let nets = in_fam(&m.nets);
-                if nets.is_empty() {
-                    continue 'family;
-                }
-                side.nets = Some(nets);
-            }
-            side.not_nets = in_fam(&m.not_nets);
-            if !m.pools.is_empty() {
-                let (base, fams) =
-                    sets.pools(&m.pools)
-                        .map_err(|pool| CompileError::UnknownPool {
-                            policy: policy.name.clone(),
-                            direction: dir.as_str(),
-                            rule: index,
-                            pool,
-                            known: sets
-                                .inputs
-                                .pools
-                                .iter()
-                                .map(|p| p.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        })?;
-                if !fams.has(fam) {
-                    continue 'family;
-                }
-                side.sets.push(format!("{base}_{}", fam_suffix(fam)));
-            }
-            if let Some(s) = &m.selector {
-                let (base, fams) = sets.selector(s);
-                if !fams.has(fam) {
-                    continue 'family;
-                }
-                side.sets.push(format!("{base}_{}", fam_suffix(fam)));
-            }
-            if let Some(s) = &m.not_selector {
-                let (base, fams) = sets.selector(s);
-                // Not being in an empty set is always true: nothing to match.
-                if fams.has(fam) {
-                    side.not_sets.push(format!("{base}_{}", fam_suffix(fam)));
-                }
-            }
-        }
-        let [src, dst] = sides;
-        out.push(Clause {
-            family,
-            protocol: rule.protocol,
-            icmp: rule.icmp,
-            src,
-            dst,
-        });
-    }
-    Ok(out)
-}
-
-/// Clauses of one family can be reordered past clauses of the other (no packet matches both),
-/// so v4 and v6 clauses between family-free clauses are brought together for longer groups.
-fn cluster_families(clauses: Vec<Numbered>) -> Vec<Numbered> {
-    let mut out = Vec::with_capacity(clauses.len());
-    let mut v6 = Vec::new();
-    for c in clauses {
-        match c.clause.family {
-            Some(IpVersion::V4) => out.push(c),
-            Some(IpVersion::V6) => v6.push(c),
-            None => {
-                out.append(&mut v6);
-                out.push(c);
-            }
-        }
-    }
-    out.append(&mut v6);
-    out
-}
-
-/// A clause that can be a verdict-map element: what its map and lookup rule must look like.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Shape {
-    family: Option<IpVersion>,
-    saddr: bool,
-    daddr: bool,
-    sport: bool,
-    dport: bool,
-    /// The matches outside the key (protocol, selector and pool sets, exclusions), rendered:
-    /// the same for every rule of a run, and the start of the lookup rule.
-    prefix: String,
-}
-
-/// Most elements one rule may expand to (networks × ports) before it stays a plain rule.
-const MAX_ELEMENTS_PER_RULE: usize = 1024;
-
-fn shape(n: &Numbered, lits: &mut Literals) -> Option<Shape> {
-    let c = &n.clause;
-    let (saddr, daddr) = (c.src.nets.is_some(), c.dst.nets.is_some());
-    let (sport, dport) = (!c.src.ports.is_empty(), !c.dst.ports.is_empty());
-    let count = [&c.src, &c.dst]
-        .iter()
-        .map(|s| s.nets.as_ref().map_or(1, Vec::len) * s.ports.len().max(1))
-        .product::<usize>();
-    if n.action == Action::Log
-        || c.icmp.is_some()
-        || !(saddr || daddr || sport || dport)
-        || count > MAX_ELEMENTS_PER_RULE
-    {
-        return None;
-    }
-    let mut rest = c.clone();
-    rest.src.nets = None;
-    rest.dst.nets = None;
-    rest.src.ports.clear();
-    rest.dst.ports.clear();
-    let mut parts = render_matches(&rest, lits);
-    if saddr || daddr {
-        // The key's `ip saddr`/`ip6 saddr` already restricts the family.
-        parts.retain(|p| !p.starts_with("meta nfproto"));
-    }
-    Some(Shape {
-        family: c.family,
-        saddr,
-        daddr,
-        sport,
-        dport,
-        prefix: parts.join(" "),
-    })
-}
-
-/// One map element: its key (for overlap checks) and its text.
-struct Element {
-    key: Key,
-    text: String,
-}
-
-/// One value of one key component.
-struct KeyPart {
-    text: String,
-    span: Span,
-    /// The value as prefixes, used when it is the first component.
-    leads: Vec<Lead>,
-}
-
-/// The elements of a clause: networks × ports, in key order saddr.daddr.sport.dport.
-fn elements(c: &Clause) -> Vec<Element> {
-    // Each dimension: one value per choice; absent dimensions are skipped.
-    let mut dims: Vec<Vec<KeyPart>> = Vec::new();
-    for nets in [&c.src.nets, &c.dst.nets].into_iter().flatten() {
-        dims.push(
-            nets.iter()
-                .map(|n| KeyPart {
-                    text: n.to_string(),
-                    span: span(n),
-                    leads: vec![Lead::net(n)],
-                })
-                .collect(),
-        );
-    }
-    for ports in [&c.src.ports, &c.dst.ports] {
-        if !ports.is_empty() {
-            dims.push(
-                ports
-                    .iter()
-                    .map(|p| KeyPart {
-                        text: p.to_string(),
-                        span: (u128::from(p.first), u128::from(p.last)),
-                        leads: Lead::ports(p.first, p.last),
-                    })
-                    .collect(),
-            );
-        }
-    }
-    let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
-    for d in &dims {
-        combos = combos
-            .into_iter()
-            .flat_map(|combo| {
-                (0..d.len()).map(move |i| {
-                    let mut next = combo.clone();
-                    next.push(i);
-                    next
-                })
-            })
-            .collect();
-    }
-    combos
-        .into_iter()
-        .filter_map(|combo| {
-            let picked: Vec<&KeyPart> = combo.iter().zip(&dims).map(|(&i, d)| &d[i]).collect();
-            let leads = picked.first()?.leads.clone();
-            Some(Element {
-                key: Key {
-                    leads,
-                    rest: picked.iter().skip(1).map(|p| p.span).collect(),
-                },
-                text: picked
-                    .iter()
-                    .map(|p| p.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" . "),
-            })
-        })
-        .collect()
-}
-
 /// The script being written.
 struct Script {
     table: Name,
@@ -660,6 +279,19 @@ fn chain_block(out: &mut String, name: &str, header: Option<&str>, body: &[Strin
     out.push_str("\t}\n");
 }
 
+/// `text` as an nft comment: printable ASCII without quotes or backslashes, at most 120 bytes.
+fn comment_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            c if c == ' ' || c.is_ascii_graphic() => c,
+            _ => '?',
+        })
+        .take(120)
+        .collect()
+}
+
 fn set_block(out: &mut String, name: &str, kind: &str, flags: &str, elements: &[String]) {
     let _ = write!(out, "\tset {name} {{\n\t\ttype {kind}\n");
     if !flags.is_empty() {
@@ -669,157 +301,6 @@ fn set_block(out: &mut String, name: &str, kind: &str, flags: &str, elements: &[
         let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(",\n\t\t\t"));
     }
     out.push_str("\t}\n");
-}
-
-/// Literal lists (networks, ports) of plain rules. A list used once is written inline; one
-/// used again becomes a named set shared by its users, since every set (inline ones too) costs
-/// nft and the kernel far more than a rule does.
-#[derive(Default)]
-struct Literals {
-    uses: BTreeMap<LiteralKey, usize>,
-    named: BTreeMap<LiteralKey, String>,
-}
-
-/// A literal list as a set key: its nft element type and its elements' text.
-type LiteralKey = (&'static str, Vec<String>);
-
-/// Networks of one clause share a family (clauses are split by family).
-fn nets_key(nets: &[IpNetwork]) -> LiteralKey {
-    let ty = if nets.first().is_some_and(IpNetwork::is_ipv6) {
-        "ipv6_addr"
-    } else {
-        "ipv4_addr"
-    };
-    (ty, nets.iter().map(IpNetwork::to_string).collect())
-}
-
-fn ports_key(ports: &[PortRange]) -> LiteralKey {
-    (
-        "inet_service",
-        ports.iter().map(PortRange::to_string).collect(),
-    )
-}
-
-impl Literals {
-    fn count<'a>(clauses: impl Iterator<Item = &'a Numbered>) -> Literals {
-        let mut l = Literals::default();
-        for n in clauses {
-            for side in [&n.clause.src, &n.clause.dst] {
-                let nets = side.nets.iter().chain([&side.not_nets]);
-                let ports = [&side.ports, &side.not_ports];
-                let keys = nets
-                    .filter(|v| v.len() > 1)
-                    .map(|v| nets_key(v))
-                    .chain(ports.iter().filter(|v| v.len() > 1).map(|v| ports_key(v)));
-                for k in keys {
-                    *l.uses.entry(k).or_default() += 1;
-                }
-            }
-        }
-        l
-    }
-
-    /// `x`, `{ x, y }` or `@litN`.
-    fn list(&mut self, key: LiteralKey) -> String {
-        if let [one] = key.1.as_slice() {
-            return one.clone();
-        }
-        if self.uses.get(&key).copied().unwrap_or(0) < 2 {
-            return format!("{{ {} }}", key.1.join(", "));
-        }
-        let next = format!("lit{}", self.named.len());
-        format!("@{}", self.named.entry(key).or_insert(next))
-    }
-}
-
-fn verdict(action: Action, policy: &Policy, dir: Direction, index: usize) -> String {
-    match action {
-        Action::Allow => "accept".to_string(),
-        Action::Deny => "drop".to_string(),
-        Action::Log => format!("log prefix \"{} {} {index}: \"", policy.name, dir.as_str()),
-    }
-}
-
-fn protocol_match(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "meta l4proto tcp",
-        Protocol::Udp => "meta l4proto udp",
-        Protocol::Sctp => "meta l4proto sctp",
-        Protocol::Icmp => "meta l4proto icmp",
-        Protocol::Icmpv6 => "meta l4proto ipv6-icmp",
-    }
-}
-
-/// The match part of a plain (non-map) rule.
-fn render_matches(c: &Clause, lits: &mut Literals) -> Vec<String> {
-    let mut parts = Vec::new();
-    let ip = match c.family {
-        Some(IpVersion::V4) => "ip",
-        Some(IpVersion::V6) => "ip6",
-        None => "",
-    };
-    let has_address = [&c.src, &c.dst].iter().any(|s| {
-        s.nets.is_some() || !s.not_nets.is_empty() || !s.sets.is_empty() || !s.not_sets.is_empty()
-    });
-    if let Some(fam) = c.family
-        && !has_address
-        && c.icmp.is_none()
-    {
-        parts.push(format!(
-            "meta nfproto ipv{}",
-            if fam == IpVersion::V4 { 4 } else { 6 }
-        ));
-    }
-    if let Some(p) = c.protocol {
-        parts.push(protocol_match(p).to_string());
-    }
-    for (side, field) in [(&c.src, "saddr"), (&c.dst, "daddr")] {
-        if let Some(nets) = &side.nets {
-            parts.push(format!("{ip} {field} {}", lits.list(nets_key(nets))));
-        }
-        if !side.not_nets.is_empty() {
-            parts.push(format!(
-                "{ip} {field} != {}",
-                lits.list(nets_key(&side.not_nets))
-            ));
-        }
-        for s in &side.sets {
-            parts.push(format!("{ip} {field} @{s}"));
-        }
-        for s in &side.not_sets {
-            parts.push(format!("{ip} {field} != @{s}"));
-        }
-    }
-    if let Some(proto) = c.protocol.and_then(Protocol::with_ports) {
-        for (side, field) in [(&c.src, "sport"), (&c.dst, "dport")] {
-            if !side.ports.is_empty() {
-                parts.push(format!(
-                    "{} {field} {}",
-                    proto.as_str(),
-                    lits.list(ports_key(&side.ports))
-                ));
-            }
-            if !side.not_ports.is_empty() {
-                parts.push(format!(
-                    "{} {field} != {}",
-                    proto.as_str(),
-                    lits.list(ports_key(&side.not_ports))
-                ));
-            }
-        }
-    }
-    if let Some(icmp) = c.icmp {
-        let kw = if c.protocol == Some(Protocol::Icmpv6) {
-            "icmpv6"
-        } else {
-            "icmp"
-        };
-        parts.push(format!("{kw} type {}", icmp.icmp_type));
-        if let Some(code) = icmp.code {
-            parts.push(format!("{kw} code {code}"));
-        }
-    }
-    parts
 }
 
 impl Script {
@@ -966,25 +447,31 @@ impl Script {
 
     /// Address sets, interface sets and failsafe sets.
     fn sets(&mut self, sets: &AddressSets<'_>, inputs: &Inputs<'_>) {
-        let address_set = |out: &mut String, base: &str, members: &BTreeSet<IpNetwork>| {
-            for (fam, ty) in [(IpVersion::V4, "ipv4_addr"), (IpVersion::V6, "ipv6_addr")] {
-                let elements: Vec<String> = members
-                    .iter()
-                    .filter(|n| fam_of(n) == fam)
-                    .map(IpNetwork::to_string)
-                    .collect();
-                // auto-merge: overlapping members (nested pools) are one interval.
-                set_block(
-                    out,
-                    &format!("{base}_{}", fam_suffix(fam)),
-                    ty,
-                    "flags interval\n\t\tauto-merge",
-                    &elements,
+        let address_set =
+            |out: &mut String, base: &str, what: &str, members: &BTreeSet<IpNetwork>| {
+                // The comment says what the set stands for, e.g. which selector.
+                let flags = format!(
+                    "flags interval\n\t\tauto-merge\n\t\tcomment \"{}\"",
+                    comment_text(what)
                 );
-            }
-        };
-        for (base, _, members) in &sets.defs {
-            address_set(&mut self.text, base, members);
+                for (fam, ty) in [(IpVersion::V4, "ipv4_addr"), (IpVersion::V6, "ipv6_addr")] {
+                    let elements: Vec<String> = members
+                        .iter()
+                        .filter(|n| fam_of(n) == fam)
+                        .map(IpNetwork::to_string)
+                        .collect();
+                    // auto-merge: overlapping members (nested pools) are one interval.
+                    set_block(
+                        out,
+                        &format!("{base}_{}", fam_suffix(fam)),
+                        ty,
+                        &flags,
+                        &elements,
+                    );
+                }
+            };
+        for (base, what, members) in &sets.defs {
+            address_set(&mut self.text, base, what, members);
         }
         let all: BTreeSet<IpNetwork> = inputs.pools.iter().map(|p| p.cidr).collect();
         let nat: BTreeSet<IpNetwork> = inputs
@@ -993,8 +480,8 @@ impl Script {
             .filter(|p| p.nat_outgoing)
             .map(|p| p.cidr)
             .collect();
-        address_set(&mut self.text, "pools_all", &all);
-        address_set(&mut self.text, "pools_nat", &nat);
+        address_set(&mut self.text, "pools_all", "all pools", &all);
+        address_set(&mut self.text, "pools_nat", "nat-outgoing pools", &nat);
         let hosts: Vec<String> = inputs
             .file
             .host_endpoints
@@ -1324,6 +811,7 @@ mod tests {
                 ),
                 &[
                     "set sel0_v4 {",
+                    "comment \"selector role == 'web'\"",
                     "elements = { 10.244.1.3/32,\n\t\t\t10.244.2.3/32 }",
                     "set sel0_v6 {",
                     "elements = { fd00::3/128 }",
@@ -1393,6 +881,12 @@ mod tests {
                 assert!(!text.contains(line), "{what}: {line:?} present in:\n{text}");
             }
         }
+    }
+
+    #[test]
+    fn comments_are_safe_nft_strings() {
+        assert_eq!(comment_text("role == \"a\\b\" é\n"), "role == 'a/b' ??");
+        assert_eq!(comment_text(&"x".repeat(500)).len(), 120);
     }
 
     #[test]

@@ -1,15 +1,20 @@
-//! Overlap detection for verdict-map groups.
+//! Verdict-map groups: which consecutive rules can share one map, their elements, and the
+//! overlap check that keeps first-match order.
 //!
-//! Consecutive rules that differ only in their literal addresses and ports become elements of
-//! one interval verdict map: one lookup instead of a linear walk. That keeps first-match order
-//! only if no two elements of a group can match the same packet, so a group is closed as soon
-//! as a new rule's element overlaps one already in it. The first key component is indexed as
-//! prefixes (an address prefix, or a port range cut into aligned power-of-two blocks); prefixes
-//! either nest or are disjoint, which makes the check a few map lookups.
+//! Consecutive rules that differ only in their literal addresses and ports (their other
+//! matches rendered alike: the [`Shape`]) become elements of one interval verdict map: one
+//! lookup instead of a linear walk. That keeps first-match order only if no two elements of a
+//! group can match the same packet, so a group is closed as soon as a new rule's element
+//! overlaps one already in it. The first key component is indexed as prefixes (an address
+//! prefix, or a port range cut into aligned power-of-two blocks); prefixes either nest or are
+//! disjoint, which makes the check a few map lookups.
 
 use std::collections::BTreeMap;
 
 use ipnetwork::IpNetwork;
+
+use crate::clause::{Clause, Literals, Numbered, render_matches};
+use crate::model::{Action, IpVersion};
 
 /// An inclusive interval of one key component (an address or a port).
 pub type Span = (u128, u128);
@@ -147,6 +152,133 @@ pub fn any_overlap(keys: &[Key]) -> bool {
         index.insert(k.clone());
     }
     false
+}
+
+/// A clause that can be a verdict-map element: what its map and lookup rule must look like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) family: Option<IpVersion>,
+    pub(crate) saddr: bool,
+    pub(crate) daddr: bool,
+    pub(crate) sport: bool,
+    pub(crate) dport: bool,
+    /// The matches outside the key (protocol, selector and pool sets, exclusions), rendered:
+    /// the same for every rule of a run, and the start of the lookup rule.
+    pub(crate) prefix: String,
+}
+
+/// Most elements one rule may expand to (networks × ports) before it stays a plain rule.
+pub(crate) const MAX_ELEMENTS_PER_RULE: usize = 1024;
+
+pub(crate) fn shape(n: &Numbered, lits: &mut Literals) -> Option<Shape> {
+    let c = &n.clause;
+    let (saddr, daddr) = (c.src.nets.is_some(), c.dst.nets.is_some());
+    let (sport, dport) = (!c.src.ports.is_empty(), !c.dst.ports.is_empty());
+    let count = [&c.src, &c.dst]
+        .iter()
+        .map(|s| s.nets.as_ref().map_or(1, Vec::len) * s.ports.len().max(1))
+        .product::<usize>();
+    if n.action == Action::Log
+        || c.icmp.is_some()
+        || !(saddr || daddr || sport || dport)
+        || count > MAX_ELEMENTS_PER_RULE
+    {
+        return None;
+    }
+    let mut rest = c.clone();
+    rest.src.nets = None;
+    rest.dst.nets = None;
+    rest.src.ports.clear();
+    rest.dst.ports.clear();
+    let mut parts = render_matches(&rest, lits);
+    if saddr || daddr {
+        // The key's `ip saddr`/`ip6 saddr` already restricts the family.
+        parts.retain(|p| !p.starts_with("meta nfproto"));
+    }
+    Some(Shape {
+        family: c.family,
+        saddr,
+        daddr,
+        sport,
+        dport,
+        prefix: parts.join(" "),
+    })
+}
+
+/// One map element: its key (for overlap checks) and its text.
+pub(crate) struct Element {
+    pub(crate) key: Key,
+    pub(crate) text: String,
+}
+
+/// One value of one key component.
+pub(crate) struct KeyPart {
+    pub(crate) text: String,
+    pub(crate) span: Span,
+    /// The value as prefixes, used when it is the first component.
+    pub(crate) leads: Vec<Lead>,
+}
+
+/// The elements of a clause: networks × ports, in key order saddr.daddr.sport.dport.
+pub(crate) fn elements(c: &Clause) -> Vec<Element> {
+    // Each dimension: one value per choice; absent dimensions are skipped.
+    let mut dims: Vec<Vec<KeyPart>> = Vec::new();
+    for nets in [&c.src.nets, &c.dst.nets].into_iter().flatten() {
+        dims.push(
+            nets.iter()
+                .map(|n| KeyPart {
+                    text: n.to_string(),
+                    span: span(n),
+                    leads: vec![Lead::net(n)],
+                })
+                .collect(),
+        );
+    }
+    for ports in [&c.src.ports, &c.dst.ports] {
+        if !ports.is_empty() {
+            dims.push(
+                ports
+                    .iter()
+                    .map(|p| KeyPart {
+                        text: p.to_string(),
+                        span: (u128::from(p.first), u128::from(p.last)),
+                        leads: Lead::ports(p.first, p.last),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
+    for d in &dims {
+        combos = combos
+            .into_iter()
+            .flat_map(|combo| {
+                (0..d.len()).map(move |i| {
+                    let mut next = combo.clone();
+                    next.push(i);
+                    next
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .filter_map(|combo| {
+            let picked: Vec<&KeyPart> = combo.iter().zip(&dims).map(|(&i, d)| &d[i]).collect();
+            let leads = picked.first()?.leads.clone();
+            Some(Element {
+                key: Key {
+                    leads,
+                    rest: picked.iter().skip(1).map(|p| p.span).collect(),
+                },
+                text: picked
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" . "),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,13 +5,15 @@
 //! the dry-run output) → [`nft::Nft::apply`] (one atomic transaction) and
 //! [`nft::Nft::counters`] (typed readback).
 
+mod clause;
 pub mod compile;
 pub mod counters;
 pub mod endpoint;
-pub mod group;
+mod group;
 pub mod model;
 pub mod nft;
 pub mod selector;
+mod sets;
 
 pub use compile::{CompileError, Inputs, Ruleset, compile};
 pub use counters::{Counter, CounterOwner};
