@@ -1,7 +1,5 @@
 //! What the RIB refuses.
 
-use bgpd_wire::EncodeError;
-
 use crate::peer::PeerId;
 
 /// Why a RIB call could not be carried out.
@@ -13,10 +11,7 @@ pub enum RibError {
     /// The call needs an established session and the peer has none.
     #[error("peer {0} is not established")]
     NotEstablished(PeerId),
-    /// More route sources (peer, ADD-PATH path id) than a route can name.
-    #[error("too many distinct ADD-PATH paths")]
-    TooManyPaths,
-    /// An UPDATE could not be encoded.
-    #[error("encoding an UPDATE failed: {0}")]
-    Encode(#[from] EncodeError),
+    /// More route sources (peers, and their ADD-PATH path ids) than a route can name (2^24).
+    #[error("too many route sources (peers and ADD-PATH paths)")]
+    TooManySources,
 }

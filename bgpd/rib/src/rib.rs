@@ -319,7 +319,7 @@ impl Rib {
 
     /// Adds a peer (not yet established).
     pub fn add_peer(&mut self, config: PeerConfig) -> Result<PeerId, RibError> {
-        let id = PeerId(u32::try_from(self.peers.len()).map_err(|_| RibError::TooManyPaths)?);
+        let id = PeerId(u32::try_from(self.peers.len()).map_err(|_| RibError::TooManySources)?);
         let src = self.sources.get_or_add(id, 0)?;
         self.peers.push(Some(PeerState {
             config,

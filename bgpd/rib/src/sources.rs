@@ -81,7 +81,7 @@ impl Sources {
             None => {
                 let id = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
                 if id >= MAX_SOURCES {
-                    return Err(RibError::TooManyPaths);
+                    return Err(RibError::TooManySources);
                 }
                 self.list.push(Some(src));
                 id
