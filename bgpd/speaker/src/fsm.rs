@@ -186,6 +186,11 @@ impl Fsm {
         }
     }
 
+    /// Replaces the capabilities of our OPEN from the next connection on.
+    pub fn set_capabilities(&mut self, capabilities: Vec<Capability>) {
+        self.config.capabilities = capabilities;
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state

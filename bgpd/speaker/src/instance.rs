@@ -149,6 +149,8 @@ pub struct Instance {
     conns: HashMap<ConnId, (IpAddr, ConnHandle)>,
     deadlines: Deadlines<TimerKey>,
     listeners: Vec<Arc<TcpListener>>,
+    /// The accept loops, stopped with the instance so the ports are freed.
+    accept_tasks: Vec<tokio::task::AbortHandle>,
     subscribers: Vec<mpsc::UnboundedSender<Vec<FibChange>>>,
     net_tx: mpsc::Sender<NetEvent>,
     conn_tx: mpsc::Sender<ConnEvent>,
@@ -167,11 +169,12 @@ impl Instance {
         conn_tx: mpsc::Sender<ConnEvent>,
     ) -> std::io::Result<Self> {
         let mut listeners = Vec::new();
+        let mut accept_tasks = Vec::new();
         for addr in &config.listen {
             let listener = Arc::new(transport::listen(*addr)?);
             let accept = listener.clone();
             let tx = net_tx.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 loop {
                     match accept.accept().await {
                         Ok((stream, from)) => {
@@ -186,6 +189,7 @@ impl Instance {
                     }
                 }
             });
+            accept_tasks.push(task.abort_handle());
             listeners.push(listener);
         }
         Ok(Instance {
@@ -196,6 +200,7 @@ impl Instance {
             conns: HashMap::new(),
             deadlines: Deadlines::default(),
             listeners,
+            accept_tasks,
             subscribers: Vec::new(),
             net_tx,
             conn_tx,
@@ -989,6 +994,11 @@ impl Instance {
         if let Err(e) = self.rib.release_initial(peer.rib_id) {
             tracing::warn!(peer = %addr, "RIB: {e}");
         }
+        // The R and F bits describe this restart only: later sessions to the peer are normal.
+        let mut settled = self.config.clone();
+        settled.graceful_restart.restarting = false;
+        let caps = peer.settings.capabilities(&settled);
+        peer.main.fsm.set_capabilities(caps);
     }
 
     fn route_refresh(&mut self, addr: IpAddr, rr: &RouteRefresh) {
@@ -1131,6 +1141,14 @@ impl Instance {
             .collect();
         out.sort_by_key(|s| s.address);
         out
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        for task in &self.accept_tasks {
+            task.abort();
+        }
     }
 }
 

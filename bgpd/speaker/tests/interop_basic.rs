@@ -84,7 +84,9 @@ fn sessions_routes_withdrawals_hold<P: BgpPeer>(start: impl Fn(&Netns, PeerConfi
     // own route back (AS path 65002 65001): received, but refused by loop detection.
     ours.wait("counters", ROUTE, |o| {
         let p = o.peer(pair.their_v4);
-        p["prefixes_received"].as_u64() >= Some(1) && p["prefixes_accepted"] == 1 && p["prefixes_advertised"] == 1
+        p["prefixes_received"].as_u64() >= Some(1)
+            && p["prefixes_accepted"] == 1
+            && p["prefixes_advertised"] == 1
     });
     let p = ours.peer(pair.their_v4);
     assert!(
@@ -183,4 +185,34 @@ fn gobgp_wrong_peer_as() {
 #[serial_test::serial]
 fn frr_wrong_peer_as() {
     wrong_peer_as(Frr::start);
+}
+
+/// A four-octet AS (RFC 6793) on our side: the peer sees it whole in the AS path, and its
+/// routes reach us with its AS.
+fn four_octet_as<P: BgpPeer>(start: impl Fn(&Netns, PeerConfig) -> Result<P>) {
+    const BIG: u32 = 4_200_000_001;
+    let pair = Pair::new().unwrap();
+    let them = start(&pair.them, their_config(&pair, BIG)).unwrap();
+    let config = ours_config(&pair, THEIR_AS, &["10.12.0.0/24"]).replace(
+        &format!("local_as = {OUR_AS}"),
+        &format!("local_as = {BIG}"),
+    );
+    let ours = Ours::start(&pair.us, &config).unwrap();
+    ours.wait_established(pair.their_v4);
+    let r = them.wait_route(net("10.12.0.0/24"), ROUTE).unwrap();
+    assert_eq!(r.as_path, vec![BIG], "{}: {r:?}", them.name());
+    let r = ours.wait_route("10.22.0.0/24", pair.their_v4);
+    assert_eq!(r["as_path"], serde_json::json!([THEIR_AS]), "{r}");
+}
+
+#[test]
+#[serial_test::serial]
+fn bird_four_octet_as() {
+    four_octet_as(Bird::start);
+}
+
+#[test]
+#[serial_test::serial]
+fn gobgp_four_octet_as() {
+    four_octet_as(Gobgp::start);
 }
