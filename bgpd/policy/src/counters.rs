@@ -5,13 +5,16 @@
 //! address family, a rule that became many map elements) are summed.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::Direction;
 
 /// What a counter counts.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CounterOwner {
     /// A policy rule: `policy <name> <direction> rule <index>`.
     Rule {
@@ -30,7 +33,28 @@ pub enum CounterOwner {
         direction: Direction,
     },
     /// A fixed rule of the table: `established`, `invalid`, `failsafe inbound`, `nat-outgoing`…
-    Fixed(String),
+    Fixed {
+        /// The rule's comment.
+        comment: String,
+    },
+}
+
+/// Prints the comment the counter carries in the table.
+impl fmt::Display for CounterOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CounterOwner::Rule {
+                policy,
+                direction,
+                index,
+            } => f.write_str(&crate::compile::comment::rule(policy, *direction, *index)),
+            CounterOwner::DefaultDeny {
+                endpoint,
+                direction,
+            } => f.write_str(&crate::compile::comment::default_deny(endpoint, *direction)),
+            CounterOwner::Fixed { comment } => f.write_str(comment),
+        }
+    }
 }
 
 impl CounterOwner {
@@ -62,12 +86,14 @@ impl CounterOwner {
             }
             _ => {}
         }
-        CounterOwner::Fixed(comment.to_string())
+        CounterOwner::Fixed {
+            comment: comment.to_string(),
+        }
     }
 }
 
 /// Packets and bytes counted for one owner.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Counter {
     /// What is counted.
     pub owner: CounterOwner,
@@ -169,15 +195,28 @@ mod tests {
                     direction: Direction::Egress,
                 },
             ),
-            ("established", CounterOwner::Fixed("established".into())),
+            (
+                "established",
+                CounterOwner::Fixed {
+                    comment: "established".into(),
+                },
+            ),
             (
                 "policy web sideways rule 3",
-                CounterOwner::Fixed("policy web sideways rule 3".into()),
+                CounterOwner::Fixed {
+                    comment: "policy web sideways rule 3".into(),
+                },
             ),
         ];
         for (comment, want) in cases {
             assert_eq!(CounterOwner::from_comment(comment), want, "{comment}");
+            assert_eq!(want.to_string(), comment, "Display gives the comment back");
         }
+        let json = serde_json::to_value(CounterOwner::from_comment("policy web egress rule 1"));
+        assert_eq!(
+            json.unwrap(),
+            serde_json::json!({"kind": "rule", "policy": "web", "direction": "egress", "index": 1})
+        );
     }
 
     #[test]

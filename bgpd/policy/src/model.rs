@@ -371,7 +371,9 @@ fn opt_selector<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Selecto
 }
 
 /// Traffic direction relative to the endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// To the endpoint.
