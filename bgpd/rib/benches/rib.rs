@@ -207,6 +207,23 @@ fn memory() {
         peak as f64 / n as f64,
         rib.attr_sets()
     );
+    // The same prefixes from a second client: two candidates per prefix.
+    let second = client(&mut rib, 3);
+    rib.drain();
+    let before = LIVE.load(Ordering::Relaxed);
+    let a = attrs(Ipv4Addr::new(10, 1, 0, 3));
+    for chunk in nlri.chunks(PER_UPDATE * PER_DRAIN) {
+        for update in chunk.chunks(PER_UPDATE) {
+            rib.announce(second, AfiSafi::IPV4_UNICAST, &a, update)
+                .expect("announce");
+        }
+        rib.drain();
+    }
+    let extra = LIVE.load(Ordering::Relaxed) - before;
+    println!(
+        "memory: a second path for each of the {n} prefixes adds {extra} B ({:.1} B/route)",
+        extra as f64 / n as f64
+    );
     drop(rib);
 }
 

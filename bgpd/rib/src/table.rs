@@ -2,7 +2,8 @@
 //!
 //! It is the Adj-RIB-In of every peer and the Loc-RIB at once (as BIRD keeps one table of
 //! candidates per prefix): a prefix maps to an eight-octet slot holding its only route inline,
-//! or, when several peers announce it, the index of a small vector in an overflow arena. A route
+//! or, when several peers announce it, the index of a small vector in an overflow arena (two
+//! routes fit it inline, so the common two-path prefix costs no allocation). A route
 //! is (attribute handle, source id, flags) in eight octets, so a table of one million IPv4
 //! prefixes with one route each needs 16 octets per hash bucket.
 //!
@@ -14,6 +15,7 @@ use std::hash::Hash;
 
 use bgpd_wire::{Ipv4Prefix, Ipv6Prefix, Prefix};
 use hashbrown::HashMap;
+use smallvec::{SmallVec, smallvec};
 
 use crate::intern::AttrId;
 use crate::sources::SrcId;
@@ -214,10 +216,13 @@ impl Slot {
     }
 }
 
+/// The routes of a prefix with more than one.
+type Many = SmallVec<[Route; 2]>;
+
 /// The routes of one family.
 pub(crate) struct Table<K> {
     slots: HashMap<K, Slot>,
-    overflow: Vec<Vec<Route>>,
+    overflow: Vec<Many>,
     free: Vec<u32>,
     dirty: Vec<(K, Snapshot)>,
 }
@@ -233,20 +238,20 @@ impl<K> Default for Table<K> {
     }
 }
 
-fn routes_of<'a>(slot: &'a Slot, overflow: &'a [Vec<Route>]) -> &'a [Route] {
+fn routes_of<'a>(slot: &'a Slot, overflow: &'a [Many]) -> &'a [Route] {
     if slot.has(EMPTY) {
         &[]
     } else if slot.has(MANY) {
         overflow
             .get(slot.0.attrs as usize)
-            .map(Vec::as_slice)
+            .map(Many::as_slice)
             .unwrap_or(&[])
     } else {
         std::slice::from_ref(&slot.0)
     }
 }
 
-fn snapshot(slot: &Slot, overflow: &[Vec<Route>]) -> Snapshot {
+fn snapshot(slot: &Slot, overflow: &[Many]) -> Snapshot {
     match routes_of(slot, overflow) {
         [] => Snapshot::Empty,
         [r] => Snapshot::One(r.bare()),
@@ -268,7 +273,7 @@ impl<K: Key> Table<K> {
         self.slots.len()
     }
 
-    fn touch(slot: &mut Slot, key: K, overflow: &[Vec<Route>], dirty: &mut Vec<(K, Snapshot)>) {
+    fn touch(slot: &mut Slot, key: K, overflow: &[Many], dirty: &mut Vec<(K, Snapshot)>) {
         if !slot.has(DIRTY) {
             dirty.push((key, snapshot(slot, overflow)));
             slot.mark(DIRTY, true);
@@ -290,7 +295,7 @@ impl<K: Key> Table<K> {
                 *slot = slot.one(route);
                 return Some(old);
             }
-            let v = vec![old, route];
+            let v: Many = smallvec![old, route];
             let i = match self.free.pop() {
                 Some(i) => {
                     self.overflow[i as usize] = v;
@@ -337,7 +342,7 @@ impl<K: Key> Table<K> {
         let old = v.swap_remove(at);
         if let [last] = v.as_slice() {
             *slot = slot.one(*last);
-            self.overflow[i as usize] = Vec::new();
+            self.overflow[i as usize] = Many::new();
             self.free.push(i);
         }
         Some(old)
@@ -410,7 +415,7 @@ impl<K: Key> Table<K> {
             let v = self
                 .overflow
                 .get_mut(s.0.attrs as usize)
-                .map(Vec::as_mut_slice)
+                .map(Many::as_mut_slice)
                 .unwrap_or(&mut []);
             f(v);
         } else {
@@ -470,5 +475,10 @@ mod tests {
     fn route_is_eight_octets() {
         assert_eq!(std::mem::size_of::<Route>(), 8);
         assert_eq!(std::mem::size_of::<(V4, Slot)>(), 16);
+        assert_eq!(
+            std::mem::size_of::<Many>(),
+            24,
+            "two routes inline, no larger than a Vec"
+        );
     }
 }
