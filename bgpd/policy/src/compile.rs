@@ -111,23 +111,48 @@ pub(crate) mod comment {
     }
 }
 
-/// Compiles the inputs to one table. Pure: no I/O.
-pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
+/// The policies governing one endpoint in one direction, in the order they are evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EndpointPlan {
+    /// `workload <interface>` or `host <name>`.
+    pub endpoint: String,
+    /// The endpoint's interface.
+    pub interface: IfName,
+    /// Ingress or egress.
+    pub direction: Direction,
+    /// Policy names, first evaluated first; a packet no rule decides is dropped after them.
+    pub policies: Vec<Name>,
+}
+
+/// Which policies govern which local endpoint, in evaluation order (for `routectl policy show`:
+/// ordering surprises are easier to see here than in the ruleset). Endpoints and directions
+/// no policy selects are left out: their traffic is allowed.
+pub fn plan(inputs: &Inputs<'_>) -> Result<Vec<EndpointPlan>, CompileError> {
+    let (policies, selections) = select(inputs)?;
+    Ok(selections
+        .into_iter()
+        .map(|(ep, direction, selected)| EndpointPlan {
+            endpoint: ep.label,
+            interface: ep.iface.clone(),
+            direction,
+            policies: selected.iter().map(|&i| policies[i].name.clone()).collect(),
+        })
+        .collect())
+}
+
+/// Policies in evaluation order, and for each local endpoint and direction some policy
+/// selects, the indices (into that order) of the selecting policies.
+type Selection<'a> = (Vec<&'a Policy>, Vec<(Local<'a>, Direction, Vec<usize>)>);
+
+fn select<'a>(inputs: &Inputs<'a>) -> Result<Selection<'a>, CompileError> {
     let mut policies: Vec<&Policy> = inputs.file.policies.iter().collect();
     // Lower order first, no order last, name breaks ties: Calico's order.
     policies.sort_by(|a, b| {
         let key = |p: &Policy| p.order.unwrap_or(f64::INFINITY);
         key(a).total_cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
     });
-    let locals = local_endpoints(inputs)?;
-    let mut sets = AddressSets::new(inputs);
-    let mut out = Script::new(inputs.file.settings.table.clone());
-
-    // Endpoint chains and the dispatch entries that lead to them.
-    let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
-    let mut dispatch = Dispatch::default();
-    let mut endpoint_chains = String::new();
-    for ep in &locals {
+    let mut selections = Vec::new();
+    for ep in local_endpoints(inputs)? {
         for dir in Direction::ALL {
             let selected: Vec<usize> = policies
                 .iter()
@@ -135,24 +160,39 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
                 .filter(|(_, p)| p.types.contains(&dir) && p.selector.matches(ep.labels))
                 .map(|(i, _)| i)
                 .collect();
-            if selected.is_empty() {
-                continue;
+            if !selected.is_empty() {
+                selections.push((ep.clone(), dir, selected));
             }
-            let chain = format!("{}-{}", ep.chain, dir.as_str());
-            // Invalid packets are dropped only for governed endpoints: traffic the host merely
-            // routes (asymmetric paths in a BGP fabric) is not ours to judge.
-            let mut body = vec!["ct state invalid counter drop comment \"invalid\"".to_string()];
-            for &i in &selected {
-                used.insert((i, dir));
-                body.push(format!("jump {}", policy_chain(policies[i], dir)));
-            }
-            body.push(format!(
-                "counter drop comment \"{}\"",
-                comment::default_deny(&ep.label, dir)
-            ));
-            chain_block(&mut endpoint_chains, &chain, None, &body);
-            dispatch.add(ep, dir, &chain);
         }
+    }
+    Ok((policies, selections))
+}
+
+/// Compiles the inputs to one table. Pure: no I/O.
+pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
+    let (policies, selections) = select(inputs)?;
+    let mut sets = AddressSets::new(inputs);
+    let mut out = Script::new(inputs.file.settings.table.clone());
+
+    // Endpoint chains and the dispatch entries that lead to them.
+    let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
+    let mut dispatch = Dispatch::default();
+    let mut endpoint_chains = String::new();
+    for (ep, dir, selected) in &selections {
+        let chain = format!("{}-{}", ep.chain, dir.as_str());
+        // Invalid packets are dropped only for governed endpoints: traffic the host merely
+        // routes (asymmetric paths in a BGP fabric) is not ours to judge.
+        let mut body = vec!["ct state invalid counter drop comment \"invalid\"".to_string()];
+        for &i in selected {
+            used.insert((i, *dir));
+            body.push(format!("jump {}", policy_chain(policies[i], *dir)));
+        }
+        body.push(format!(
+            "counter drop comment \"{}\"",
+            comment::default_deny(&ep.label, *dir)
+        ));
+        chain_block(&mut endpoint_chains, &chain, None, &body);
+        dispatch.add(ep, *dir, &chain);
     }
 
     let mut chains = Vec::new();
@@ -191,6 +231,7 @@ fn policy_chain(p: &Policy, dir: Direction) -> String {
 }
 
 /// A workload or host endpoint on this host.
+#[derive(Clone)]
 struct Local<'a> {
     workload: bool,
     iface: &'a IfName,
@@ -887,6 +928,58 @@ mod tests {
     fn comments_are_safe_nft_strings() {
         assert_eq!(comment_text("role == \"a\\b\" é\n"), "role == 'a/b' ??");
         assert_eq!(comment_text(&"x".repeat(500)).len(), 120);
+    }
+
+    #[test]
+    fn plan_lists_governing_policies_in_order() {
+        let toml = "[[policy]]\nname = \"late\"\nselector = 'all()'\n\
+                    [[policy]]\nname = \"early\"\norder = 1\nselector = 'role == \"db\"'\n\
+                    [[policy]]\nname = \"out\"\nselector = 'role == \"web\"'\ntypes = [\"egress\"]\n";
+        let file = PolicyFile::parse(toml, "t.toml").unwrap();
+        let workloads = [
+            WorkloadEndpoint {
+                interface: IfName::try_from("cali-db").unwrap(),
+                ips: vec![],
+                labels: labels(&[("role", "db")]),
+            },
+            WorkloadEndpoint {
+                interface: IfName::try_from("cali-web").unwrap(),
+                ips: vec![],
+                labels: labels(&[("role", "web")]),
+            },
+        ];
+        let inputs = Inputs {
+            file: &file,
+            workloads: &workloads,
+            remote: &[],
+            pools: &[],
+        };
+        let got: Vec<(String, Direction, Vec<String>)> = plan(&inputs)
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let names = p.policies.iter().map(|n| n.to_string()).collect();
+                (p.endpoint, p.direction, names)
+            })
+            .collect();
+        let want = vec![
+            (
+                "workload cali-db".to_string(),
+                Direction::Ingress,
+                vec!["early".to_string(), "late".to_string()],
+            ),
+            (
+                "workload cali-web".to_string(),
+                Direction::Ingress,
+                vec!["late".to_string()],
+            ),
+            (
+                "workload cali-web".to_string(),
+                Direction::Egress,
+                vec!["out".to_string()],
+            ),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]

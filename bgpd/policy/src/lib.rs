@@ -15,7 +15,7 @@ pub mod nft;
 pub mod selector;
 mod sets;
 
-pub use compile::{CompileError, Inputs, Ruleset, compile};
+pub use compile::{CompileError, EndpointPlan, Inputs, Ruleset, compile, plan};
 pub use counters::{Counter, CounterOwner};
 pub use endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};
 pub use model::{ModelError, PolicyFile};
