@@ -5,27 +5,30 @@
 //! between two operations leaves nothing half-written. See README.md for the key layout.
 
 mod alloc;
+mod assign;
 mod block;
 mod check;
 mod client;
 mod error;
 mod gc;
 mod names;
+mod pools;
 mod record;
+mod release;
 mod retry;
 mod selector;
 mod snapshot;
 pub mod store;
 
 pub use alloc::{choose_block, host_hash, take, usable_pools};
+pub use assign::{AssignRequest, AssignedIp, Assignment};
 pub use block::{BlockCidr, Family};
 pub use check::{Finding, Repair, Report};
-pub use client::{
-    AssignRequest, AssignedIp, Assignment, BlockInfo, Ipam, IpamOptions, PoolDeletion,
-};
+pub use client::{BlockInfo, Ipam, IpamOptions};
 pub use error::{IpamError, Result};
 pub use gc::GcReport;
 pub use names::{HandleId, HostName, PoolName};
+pub use pools::PoolDeletion;
 pub use record::{Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool};
 pub use retry::RetryPolicy;
 pub use selector::Selector;
