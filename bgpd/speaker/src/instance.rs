@@ -10,7 +10,7 @@ use std::time::Duration;
 use bgpd_rib::{Down, FibChange, PeerId, Rib, RouteSource, Signal};
 use bgpd_wire::{
     AfiSafi, Cease, ErrorCode, HEADER_LEN, Message, Notification, PathAttrs, Prefix,
-    RefreshSubtype, RouteRefresh, SessionContext,
+    RefreshSubtype, RouteRefresh, SessionContext, UpdateError,
 };
 use bytes::BytesMut;
 use tokio::net::TcpListener;
@@ -155,6 +155,8 @@ pub struct Instance {
     net_tx: mpsc::Sender<NetEvent>,
     conn_tx: mpsc::Sender<ConnEvent>,
     next_id: u64,
+    /// EoRRs to send once the refreshed routes are on their way.
+    end_of_refresh: Vec<(IpAddr, u64, AfiSafi)>,
 }
 
 /// Inputs handled before the RIB is drained: bounds latency and pending state while letting
@@ -205,6 +207,7 @@ impl Instance {
             net_tx,
             conn_tx,
             next_id: 1,
+            end_of_refresh: Vec::new(),
         })
     }
 
@@ -381,10 +384,7 @@ impl Instance {
         if !self.peers.contains_key(&addr) {
             return Err(format!("no peer {addr}"));
         }
-        self.stop_sessions(
-            addr,
-            Notification::new(ErrorCode::Cease(Cease::PeerDeconfigured), Vec::new()),
-        );
+        self.stop_sessions(addr, cease(Cease::PeerDeconfigured));
         let Some(peer) = self.peers.remove(&addr) else {
             return Ok(());
         };
@@ -413,14 +413,15 @@ impl Instance {
             .map_err(|e| e.to_string())?;
         if reset {
             self.set_listener_md5(addr, settings.password.as_deref())?;
-            self.reset(addr, Cease::OtherConfigurationChange);
+            self.reset(addr, cease(Cease::OtherConfigurationChange));
         }
         Ok(())
     }
 
-    /// Closes the peer's sessions with `cease` and starts a fresh one with its current settings.
-    fn reset(&mut self, addr: IpAddr, cease: Cease) {
-        self.stop_sessions(addr, Notification::new(ErrorCode::Cease(cease), Vec::new()));
+    /// Closes the peer's sessions with `notification` and starts a fresh one with its current
+    /// settings.
+    fn reset(&mut self, addr: IpAddr, notification: Notification) {
+        self.stop_sessions(addr, notification);
         let Some(settings) = self.peers.get(&addr).map(|p| p.settings.clone()) else {
             return;
         };
@@ -959,8 +960,21 @@ impl Instance {
             }
             self.release_if_complete(addr);
         }
-        if let Err(e) = self.rib.apply_update(rib_id, update) {
-            tracing::warn!(peer = %addr, "RIB: {e}");
+        // The RIB does not panic on peer input; should it ever, that session pays, not the
+        // process: the peer is reset with an UPDATE error and its routes withdrawn.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.rib.apply_update(rib_id, update)
+        }));
+        match applied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(peer = %addr, "RIB: {e}"),
+            Err(_) => {
+                tracing::error!(peer = %addr, "RIB panicked on an UPDATE; resetting the session");
+                self.reset(
+                    addr,
+                    Notification::new(ErrorCode::Update(UpdateError::Unspecific), Vec::new()),
+                );
+            }
         }
     }
 
@@ -1001,16 +1015,34 @@ impl Instance {
         peer.main.fsm.set_capabilities(caps);
     }
 
+    /// Re-sends the family to the peer; with enhanced route refresh negotiated, framed by
+    /// BoRR now and EoRR after the next drain (RFC 7313 §4).
     fn route_refresh(&mut self, addr: IpAddr, rr: &RouteRefresh) {
-        // RFC 7313 §5: BoRR/EoRR from the peer need no action from us; reserved subtypes are ignored.
+        // BoRR/EoRR from the peer only frame what it re-sends; we take its UPDATEs as they come
+        // (its explicit withdrawals keep us in sync). Reserved subtypes are ignored (§5).
         if rr.subtype != RefreshSubtype::Normal {
             return;
         }
         let Some(peer) = self.peers.get(&addr) else {
             return;
         };
-        if let Err(e) = self.rib.route_refresh(peer.rib_id, rr.afi_safi) {
+        let (rib_id, sid) = (peer.rib_id, peer.main.id);
+        let enhanced = peer
+            .main
+            .params
+            .as_ref()
+            .is_some_and(|p| p.wire.enhanced_route_refresh);
+        if let Err(e) = self.rib.route_refresh(rib_id, rr.afi_safi) {
             tracing::warn!(peer = %addr, "route refresh: {e}");
+            return;
+        }
+        if enhanced {
+            let borr = RouteRefresh {
+                afi_safi: rr.afi_safi,
+                subtype: RefreshSubtype::BeginningOfRefresh,
+            };
+            self.send(addr, sid, &Message::RouteRefresh(borr));
+            self.end_of_refresh.push((addr, sid, rr.afi_safi));
         }
     }
 
@@ -1061,6 +1093,13 @@ impl Instance {
         if !fx.fib.is_empty() {
             self.subscribers.retain(|s| s.send(fx.fib.clone()).is_ok());
         }
+        for (addr, sid, family) in std::mem::take(&mut self.end_of_refresh) {
+            let eorr = RouteRefresh {
+                afi_safi: family,
+                subtype: RefreshSubtype::EndOfRefresh,
+            };
+            self.send(addr, sid, &Message::RouteRefresh(eorr));
+        }
         for signal in fx.signals {
             self.signal(signal);
         }
@@ -1095,12 +1134,12 @@ impl Instance {
                             self.send(addr, sid, &msg);
                         }
                     }
-                    None => self.reset(addr, Cease::OtherConfigurationChange),
+                    None => self.reset(addr, cease(Cease::OtherConfigurationChange)),
                 }
             }
             Signal::ResetNeeded { peer } => {
                 if let Some(addr) = self.by_rib_id.get(&peer).copied() {
-                    self.reset(addr, Cease::OtherConfigurationChange);
+                    self.reset(addr, cease(Cease::OtherConfigurationChange));
                 }
             }
             Signal::EncodeFailed { peers, error } => {
@@ -1150,6 +1189,10 @@ impl Drop for Instance {
             task.abort();
         }
     }
+}
+
+fn cease(subcode: Cease) -> Notification {
+    Notification::new(ErrorCode::Cease(subcode), Vec::new())
 }
 
 /// Messages in a buffer of whole encoded messages, by their length fields.

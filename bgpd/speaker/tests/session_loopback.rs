@@ -98,7 +98,12 @@ impl Scripted {
     }
 
     async fn establish(&mut self) {
-        self.send(&Scripted::open(Ipv4Addr::new(10, 0, 0, 2))).await;
+        self.establish_with(Scripted::open(Ipv4Addr::new(10, 0, 0, 2)))
+            .await;
+    }
+
+    async fn establish_with(&mut self, open: Message) {
+        self.send(&open).await;
         assert!(matches!(self.recv().await, Some(Message::Open(_))));
         assert!(matches!(self.recv().await, Some(Message::Keepalive)));
         self.send(&Message::Keepalive).await;
@@ -290,21 +295,41 @@ async fn next_announcement(peer: &mut Scripted) -> Vec<Nlri> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn route_refresh_resends_what_we_advertise() {
+async fn enhanced_route_refresh_resends_what_we_advertise_between_borr_and_eorr() {
     let port = testkit::free_port();
     let mut config = speaker_config(port, 179, true);
     config.originate = vec!["10.93.0.0/24".parse().unwrap()];
     let speaker = Speaker::start(config).unwrap();
     let mut peer = Scripted::connect(port).await;
-    peer.establish().await;
+    peer.establish_with(Message::Open(Open::new(
+        Asn(65002),
+        30,
+        Ipv4Addr::new(10, 0, 0, 2),
+        vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::RouteRefresh,
+            Capability::EnhancedRouteRefresh,
+        ],
+    )))
+    .await;
     let want = vec![Nlri::new("10.93.0.0/24".parse::<Prefix>().unwrap())];
     assert_eq!(next_announcement(&mut peer).await, want);
-    peer.send(&Message::RouteRefresh(bgpd_wire::RouteRefresh {
-        afi_safi: AfiSafi::IPV4_UNICAST,
-        subtype: bgpd_wire::RefreshSubtype::Normal,
-    }))
-    .await;
+    let refresh = |subtype| {
+        Message::RouteRefresh(bgpd_wire::RouteRefresh {
+            afi_safi: AfiSafi::IPV4_UNICAST,
+            subtype,
+        })
+    };
+    peer.send(&refresh(bgpd_wire::RefreshSubtype::Normal)).await;
+    assert_eq!(
+        peer.recv_control().await,
+        Some(refresh(bgpd_wire::RefreshSubtype::BeginningOfRefresh))
+    );
     assert_eq!(next_announcement(&mut peer).await, want);
+    assert_eq!(
+        peer.recv_control().await,
+        Some(refresh(bgpd_wire::RefreshSubtype::EndOfRefresh))
+    );
     speaker.shutdown().await;
 }
 
