@@ -70,8 +70,11 @@ fn workload_policies_allow_and_deny_tcp_udp_icmp_between_hosts() {
     let f = Fabric::new();
     let _servers = [5432, 5433, 7000].map(|p| tcp_server(&f.cb1, &cb1_addr(p)));
     let _dns = udp_server(&f.cb1, &cb1_addr(53));
+    let _host_a = tcp_server(&f.a, &format!("{A_OUT}:8080"));
 
     // Without policy everything flows: the checks below can fail.
+    assert!(tcp_ok(&f.ca1, &format!("{A_OUT}:8080")));
+    assert!(f.b.ping(CB1));
     assert!(tcp_ok(&f.ca2, &cb1_addr(5432)));
     assert!(udp_ok(&f.ca2, &cb1_addr(53)));
     assert!(f.ca2.ping(CB1));
@@ -107,6 +110,16 @@ fn workload_policies_allow_and_deny_tcp_udp_icmp_between_hosts() {
     assert!(!udp_ok(&f.ca2, &cb1_addr(53)), "batch → db udp 53");
     assert!(!f.ca2.ping(CB1), "batch → db ping");
     assert!(tcp_ok(&f.ca2, &cb1_addr(7000)), "batch → db tcp 7000");
+
+    // A workload's egress also governs traffic to its own host (input hook) …
+    assert!(
+        !tcp_ok(&f.ca1, &format!("{A_OUT}:8080")),
+        "web → own host tcp 8080"
+    );
+    assert!(f.ca1.ping(A_OUT), "web → own host ping (icmp allowed)");
+    // … and its ingress traffic from its own host (output hook).
+    assert!(!f.b.ping(CB1), "host b → db ping");
+    assert!(tcp_ok(&f.b, &cb1_addr(7000)), "host b → db tcp 7000");
 
     // Counters name the rule that let the traffic in and the default deny that dropped it.
     let counters = Nft::in_netns(f.b.name())
