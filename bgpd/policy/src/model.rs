@@ -234,7 +234,7 @@ impl fmt::Display for Name {
     }
 }
 
-/// A Linux interface name: 1 to 15 bytes of `[A-Za-z0-9_.-@]`.
+/// A Linux interface name: 1 to 15 bytes of `[A-Za-z0-9_.-]` (they also name nft chains).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(try_from = "String")]
 pub struct IfName(String);
@@ -251,12 +251,12 @@ impl TryFrom<String> for IfName {
     fn try_from(s: String) -> Result<Self, String> {
         if (1..=15).contains(&s.len())
             && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-@".contains(c))
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         {
             Ok(IfName(s))
         } else {
             Err(format!(
-                "invalid interface name {s:?}: expected 1 to 15 characters of A-Z a-z 0-9 _ . - @"
+                "invalid interface name {s:?}: expected 1 to 15 characters of A-Z a-z 0-9 _ . -"
             ))
         }
     }
