@@ -487,3 +487,50 @@ fn check_validates_without_applying() {
     assert!(nft.show(ruleset.table()).is_err());
     nft.remove(ruleset.table()).unwrap();
 }
+
+/// Every shape the example file and the README use is accepted by the kernel as compiled:
+/// selectors (v4 and v6), pools, ICMP, log, literal maps, host endpoints, NAT.
+#[test]
+#[serial_test::serial]
+fn example_policies_are_accepted_by_nft() {
+    let ns = testkit::netns::Netns::new("ex").unwrap();
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let example = include_str!("../examples/policy.toml");
+    let workloads = [
+        workload("cali-db", "10.244.1.2", &[("role", "db"), ("env", "prod")]),
+        workload("cali-web", "10.244.1.3", &[("role", "web")]),
+    ];
+    let remote = [bgpd_policy::RemoteEndpoint {
+        ips: vec![
+            "fd00:244::2".parse().unwrap(),
+            "10.244.2.2".parse().unwrap(),
+        ],
+        labels: labels(&[("role", "web")]),
+    }];
+    let mut pools = vec![pool(true)];
+    pools.push(bgpd_policy::Pool {
+        name: "default".try_into().unwrap(),
+        cidr: "fd00:244::/48".parse().unwrap(),
+        nat_outgoing: true,
+    });
+    for (origin, text) in [("README.md", block), ("policy.toml", example)] {
+        let file = PolicyFile::parse(text, origin).unwrap();
+        let ruleset = compile(&Inputs {
+            file: &file,
+            workloads: &workloads,
+            remote: &remote,
+            pools: &pools,
+        })
+        .unwrap();
+        let nft = Nft::in_netns(ns.name());
+        nft.apply(&ruleset)
+            .unwrap_or_else(|e| panic!("{origin}: {e}\n{ruleset}"));
+        let listed = nft.show(ruleset.table()).unwrap();
+        assert!(listed.contains("chain pol-db-ingress"), "{origin}");
+    }
+}
