@@ -223,7 +223,55 @@ fn default_families() -> Vec<Family> {
 /// Ceiling of the reconnect backoff.
 pub const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);
 
+/// A setting no session could work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Hold times of 1 and 2 seconds are not allowed (RFC 4271 §4.2).
+    #[error("peer {0}: hold time must be 0 or at least 3 seconds")]
+    HoldTime(IpAddr),
+    /// Linux keys are at most 80 octets.
+    #[error("peer {0}: TCP-MD5 password longer than {max} octets", max = crate::transport::MD5_MAX_KEY)]
+    PasswordTooLong(IpAddr),
+    /// GTSM hops and multihop TTLs are 1 to 254; the two exclude each other.
+    #[error("peer {0}: ttl_security and multihop must be 1-254 and not both set")]
+    Ttl(IpAddr),
+    /// A peer needs at least one family.
+    #[error("peer {0}: no families")]
+    NoFamilies(IpAddr),
+    /// Two peers with one address.
+    #[error("peer {0} is configured twice")]
+    Duplicate(IpAddr),
+    /// The BGP identifier must not be 0.0.0.0 (RFC 6286).
+    #[error("router_id 0.0.0.0 is not a valid BGP identifier")]
+    RouterId,
+}
+
 impl PeerSettings {
+    /// Rejects settings no session could work with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let a = self.address;
+        if matches!(self.hold_time, 1 | 2) {
+            return Err(ConfigError::HoldTime(a));
+        }
+        if self
+            .password
+            .as_ref()
+            .is_some_and(|p| p.len() > crate::transport::MD5_MAX_KEY)
+        {
+            return Err(ConfigError::PasswordTooLong(a));
+        }
+        let bad_ttl = |t: Option<u8>| t.is_some_and(|t| t == 0 || t == 255);
+        if bad_ttl(self.ttl_security)
+            || bad_ttl(self.multihop)
+            || (self.ttl_security.is_some() && self.multihop.is_some())
+        {
+            return Err(ConfigError::Ttl(a));
+        }
+        if self.families.is_empty() {
+            return Err(ConfigError::NoFamilies(a));
+        }
+        Ok(())
+    }
     /// A peer with every option at its default.
     pub fn new(address: IpAddr, remote_as: Asn) -> Self {
         PeerSettings {
@@ -369,6 +417,21 @@ impl SpeakerConfig {
         }
     }
 
+    /// Rejects settings no session could work with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.router_id.is_unspecified() {
+            return Err(ConfigError::RouterId);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.peers {
+            p.validate()?;
+            if !seen.insert(p.address) {
+                return Err(ConfigError::Duplicate(p.address));
+            }
+        }
+        Ok(())
+    }
+
     /// The RIB's settings.
     pub fn rib_settings(&self) -> bgpd_rib::RibSettings {
         bgpd_rib::RibSettings {
@@ -407,6 +470,32 @@ mod tests {
                 .iter()
                 .any(|cap| matches!(cap, Capability::AddPath(f) if f.len() == 2))
         );
+    }
+
+    #[test]
+    fn unworkable_settings_are_rejected() {
+        let mut c = SpeakerConfig::new(Asn(65000), "10.0.0.1".parse().unwrap());
+        let p = PeerSettings::new("10.0.0.2".parse().unwrap(), Asn(65001));
+        c.peers = vec![PeerSettings {
+            hold_time: 2,
+            ..p.clone()
+        }];
+        assert_eq!(c.validate(), Err(ConfigError::HoldTime(p.address)));
+        c.peers = vec![PeerSettings {
+            ttl_security: Some(1),
+            multihop: Some(2),
+            ..p.clone()
+        }];
+        assert_eq!(c.validate(), Err(ConfigError::Ttl(p.address)));
+        c.peers = vec![PeerSettings {
+            password: Some("k".repeat(81)),
+            ..p.clone()
+        }];
+        assert_eq!(c.validate(), Err(ConfigError::PasswordTooLong(p.address)));
+        c.peers = vec![p.clone(), p.clone()];
+        assert_eq!(c.validate(), Err(ConfigError::Duplicate(p.address)));
+        c.peers = vec![p];
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -332,6 +332,7 @@ impl Instance {
 
     fn add_peer(&mut self, settings: PeerSettings) -> Result<(), String> {
         let addr = settings.address;
+        settings.validate().map_err(|e| e.to_string())?;
         if self.peers.contains_key(&addr) {
             return Err(format!("peer {addr} exists"));
         }
@@ -402,6 +403,7 @@ impl Instance {
 
     fn reconfigure_peer(&mut self, settings: PeerSettings) -> Result<(), String> {
         let addr = settings.address;
+        settings.validate().map_err(|e| e.to_string())?;
         let Some(peer) = self.peers.get_mut(&addr) else {
             return Err(format!("no peer {addr}"));
         };

@@ -22,7 +22,9 @@ use bgpd_wire::{PathAttrs, Prefix};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use config::{AddPath, Family, GracefulRestartConfig, PeerSettings, SpeakerConfig};
+pub use config::{
+    AddPath, ConfigError, Family, GracefulRestartConfig, PeerSettings, SpeakerConfig,
+};
 pub use status::{MessageCounts, PeerStatus, RouteStatus};
 
 use instance::{Command, Instance};
@@ -30,6 +32,9 @@ use instance::{Command, Instance};
 /// Why a request to the speaker failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakerError {
+    /// The configuration is unworkable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A listening socket could not be opened.
     #[error("listen: {0}")]
     Listen(#[from] std::io::Error),
@@ -53,9 +58,10 @@ pub struct Speaker {
 const NET_QUEUE: usize = 4096;
 
 impl Speaker {
-    /// Binds the listeners and starts the instance with the configured peers. Must be called
-    /// within a tokio runtime.
+    /// Checks the configuration, binds the listeners and starts the instance with the
+    /// configured peers. Must be called within a tokio runtime.
     pub fn start(config: SpeakerConfig) -> Result<Speaker, SpeakerError> {
+        config.validate()?;
         let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
         let (conn_tx, conn_rx) = mpsc::channel(NET_QUEUE);
         let (commands, commands_rx) = mpsc::unbounded_channel();

@@ -419,3 +419,81 @@ async fn only_session_changes_reset_a_peer() {
     assert_eq!(speaker.peers().await.unwrap()[0].established_count, 1);
     speaker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_peer_sends_cease_peer_deconfigured() {
+    let port = testkit::free_port();
+    let speaker = Speaker::start(speaker_config(port, 179, true)).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await;
+    wait_for("Established", async || {
+        speaker.peers().await.unwrap()[0].state == "Established"
+    })
+    .await;
+    speaker.remove_peer(IpAddr::V4(THEM)).await.unwrap();
+    match peer.recv_control().await {
+        Some(Message::Notification(n)) => assert_eq!(n.code.octets(), (6, 3)),
+        other => panic!("expected Cease/3, got {other:?}"),
+    }
+    assert!(speaker.peers().await.unwrap().is_empty());
+    speaker.shutdown().await;
+}
+
+/// Random bytes after a valid session start, from many peers: the speaker answers with
+/// NOTIFICATIONs or waits for more bytes, and never stops serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_peers_never_stops_the_speaker() {
+    use rand::{Rng, SeedableRng};
+    let port = testkit::free_port();
+    let mut config = speaker_config(port, 179, true);
+    let peers: Vec<Ipv4Addr> = (3..=62).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
+    let template = config.peers[0].clone();
+    config.peers.extend(peers.iter().map(|a| PeerSettings {
+        address: IpAddr::V4(*a),
+        ..template.clone()
+    }));
+    let speaker = Speaker::start(config).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for (i, addr) in peers.iter().enumerate() {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(IpAddr::V4(*addr), 0)).unwrap();
+        let stream = socket
+            .connect(SocketAddr::new(IpAddr::V4(OURS), port))
+            .await
+            .unwrap();
+        let mut peer = Scripted {
+            stream,
+            buf: BytesMut::new(),
+        };
+        peer.establish().await;
+        let len: u16 = rng.random_range(19..200);
+        let mut blob: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        // Most blobs get a valid marker and length so the body decoders are what is tested.
+        if i % 4 != 0 {
+            blob[..16].fill(0xff);
+            blob[16..18].copy_from_slice(&len.to_be_bytes());
+            blob[18] = [2, 2, 2, 3, 5, 1][i % 6];
+        }
+        peer.stream.write_all(&blob).await.unwrap();
+        let _ = peer.stream.shutdown().await;
+    }
+    // Still serving: status answers and a well-behaved peer still gets a session.
+    let status = speaker.peers().await.unwrap();
+    assert_eq!(
+        status.len(),
+        peers.len() + 1,
+        "{:?}",
+        status.iter().map(|p| p.address).collect::<Vec<_>>()
+    );
+    let sent = speaker
+        .peers()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.last_notification_sent.is_some())
+        .count();
+    assert!(sent > 0, "no garbage was refused with a NOTIFICATION");
+    let mut good = Scripted::connect(port).await;
+    good.establish().await;
+    speaker.shutdown().await;
+}
