@@ -16,6 +16,7 @@ set -euo pipefail
 REPS=${REPS:-3}
 REFLECTORS=${REFLECTORS:-"bird frr gobgp bgpd"}
 TIMEOUT=${TIMEOUT:-300}
+SETTLE=${SETTLE:-1}
 ASN=65000
 RR=10.77.0.1
 INJECTOR=10.77.1.1
@@ -232,7 +233,7 @@ for c in "${cases[@]}"; do
             esac
             echo "$test $size $reflector run $rep/$REPS…" >&2
             line=$(ip netns exec "$tns" "$bench" "${args[@]}" --reflector "$RR:179" \
-                --pid "$daemon_pid" --label "$reflector" --timeout "$TIMEOUT" \
+                --pid "$daemon_pid" --label "$reflector" --timeout "$TIMEOUT" --settle "$SETTLE" \
                 2>"$dir/bgpbench.err") || true
             [[ -n $line ]] || line="{\"test\":\"$test\",\"reflector\":\"$reflector\",\"ok\":false,\"error\":\"tester failed: $(tr -d '"\n' <"$dir/bgpbench.err" | head -c 300)\"}"
             echo "$line" | tee -a "$RESULTS" >&2

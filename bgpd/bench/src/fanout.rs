@@ -38,7 +38,9 @@ pub struct Fanout {
     pub connect_within: Duration,
     /// Sessions opened at once (a burst of thousands of SYNs overflows listen backlogs).
     pub connect_parallel: usize,
-    /// Pause between the last session Established and the first UPDATE.
+    /// Longest wait for the reflector's End-of-RIB on each session (when it sends one).
+    pub sync_within: Duration,
+    /// Pause after the last session is up and synced, before the first UPDATE.
     pub settle: Duration,
     /// Time limit from the first UPDATE; later is a failure, not a number.
     pub timeout: Duration,
@@ -49,7 +51,7 @@ impl Fanout {
     pub async fn run(&self) -> Result<Measurement, BenchError> {
         let count = u32::try_from(self.clients.len()).unwrap_or(u32::MAX);
         let routes = PrefixRange::new(self.prefix_base, self.prefix_len, count)?;
-        let sessions = self.establish_all().await?;
+        let (sessions, synced) = self.establish_all().await?;
         tokio::time::sleep(self.settle).await;
 
         let mut updates = Vec::with_capacity(sessions.len());
@@ -104,11 +106,12 @@ impl Fanout {
         let s = u64::from(count);
         let (end, tally) = conclude(received, s * s.saturating_sub(1), self.timeout)?;
         drop(writers);
-        sample.finish(start, end, s, tally)
+        sample.finish(start, end, s, synced, tally)
     }
 
-    /// Opens every client's session, a bounded number at a time; all must come up.
-    async fn establish_all(&self) -> Result<Vec<Established>, BenchError> {
+    /// Opens every client's session, a bounded number at a time, and waits for each one's
+    /// End-of-RIB; all must come up. Returns them with how many sent End-of-RIB.
+    async fn establish_all(&self) -> Result<(Vec<Established>, u64), BenchError> {
         let permits = Arc::new(Semaphore::new(self.connect_parallel.max(1)));
         let mut tasks = JoinSet::new();
         for (i, &local) in self.clients.iter().enumerate() {
@@ -118,12 +121,21 @@ impl Fanout {
                 asn: self.asn,
                 hold_time: self.hold_time,
             };
-            let (permits, within) = (Arc::clone(&permits), self.connect_within);
+            let (permits, within, sync) =
+                (Arc::clone(&permits), self.connect_within, self.sync_within);
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                (i, establish(endpoint, within).await)
+                let session = {
+                    let _permit = permits.acquire_owned().await;
+                    establish(endpoint, within).await
+                };
+                let synced = match session {
+                    Ok(mut s) => s.initial_sync(sync).await.map(|synced| (s, synced)),
+                    Err(e) => Err(e),
+                };
+                (i, synced)
             });
         }
+        let mut synced = 0;
         let mut sessions: Vec<Option<Established>> =
             (0..self.clients.len()).map(|_| None).collect();
         while let Some(done) = tasks.join_next().await {
@@ -131,10 +143,12 @@ impl Fanout {
                 peer: Ipv4Addr::UNSPECIFIED,
                 what: format!("connect task failed: {e}"),
             })?;
+            let (session, ended) = session?;
+            synced += u64::from(ended);
             if let Some(slot) = sessions.get_mut(i) {
-                *slot = Some(session?);
+                *slot = Some(session);
             }
         }
-        Ok(sessions.into_iter().flatten().collect())
+        Ok((sessions.into_iter().flatten().collect(), synced))
     }
 }

@@ -69,6 +69,8 @@ pub struct Measurement {
     pub received: u64,
     /// UPDATE messages the tester sent.
     pub updates_sent: u64,
+    /// Sessions on which the reflector's End-of-RIB was seen before the start.
+    pub synced_sessions: u64,
     /// What the receivers counted, summed.
     pub tally: Tally,
     /// The reflector's peak RSS (VmHWM) in MiB, if its pid was given.
@@ -104,6 +106,7 @@ impl Sample {
         start: Instant,
         end: Instant,
         updates_sent: u64,
+        synced_sessions: u64,
         tally: Tally,
     ) -> Result<Measurement, BenchError> {
         let reflector = match self.reflector {
@@ -114,6 +117,7 @@ impl Sample {
             seconds: end.saturating_duration_since(start).as_secs_f64(),
             received: tally.held,
             updates_sent,
+            synced_sessions,
             reflector_peak_rss_mib: reflector.map(|(_, a)| a.peak_rss_kib as f64 / 1024.0),
             reflector_cpu_seconds: reflector.map(|(b, a)| a.cpu_seconds - b.cpu_seconds),
             tester_cpu_seconds: Usage::own()?.cpu_seconds - self.tester.cpu_seconds,

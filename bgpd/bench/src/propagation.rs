@@ -35,8 +35,10 @@ pub struct Propagation {
     pub reflector_pid: Option<u32>,
     /// How long the sessions may take to come up.
     pub connect_within: Duration,
-    /// Pause between both sessions Established and the first UPDATE, so the reflector has
-    /// finished its own session start-up work.
+    /// Longest wait for the reflector's End-of-RIB on each session (when it sends one).
+    pub sync_within: Duration,
+    /// Pause after that before the first UPDATE, so the reflector has finished its own
+    /// session start-up work.
     pub settle: Duration,
     /// Time limit from the first UPDATE; later is a failure, not a number.
     pub timeout: Duration,
@@ -51,14 +53,20 @@ impl Propagation {
             asn: self.asn,
             hold_time: self.hold_time,
         };
-        let (injector, monitor) = tokio::try_join!(
+        let (mut injector, mut monitor) = tokio::try_join!(
             establish(endpoint(self.injector), self.connect_within),
             establish(endpoint(self.monitor), self.connect_within),
         )?;
+        let synced = tokio::try_join!(
+            injector.initial_sync(self.sync_within),
+            monitor.initial_sync(self.sync_within),
+        )?;
+        let synced = u64::from(synced.0) + u64::from(synced.1);
         let Established {
             reader: injector_reader,
             writer,
             send,
+            ..
         } = injector;
         // The reflector may send the injector things too (End-of-RIB, keepalives): keep
         // reading, or its socket would fill and stall it.
@@ -105,7 +113,7 @@ impl Propagation {
         }
         let (end, tally) = conclude(vec![received], u64::from(self.routes.count()), self.timeout)?;
         drop(monitor.writer);
-        sample.finish(start, end, updates as u64, tally)
+        sample.finish(start, end, updates as u64, synced, tally)
     }
 }
 

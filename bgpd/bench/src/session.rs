@@ -6,7 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use bgpd_wire::{
-    AfiSafi, Asn, Capability, Header, Message, Negotiated, Open, SessionContext, negotiate,
+    AfiSafi, Asn, Capability, GracefulRestart, Header, Message, Negotiated, Open, SessionContext,
+    negotiate,
 };
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -91,6 +92,29 @@ pub struct Established {
     pub writer: Writer,
     /// How to encode messages for this session (message size, AS width).
     pub send: SessionContext,
+    /// The reflector announced graceful restart, so it ends its initial update with an
+    /// End-of-RIB (RFC 4724 §2).
+    pub sends_end_of_rib: bool,
+}
+
+impl Established {
+    /// Waits for the reflector's End-of-RIB, the sign that it has finished its start-up work
+    /// for this session (FRR, for one, holds the first updates to a new peer for a while);
+    /// false, without waiting, if it does not send one, or if `within` passes first.
+    pub async fn initial_sync(&mut self, within: Duration) -> Result<bool, SessionError> {
+        if !self.sends_end_of_rib {
+            return Ok(false);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.reader.next()).await {
+                Err(_) => return Ok(false),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(Message::Update(u))) if u.end_of_rib_family().is_some() => return Ok(true),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
 }
 
 /// Connects and completes the OPEN exchange, retrying while the reflector is not yet
@@ -137,6 +161,14 @@ async fn try_establish(endpoint: Endpoint) -> Result<Established, SessionError> 
             Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
             // Largest UPDATEs the reflector allows (RFC 8654) when it offers them too.
             Capability::ExtendedMessage,
+            // Graceful-restart aware, no families kept: some reflectors (FRR) send End-of-RIB
+            // only to peers that announce this, and End-of-RIB tells us they are ready.
+            Capability::GracefulRestart(GracefulRestart {
+                restarting: false,
+                notification: false,
+                restart_time: 0,
+                families: Vec::new(),
+            }),
         ],
     );
     let mut out = BytesMut::new();
@@ -180,6 +212,7 @@ async fn try_establish(endpoint: Endpoint) -> Result<Established, SessionError> 
         reader,
         writer,
         send: negotiated.send,
+        sends_end_of_rib: negotiated.peer_graceful_restart.is_some(),
     })
 }
 

@@ -45,7 +45,11 @@ struct Common {
     /// Seconds the sessions may take to come up.
     #[arg(long, global = true, default_value_t = 60.0)]
     connect_within: f64,
-    /// Seconds to wait after all sessions are up before the first UPDATE.
+    /// Longest wait (seconds) for the reflector's End-of-RIB on each session, when it
+    /// announced graceful restart and so sends one.
+    #[arg(long, global = true, default_value_t = 30.0)]
+    sync_within: f64,
+    /// Seconds to wait after all sessions are up (and synced) before the first UPDATE.
     #[arg(long, global = true, default_value_t = 1.0)]
     settle: f64,
     /// Seconds from the first UPDATE after which the run fails.
@@ -99,8 +103,9 @@ fn seconds(s: f64) -> anyhow::Result<Duration> {
 
 async fn run(cli: &Cli) -> anyhow::Result<(serde_json::Value, Result<Measurement, BenchError>)> {
     let c = &cli.common;
-    let (connect_within, settle, timeout) = (
+    let (connect_within, sync_within, settle, timeout) = (
         seconds(c.connect_within)?,
+        seconds(c.sync_within)?,
         seconds(c.settle)?,
         seconds(c.timeout)?,
     );
@@ -121,6 +126,7 @@ async fn run(cli: &Cli) -> anyhow::Result<(serde_json::Value, Result<Measurement
                 routes: PrefixRange::new(*prefix_base, *prefix_len, *prefixes)?,
                 reflector_pid: c.pid,
                 connect_within,
+                sync_within,
                 settle,
                 timeout,
             };
@@ -150,6 +156,7 @@ async fn run(cli: &Cli) -> anyhow::Result<(serde_json::Value, Result<Measurement
                 reflector_pid: c.pid,
                 connect_within,
                 connect_parallel: *connect_parallel,
+                sync_within,
                 settle,
                 timeout,
             };
