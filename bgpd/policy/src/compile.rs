@@ -463,6 +463,9 @@ impl Script {
                 selectors.push(what);
             }
         }
+        // Only single addresses and ports: a hash map, cheaper to load and to look up.
+        let exact = run.iter().all(|(_, els)| els.iter().all(|e| e.exact));
+        let flags = if exact { "" } else { "\t\tflags interval\n" };
         let elements: Vec<String> = run
             .drain(..)
             .flat_map(|(n, els)| {
@@ -474,7 +477,7 @@ impl Script {
             .collect();
         let _ = write!(
             self.text,
-            "\tmap {name} {{\n\t\ttype {} : verdict\n\t\tflags interval\n\t\tcounter\n\t\telements = {{ {} }}\n\t}}\n",
+            "\tmap {name} {{\n\t\ttype {} : verdict\n{flags}\t\tcounter\n\t\telements = {{ {} }}\n\t}}\n",
             types.join(" . "),
             elements.join(",\n\t\t\t")
         );
@@ -777,6 +780,25 @@ mod tests {
                     "meta l4proto tcp ip saddr . tcp dport vmap @rules0",
                 ],
                 &["rules1"],
+            ),
+            (
+                "single addresses and ports make an exact (hash) map",
+                format!(
+                    "{DB_POLICY}{}",
+                    (1..=3)
+                        .map(|i| format!(
+                            "[[policy.ingress]]\naction = \"allow\"\nprotocol = \"udp\"\n\
+                             source = {{ nets = [\"10.0.0.{i}/32\"] }}\n\
+                             destination = {{ ports = [{i}] }}\n"
+                        ))
+                        .collect::<String>()
+                ),
+                &[
+                    "map rules0 {\n\t\ttype ipv4_addr . inet_service : verdict\n\t\tcounter",
+                    "10.0.0.1 . 1 comment \"policy db ingress rule 0\" : accept",
+                    "meta l4proto udp ip saddr . udp dport vmap @rules0",
+                ],
+                &["flags interval\n\t\tcounter"],
             ),
             (
                 "an overlapping rule closes the group: first match still wins",

@@ -68,6 +68,11 @@ impl Lead {
     }
 }
 
+/// The prefix length of a single address of the network's family.
+fn max_prefix(net: &IpNetwork) -> u8 {
+    if net.is_ipv4() { 32 } else { 128 }
+}
+
 /// The inclusive interval a network covers.
 pub fn span(net: &IpNetwork) -> Span {
     match net {
@@ -209,6 +214,8 @@ pub(crate) fn shape(n: &Numbered, lits: &mut Literals) -> Option<Shape> {
 pub(crate) struct Element {
     pub(crate) key: Key,
     pub(crate) text: String,
+    /// Every component is one address or one port: a hash lookup will do.
+    pub(crate) exact: bool,
 }
 
 /// One value of one key component.
@@ -227,7 +234,12 @@ pub(crate) fn elements(c: &Clause) -> Vec<Element> {
         dims.push(
             nets.iter()
                 .map(|n| KeyPart {
-                    text: n.to_string(),
+                    // A host address is written bare: exact maps take no prefixes.
+                    text: if n.prefix() == max_prefix(n) {
+                        n.ip().to_string()
+                    } else {
+                        n.to_string()
+                    },
                     span: span(n),
                     leads: vec![Lead::net(n)],
                 })
@@ -266,7 +278,9 @@ pub(crate) fn elements(c: &Clause) -> Vec<Element> {
         .filter_map(|combo| {
             let picked: Vec<&KeyPart> = combo.iter().zip(&dims).map(|(&i, d)| &d[i]).collect();
             let leads = picked.first()?.leads.clone();
+            let exact = picked.iter().all(|p| p.span.0 == p.span.1);
             Some(Element {
+                exact,
                 key: Key {
                     leads,
                     rest: picked.iter().skip(1).map(|p| p.span).collect(),
