@@ -17,7 +17,8 @@ use crate::client::{Ipam, first, now_ms};
 use crate::error::{IpamError, Result};
 use crate::names::{HandleId, HostName};
 use crate::record::{
-    Affinity, Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode, encode,
+    Affinity, Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode,
+    decode_pool, encode,
 };
 use crate::retry::Retry;
 use crate::store::{Entry, Guard, Outcome, Read, Store, Txn, Write};
@@ -315,7 +316,7 @@ impl<S: Store> Ipam<S> {
             .collect();
         let mut pools = Vec::new();
         for e in r.first().into_iter().flatten() {
-            match decode::<Pool>(&e.key, &e.value) {
+            match decode_pool(&e.key, &e.value) {
                 Ok(p) => pools.push((p, e.mod_revision)),
                 Err(err) => tracing::warn!(%err, "skipping unreadable pool"),
             }
@@ -617,7 +618,7 @@ impl<S: Store> Ipam<S> {
                 .into_iter()
                 .flatten()
                 .filter_map(|e| {
-                    decode::<Pool>(&e.key, &e.value)
+                    decode_pool(&e.key, &e.value)
                         .ok()
                         .map(|p| (p, e.mod_revision))
                 })

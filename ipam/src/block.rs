@@ -211,10 +211,14 @@ pub fn blocks_in(net: &IpNetwork, block_len: u8) -> u128 {
 /// The `index`-th block of `/block_len` in pool `net` (the caller keeps `index` in range).
 pub fn block_at(net: &IpNetwork, block_len: u8, index: u128) -> Result<BlockCidr> {
     let bits: u32 = if net.is_ipv4() { 32 } else { 128 };
-    let step = 1u128
-        .checked_shl(bits - u32::from(block_len))
+    let step = bits
+        .checked_sub(u32::from(block_len))
+        .and_then(|shift| 1u128.checked_shl(shift))
         .ok_or_else(|| IpamError::Invalid(format!("block length {block_len}")))?;
-    let start = ip_to_u128(net.network()) + index * step;
+    let start = index
+        .checked_mul(step)
+        .and_then(|off| ip_to_u128(net.network()).checked_add(off))
+        .ok_or_else(|| IpamError::Invalid(format!("block {index} of {net}")))?;
     let ip = u128_to_ip(net.is_ipv6(), start);
     let cidr = IpNetwork::new(ip, block_len)
         .map_err(|e| IpamError::Invalid(format!("block {ip}/{block_len}: {e}")))?;

@@ -6,7 +6,7 @@ use crate::block::BlockCidr;
 use crate::client::Ipam;
 use crate::error::{IpamError, Result};
 use crate::names::PoolName;
-use crate::record::{Pool, decode, encode};
+use crate::record::{Pool, decode_pool, encode};
 use crate::retry::Retry;
 use crate::snapshot::Snapshot;
 use crate::store::{Guard, Outcome, Read, Store, Txn, Write};
@@ -30,7 +30,7 @@ impl<S: Store> Ipam<S> {
                 .read(vec![Read::Prefix(self.keys.pools())], &mut retry)
                 .await?;
             for e in r.iter().flatten() {
-                let p: Pool = decode(&e.key, &e.value)?;
+                let p = decode_pool(&e.key, &e.value)?;
                 if p.name == pool.name {
                     return Err(IpamError::Invalid(format!("pool {} exists", p.name)));
                 }
@@ -64,7 +64,7 @@ impl<S: Store> Ipam<S> {
             .await?;
         r.iter()
             .flatten()
-            .map(|e| decode(&e.key, &e.value))
+            .map(|e| decode_pool(&e.key, &e.value))
             .collect()
     }
 

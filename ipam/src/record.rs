@@ -38,6 +38,17 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
     serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
+/// Decodes a pool and checks it as `add_pool` would: a stored pool with an impossible block
+/// size would otherwise reach the block arithmetic.
+pub(crate) fn decode_pool(key: &str, bytes: &[u8]) -> Result<Pool> {
+    let p: Pool = decode(key, bytes)?;
+    p.validate().map_err(|e| IpamError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(p)
+}
+
 /// Encodes a record; our own types always serialize.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
@@ -312,6 +323,16 @@ mod tests {
                 Err(IpamError::Corrupt { key, .. }) => assert_eq!(key, "/k"),
                 other => panic!("{bad:?} gave {other:?}"),
             }
+        }
+        for bad in [
+            r#"{"version":1,"name":"p","cidr":"fd00::/64","block_prefix_len":200}"#,
+            r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":8}"#,
+            r#"{"version":1,"name":"p","cidr":"10.0.0.1/24","block_prefix_len":26}"#,
+        ] {
+            assert!(matches!(
+                decode_pool("/p", bad.as_bytes()),
+                Err(IpamError::Corrupt { .. })
+            ));
         }
     }
 

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use crate::block::BlockCidr;
 use crate::names::{HandleId, HostName};
 use crate::record::{
-    Affinity, Block, Handle, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode, encode,
+    Affinity, Block, Handle, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode, decode_pool,
+    encode,
 };
 use crate::store::{Entry, Guard, Txn, Write};
 
@@ -55,7 +56,7 @@ impl Snapshot {
         if k == keys.config() {
             self.config = decode(k, &e.value).map_err(err)?;
         } else if k.starts_with(&keys.pools()) {
-            self.pools.push(decode(k, &e.value).map_err(err)?);
+            self.pools.push(decode_pool(k, &e.value).map_err(err)?);
         } else if let Some(seg) = k.strip_prefix(&keys.blocks()) {
             let cidr = BlockCidr::from_key_segment(seg).map_err(err)?;
             self.unreadable_blocks.insert(cidr);
