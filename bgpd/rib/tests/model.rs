@@ -1,0 +1,133 @@
+//! Random sequences of announcements, withdrawals and session resets from route-reflector
+//! clients, checked after every drain against a plain model: each peer holds exactly the best
+//! route of every prefix, except the prefixes whose best route it announced itself.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bgpd_rib::{Down, PeerId, Session};
+use bgpd_wire::NextHop;
+use common::*;
+use proptest::prelude::*;
+
+const CLIENTS: usize = 3;
+const PREFIXES: usize = 6;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Announce {
+        client: usize,
+        prefix: usize,
+        local_pref: u32,
+        hop: u8,
+    },
+    Withdraw {
+        client: usize,
+        prefix: usize,
+    },
+    Reset {
+        client: usize,
+    },
+    Drain,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..CLIENTS, 0..PREFIXES, 1u32..4, 1u8..4)
+            .prop_map(|(client, prefix, local_pref, hop)| Op::Announce { client, prefix, local_pref, hop }),
+        2 => (0..CLIENTS, 0..PREFIXES).prop_map(|(client, prefix)| Op::Withdraw { client, prefix }),
+        1 => (0..CLIENTS).prop_map(|client| Op::Reset { client }),
+        2 => Just(Op::Drain),
+    ]
+}
+
+fn prefix(i: usize) -> String {
+    format!("10.{i}.0.0/24")
+}
+
+fn addr(client: usize) -> String {
+    format!("10.0.0.{}", 11 + client)
+}
+
+/// The model: (prefix, client) -> (LOCAL_PREF, next hop).
+type Routes = BTreeMap<(usize, usize), (u32, NextHop)>;
+
+/// Best route of `prefix`: highest LOCAL_PREF, then lowest router id (the client index here).
+fn best(routes: &Routes, prefix: usize) -> Option<(usize, NextHop)> {
+    routes
+        .iter()
+        .filter(|((p, _), _)| *p == prefix)
+        .max_by(|((_, ca), (la, _)), ((_, cb), (lb, _))| la.cmp(lb).then(cb.cmp(ca)))
+        .map(|((_, c), (_, nh))| (*c, *nh))
+}
+
+fn check(
+    lab: &Lab,
+    routes: &Routes,
+    peers: &[(Option<usize>, PeerId)],
+) -> Result<(), TestCaseError> {
+    for &(me, peer) in peers {
+        let mut want = BTreeMap::new();
+        for p in 0..PREFIXES {
+            if let Some((from, nh)) = best(routes, p) {
+                if Some(from) != me {
+                    want.insert(prefix(p), nh);
+                }
+            }
+        }
+        let got: BTreeMap<String, NextHop> = lab
+            .seen(peer)
+            .iter()
+            .map(|((_, p), a)| (p.to_string(), a.next_hop.unwrap()))
+            .collect();
+        prop_assert_eq!(&got, &want, "peer {:?}", me);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn every_peer_holds_the_best_routes_of_others(ops in prop::collection::vec(op(), 1..40)) {
+        let mut lab = Lab::reflector("10.0.0.1", "10.0.0.1");
+        let clients: Vec<PeerId> =
+            (0..CLIENTS).map(|c| lab.peer(&addr(c), 65000, |cfg, _| cfg.rr_client = true)).collect();
+        let monitor = lab.peer("10.0.0.99", 65000, |cfg, _| cfg.rr_client = true);
+        let mut peers: Vec<(Option<usize>, PeerId)> = clients.iter().enumerate().map(|(c, p)| (Some(c), *p)).collect();
+        peers.push((None, monitor));
+        let mut routes = Routes::new();
+        for op in ops {
+            match op {
+                Op::Announce { client, prefix: p, local_pref, hop } => {
+                    let nh = format!("10.0.1.{hop}");
+                    let mut attrs = route(&[], &nh);
+                    attrs.local_pref = Some(local_pref);
+                    lab.announce(clients[client], &attrs, &[&prefix(p)]);
+                    routes.insert((p, client), (local_pref, NextHop::V4(ip(&nh))));
+                }
+                Op::Withdraw { client, prefix: p } => {
+                    lab.withdraw(clients[client], &[&prefix(p)]);
+                    routes.remove(&(p, client));
+                }
+                Op::Reset { client } => {
+                    lab.rib.peer_down(clients[client], Down::Hard).unwrap();
+                    // The peer forgets what it learned from us, as a real one does.
+                    lab.seen.remove(&clients[client]);
+                    routes.retain(|(_, c), _| *c != client);
+                    lab.up(clients[client], Session::ipv4(ip(&addr(client)), ip("192.0.2.254")));
+                }
+                Op::Drain => {
+                    lab.drain();
+                    check(&lab, &routes, &peers)?;
+                }
+            }
+        }
+        lab.drain();
+        check(&lab, &routes, &peers)?;
+        let accepted: u64 = clients.iter().map(|c| lab.rib.peer_counts(*c).unwrap().accepted).sum();
+        prop_assert_eq!(accepted, routes.len() as u64);
+        let prefixes = (0..PREFIXES).filter(|p| best(&routes, *p).is_some()).count() as u64;
+        prop_assert_eq!(lab.rib.peer_counts(monitor).unwrap().advertised, prefixes);
+    }
+}
