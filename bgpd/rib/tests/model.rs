@@ -1,5 +1,5 @@
-//! Random sequences of announcements, withdrawals and session resets from route-reflector
-//! clients, checked after every drain against a plain model: each peer holds exactly the best
+//! Random sequences of announcements, withdrawals, session resets and graceful restarts (with
+//! End-of-RIB) from route-reflector clients, checked after every drain against a plain model: each peer holds exactly the best
 //! route of every prefix, except the prefixes whose best route it announced itself.
 
 mod common;
@@ -29,6 +29,14 @@ enum Op {
     Reset {
         client: usize,
     },
+    /// The session drops gracefully and comes back at once (RFC 4724): routes kept as stale.
+    Restart {
+        client: usize,
+    },
+    /// The client's End-of-RIB: its routes still stale go.
+    EndOfRib {
+        client: usize,
+    },
     Drain,
 }
 
@@ -38,6 +46,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(client, prefix, local_pref, hop)| Op::Announce { client, prefix, local_pref, hop }),
         2 => (0..CLIENTS, 0..PREFIXES).prop_map(|(client, prefix)| Op::Withdraw { client, prefix }),
         1 => (0..CLIENTS).prop_map(|client| Op::Reset { client }),
+        1 => (0..CLIENTS).prop_map(|client| Op::Restart { client }),
+        1 => (0..CLIENTS).prop_map(|client| Op::EndOfRib { client }),
         2 => Just(Op::Drain),
     ]
 }
@@ -50,16 +60,16 @@ fn addr(client: usize) -> String {
     format!("10.0.0.{}", 11 + client)
 }
 
-/// The model: (prefix, client) -> (LOCAL_PREF, next hop).
-type Routes = BTreeMap<(usize, usize), (u32, NextHop)>;
+/// The model: (prefix, client) -> (LOCAL_PREF, next hop, stale).
+type Routes = BTreeMap<(usize, usize), (u32, NextHop, bool)>;
 
 /// Best route of `prefix`: highest LOCAL_PREF, then lowest router id (the client index here).
 fn best(routes: &Routes, prefix: usize) -> Option<(usize, NextHop)> {
     routes
         .iter()
         .filter(|((p, _), _)| *p == prefix)
-        .max_by(|((_, ca), (la, _)), ((_, cb), (lb, _))| la.cmp(lb).then(cb.cmp(ca)))
-        .map(|((_, c), (_, nh))| (*c, *nh))
+        .max_by(|((_, ca), (la, ..)), ((_, cb), (lb, ..))| la.cmp(lb).then(cb.cmp(ca)))
+        .map(|((_, c), (_, nh, _))| (*c, *nh))
 }
 
 fn check(
@@ -104,7 +114,7 @@ proptest! {
                     let mut attrs = route(&[], &nh);
                     attrs.local_pref = Some(local_pref);
                     lab.announce(clients[client], &attrs, &[&prefix(p)]);
-                    routes.insert((p, client), (local_pref, NextHop::V4(ip(&nh))));
+                    routes.insert((p, client), (local_pref, NextHop::V4(ip(&nh)), false));
                 }
                 Op::Withdraw { client, prefix: p } => {
                     lab.withdraw(clients[client], &[&prefix(p)]);
@@ -116,6 +126,20 @@ proptest! {
                     lab.seen.remove(&clients[client]);
                     routes.retain(|(_, c), _| *c != client);
                     lab.up(clients[client], Session::ipv4(ip(&addr(client)), ip("192.0.2.254")));
+                }
+                Op::Restart { client } => {
+                    lab.rib.peer_down(clients[client], Down::Graceful).unwrap();
+                    lab.seen.remove(&clients[client]);
+                    for ((_, c), r) in routes.iter_mut() {
+                        if *c == client {
+                            r.2 = true;
+                        }
+                    }
+                    lab.up(clients[client], Session::ipv4(ip(&addr(client)), ip("192.0.2.254")));
+                }
+                Op::EndOfRib { client } => {
+                    lab.rib.apply_update(clients[client], &bgpd_wire::Update::default()).unwrap();
+                    routes.retain(|(_, c), r| *c != client || !r.2);
                 }
                 Op::Drain => {
                     lab.drain();
