@@ -1409,15 +1409,22 @@ impl Rib {
         }
     }
 
-    /// Every candidate route, sorted by prefix (the RIB view of `routectl routes`).
-    pub fn routes(&self) -> Vec<RouteView> {
-        let mut v: Vec<RouteView> = Vec::new();
+    /// Calls `f` with every candidate route, in no particular order, without building a list:
+    /// for large tables (a reflector's million routes) that a caller streams out.
+    pub fn for_each_route(&self, mut f: impl FnMut(RouteView)) {
         for (k, routes) in self.tables.v4.iter() {
-            v.extend(routes.iter().map(|r| self.view(k.prefix(), *r)));
+            routes.iter().for_each(|r| f(self.view(k.prefix(), *r)));
         }
         for (k, routes) in self.tables.v6.iter() {
-            v.extend(routes.iter().map(|r| self.view(k.prefix(), *r)));
+            routes.iter().for_each(|r| f(self.view(k.prefix(), *r)));
         }
+    }
+
+    /// Every candidate route, sorted by prefix, best first (the RIB view of `routectl routes`;
+    /// see [`Rib::for_each_route`] for large tables).
+    pub fn routes(&self) -> Vec<RouteView> {
+        let mut v: Vec<RouteView> = Vec::new();
+        self.for_each_route(|r| v.push(r));
         v.sort_by(|a, b| a.prefix.cmp(&b.prefix).then(b.best.cmp(&a.best)));
         v
     }

@@ -144,6 +144,9 @@ fn loops_are_kept_but_not_accepted() {
     assert_eq!((counts.received, counts.accepted), (1, 0));
     let views = lab.rib.routes_for(p("10.1.0.0/24"));
     assert!(!views[0].accepted && !views[0].best);
+    let mut streamed = 0;
+    lab.rib.for_each_route(|_| streamed += 1);
+    assert_eq!((streamed, lab.rib.routes().len()), (4, 4));
 }
 
 #[test]
