@@ -3,7 +3,17 @@
 
 use bgpd_policy::{Inputs, PolicyFile, Pool, RemoteEndpoint, WorkloadEndpoint, compile};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: dry_run <policy.toml>")?;
