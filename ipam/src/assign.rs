@@ -18,7 +18,7 @@ use crate::error::{IpamError, Result};
 use crate::names::{HandleId, HostName};
 use crate::record::{
     Affinity, Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode,
-    decode_pool, encode,
+    decode_block, decode_pool, encode,
 };
 use crate::retry::Retry;
 use crate::store::{Entry, Guard, Outcome, Read, Store, Txn, Write};
@@ -274,7 +274,7 @@ impl<S: Store> Ipam<S> {
         own.blocks.clear();
         own.affinity_keys = cidrs.iter().copied().collect();
         for e in r.iter().flatten() {
-            match decode::<Block>(&e.key, &e.value) {
+            match decode_block(&e.key, &e.value) {
                 Ok(b) if b.affinity.as_ref() == Some(host) => {
                     own.blocks.insert(b.cidr, (b, e.mod_revision));
                 }
@@ -310,7 +310,7 @@ impl<S: Store> Ipam<S> {
             .skip(6)
             .flatten()
             .filter_map(|e| {
-                let b: Block = decode(&e.key, &e.value).ok()?;
+                let b: Block = decode_block(&e.key, &e.value).ok()?;
                 (b.affinity.as_ref() == Some(host)).then_some((b.cidr, (b, e.mod_revision)))
             })
             .collect();
@@ -472,7 +472,7 @@ impl<S: Store> Ipam<S> {
             if n == 0 {
                 break;
             }
-            let Ok(b) = decode::<Block>(&e.key, &e.value) else {
+            let Ok(b) = decode_block(&e.key, &e.value) else {
                 continue;
             };
             let mine = b.affinity.as_ref() == Some(plan.host);
@@ -641,7 +641,7 @@ impl<S: Store> Ipam<S> {
                 .await?;
             let mut plan = Plan::new(Some(handle), host);
             let (mut block, rev) = match first(r.first()) {
-                Some(e) => (decode::<Block>(&e.key, &e.value)?, e.mod_revision),
+                Some(e) => (decode_block(&e.key, &e.value)?, e.mod_revision),
                 None => {
                     plan.guard_once(Guard::Revision(k.pool(&pool.name), pool_rev));
                     (Block::new(cidr, host.clone(), plan.now), 0)
@@ -738,7 +738,7 @@ impl<S: Store> Ipam<S> {
 fn refresh(own: &mut HostBlocks, host: &HostName, plan: &Plan<'_>, reads: &[Vec<Entry>]) {
     let existing = plan.blocks.iter().filter(|(_, (_, rev, _))| *rev != 0);
     for ((cidr, _), read) in existing.zip(reads) {
-        match read.first().map(|e| (decode::<Block>(&e.key, &e.value), e)) {
+        match read.first().map(|e| (decode_block(&e.key, &e.value), e)) {
             Some((Ok(b), e)) if b.affinity.as_ref() == Some(host) => {
                 own.blocks.insert(*cidr, (b, e.mod_revision));
             }

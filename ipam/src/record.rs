@@ -38,15 +38,35 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
     serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
-/// Decodes a pool and checks it as `add_pool` would: a stored pool with an impossible block
-/// size would otherwise reach the block arithmetic.
+/// Decodes a pool and checks it as `add_pool` would, and that it is stored under its own
+/// name: an impossible block size would otherwise reach the block arithmetic, and a record
+/// under another key would make every transaction guard the wrong key.
 pub(crate) fn decode_pool(key: &str, bytes: &[u8]) -> Result<Pool> {
     let p: Pool = decode(key, bytes)?;
-    p.validate().map_err(|e| IpamError::Corrupt {
+    let corrupt = |reason: String| IpamError::Corrupt {
         key: key.to_string(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    p.validate().map_err(|e| corrupt(e.to_string()))?;
+    if !key.ends_with(&format!("/{}", p.name)) {
+        return Err(corrupt(format!(
+            "pool {} stored under another name",
+            p.name
+        )));
+    }
     Ok(p)
+}
+
+/// Decodes a block and checks it is stored under its own CIDR.
+pub(crate) fn decode_block(key: &str, bytes: &[u8]) -> Result<Block> {
+    let b: Block = decode(key, bytes)?;
+    if !key.ends_with(&format!("/{}", b.cidr.key_segment())) {
+        return Err(IpamError::Corrupt {
+            key: key.to_string(),
+            reason: format!("block {} stored under another key", b.cidr),
+        });
+    }
+    Ok(b)
 }
 
 /// Encodes a record; our own types always serialize.

@@ -7,7 +7,7 @@ use crate::block::BlockCidr;
 use crate::client::{Ipam, first, now_ms};
 use crate::error::{IpamError, Result};
 use crate::names::HandleId;
-use crate::record::{Block, Handle, decode, encode};
+use crate::record::{Block, Handle, decode, decode_block, encode};
 use crate::retry::Retry;
 use crate::store::{Guard, Outcome, Read, Store, Txn, Write};
 
@@ -41,7 +41,7 @@ impl<S: Store> Ipam<S> {
             for (cidr, found) in cells.iter().zip(&r) {
                 match found.first() {
                     Some(e) => {
-                        let b: Block = decode(&e.key, &e.value)?;
+                        let b: Block = decode_block(&e.key, &e.value)?;
                         blocks.insert(*cidr, (b, e.mod_revision));
                     }
                     None => txn.guards.push(Guard::Revision(k.block(cidr), 0)),
@@ -98,7 +98,7 @@ impl<S: Store> Ipam<S> {
                 retry.conflict().await?;
                 continue;
             };
-            let mut block: Block = decode(&e.key, &e.value)?;
+            let mut block: Block = decode_block(&e.key, &e.value)?;
             let block_rev = e.mod_revision;
             let Some(holder) = cidr
                 .offset_of(ip)

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use crate::block::BlockCidr;
 use crate::names::{HandleId, HostName};
 use crate::record::{
-    Affinity, Block, Handle, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode, decode_pool,
-    encode,
+    Affinity, Block, Handle, IpamConfig, Keys, NodeRecord, Pool, VERSION, decode, decode_block,
+    decode_pool, encode,
 };
 use crate::store::{Entry, Guard, Txn, Write};
 
@@ -60,10 +60,7 @@ impl Snapshot {
         } else if let Some(seg) = k.strip_prefix(&keys.blocks()) {
             let cidr = BlockCidr::from_key_segment(seg).map_err(err)?;
             self.unreadable_blocks.insert(cidr);
-            let b: Block = decode(k, &e.value).map_err(err)?;
-            if b.cidr != cidr {
-                return Err(format!("block record says {} under key of {cidr}", b.cidr));
-            }
+            let b: Block = decode_block(k, &e.value).map_err(err)?;
             self.unreadable_blocks.remove(&cidr);
             self.blocks.insert(cidr, b);
         } else if let Some(rest) = k.strip_prefix(&keys.affinities()) {
