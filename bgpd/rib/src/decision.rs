@@ -2,8 +2,10 @@
 //! prefix's candidate routes is best, and which are equal enough to share the traffic (ECMP).
 //!
 //! Order of the tie-breaks, most important first:
-//! 1. higher degree of preference (LOCAL_PREF; the default for routes without one);
-//! 2. locally originated over learned (as FRR and Cisco do);
+//! 1. locally originated over learned, whatever the LOCAL_PREF (FRR and Cisco give local routes
+//!    the top weight, BIRD its static protocol a higher preference): a host's own block must
+//!    never be routed towards a peer that announces it back;
+//! 2. higher degree of preference (LOCAL_PREF; the default for routes without one);
 //! 3. shorter AS_PATH (an AS_SET counts one, confederation segments nothing);
 //! 4. lower ORIGIN (IGP < EGP < INCOMPLETE);
 //! 5. lower MULTI_EXIT_DISC, only between routes from the same neighbour AS unless
@@ -107,9 +109,9 @@ impl Candidate<'_> {
 
 /// Steps 1–4.
 fn before_med(a: &Candidate, b: &Candidate, s: &DecisionSettings) -> Ordering {
-    b.local_pref(s)
-        .cmp(&a.local_pref(s))
-        .then_with(|| (b.kind == SourceKind::Local).cmp(&(a.kind == SourceKind::Local)))
+    (b.kind == SourceKind::Local)
+        .cmp(&(a.kind == SourceKind::Local))
+        .then_with(|| b.local_pref(s).cmp(&a.local_pref(s)))
         .then_with(|| a.path_len().cmp(&b.path_len()))
         .then_with(|| a.origin().cmp(&b.origin()))
 }

@@ -92,6 +92,11 @@ fn each_tie_break_step_decides() {
             base(),
         ),
         (
+            "local over learned, even with a lower LOCAL_PREF",
+            with(|s| s.kind = SourceKind::Local),
+            with(|s| s.attrs.local_pref = Some(500)),
+        ),
+        (
             "shorter AS_PATH",
             base(),
             with(|s| s.attrs.as_path = Some(AsPath::sequence([Asn(65100), Asn(65200)]))),

@@ -831,3 +831,22 @@ fn reconfiguration_asks_for_refresh_or_reset() {
             .is_err()
     );
 }
+
+#[test]
+fn own_block_beats_a_peer_announcing_it_back() {
+    let mut lab = Lab::host("10.0.0.1");
+    let peer = lab.peer("10.0.0.11", 65000, |_, _| {});
+    lab.drain();
+    lab.rib.originate(p("10.244.1.0/26"), PathAttrs::default());
+    let mut echo = route(&[], "10.0.0.11");
+    echo.local_pref = Some(1000);
+    lab.announce(peer, &echo, &["10.244.1.0/26"]);
+    lab.drain();
+    let views = lab.rib.routes_for(p("10.244.1.0/26"));
+    assert!(views[0].best && views[0].source == RouteSource::Local);
+    assert!(
+        lab.fib.is_empty(),
+        "no kernel route towards the peer: {:?}",
+        lab.fib
+    );
+}
