@@ -70,6 +70,49 @@ async fn fifty_hosts_two_hundred_ips_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_clients_for_one_host_race_without_harm() {
+    // A daemon, a restarted daemon and routectl acting for the same host at once: their
+    // caches go stale under each other, and every stale write must be rejected and retried.
+    let etcd = Etcd::single().unwrap();
+    let admin = client(&etcd, opts()).await;
+    // /28 blocks: 16 addresses each, so the clients also race to claim blocks.
+    pool(&admin, "default", "10.0.0.0/20", 28).await;
+    nodes(&admin, &["h1"]).await;
+    let mut tasks = Vec::new();
+    for k in 0..3 {
+        let ipam = client(&etcd, opts()).await;
+        tasks.push(tokio::spawn(async move {
+            let mut ips = Vec::new();
+            for c in 0..60 {
+                let id = format!("k{k}-c{c}");
+                ips.push(ipam.assign(&req(&id, "h1", 1, 0)).await.unwrap().ips[0]);
+                if c % 4 == 3 {
+                    let gone = format!("k{k}-c{}", c - 2);
+                    assert_eq!(ipam.release(&handle(&gone)).await.unwrap().len(), 1);
+                }
+            }
+            ips
+        }));
+    }
+    for t in tasks {
+        for ip in t.await.unwrap() {
+            assert!(!ip.borrowed, "plenty of blocks: h1 never borrows");
+        }
+    }
+    let report = assert_clean(&admin).await;
+    assert_eq!(report.assigned, 3 * (60 - 15));
+    assert_eq!(report.handles, 3 * (60 - 15));
+    let held: u32 = admin
+        .blocks_of(&host("h1"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.used)
+        .sum();
+    assert_eq!(held as usize, report.assigned);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_outage_mid_assignments() {
     let mut etcd = Etcd::single().unwrap();
     let mut o = opts();
