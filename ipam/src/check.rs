@@ -110,6 +110,55 @@ impl Finding {
     }
 }
 
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::IpWithoutHandle { ip, block, handle } => write!(
+                f,
+                "{ip} in {block} is held for handle {handle}, which does not list it (leak)"
+            ),
+            Finding::HandleIpMissing { handle, ip } => {
+                write!(
+                    f,
+                    "handle {handle} lists {ip}, which its block does not give it"
+                )
+            }
+            Finding::BlockHostGone { block, host } => {
+                write!(
+                    f,
+                    "block {block} is affine to {host}, which has no node record"
+                )
+            }
+            Finding::HandleHostGone { handle, host } => {
+                write!(
+                    f,
+                    "handle {handle} belongs to {host}, which has no node record"
+                )
+            }
+            Finding::BlocksOverlap { block, other } => {
+                write!(f, "blocks {block} and {other} overlap")
+            }
+            Finding::PoolsOverlap { pool, other } => write!(f, "pools {pool} and {other} overlap"),
+            Finding::BlockOutsidePool { block, used } => {
+                write!(f, "block {block} ({used} in use) lies in no pool")
+            }
+            Finding::AffinityWithoutBlock { host, block } => {
+                write!(
+                    f,
+                    "{host} has an affinity to {block}, which is not its block"
+                )
+            }
+            Finding::BlockAffinityMissing { block, host } => {
+                write!(
+                    f,
+                    "block {block} names {host}, whose affinity key is missing"
+                )
+            }
+            Finding::Corrupt { key, reason } => write!(f, "{key}: unreadable: {reason}"),
+        }
+    }
+}
+
 /// The result of a check.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -448,6 +497,19 @@ mod tests {
             want.sort();
             assert_eq!(got, want, "{name}: {:#?}", r.findings);
         }
+    }
+
+    #[test]
+    fn findings_read_as_sentences() {
+        let f = Finding::IpWithoutHandle {
+            ip: "10.0.0.1".parse().unwrap(),
+            block: "10.0.0.0/26".parse().unwrap(),
+            handle: HandleId::new("c1").unwrap(),
+        };
+        assert_eq!(
+            f.to_string(),
+            "10.0.0.1 in 10.0.0.0/26 is held for handle c1, which does not list it (leak)"
+        );
     }
 
     #[test]
