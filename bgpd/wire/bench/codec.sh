@@ -9,8 +9,9 @@ target=${CARGO_TARGET_DIR:-target}
 out=$(mktemp -d)
 for i in $(seq 1 "$runs"); do
     cargo bench -p bgpd-wire --bench codec -- --warm-up-time 1 --measurement-time 3 >/dev/null 2>&1
-    for est in "$target"/criterion/*/*/*/new/estimates.json; do
-        name=$(echo "$est" | sed -E 's|.*/criterion/([^/]+)/([^/]+)/([^/]+)/new/estimates.json|\1 \2/\3|')
+    # criterion stores "group/op/impl" as criterion/group/op_impl.
+    for est in "$target"/criterion/*/*/new/estimates.json; do
+        name=$(echo "$est" | sed -E 's|.*/criterion/([^/]+)/([^/_]+)_([^/]+)/new/estimates.json|\1 \2/\3|')
         median=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$est")
         elements=$(python3 -c 'import json,sys; print((json.load(open(sys.argv[1])).get("throughput") or {}).get("Elements", 0))' "${est%estimates.json}benchmark.json")
         echo "$i $name $median $elements" >>"$out/all"

@@ -135,7 +135,14 @@ impl AsPath {
     /// unknown segment type, overrun, a lone trailing octet, or a zero segment length), or when
     /// it holds AS 0 (RFC 7607 §2).
     pub(crate) fn decode(mut v: &[u8], width: usize) -> Option<AsPath> {
-        let mut segments = Vec::new();
+        // Most paths are one segment: count first so the list is allocated once, exactly.
+        let mut count = 0;
+        let mut at = 0;
+        while let Some(&n) = v.get(at + 1) {
+            at += 2 + usize::from(n) * width;
+            count += 1;
+        }
+        let mut segments = Vec::with_capacity(count);
         while let [t, n, rest @ ..] = v {
             let kind = SegmentKind::from_octet(*t)?;
             let len = usize::from(*n) * width;
