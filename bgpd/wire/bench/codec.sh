@@ -35,7 +35,7 @@ for (group, bench), per_run in sorted(rows.items()):
     ours = statistics.median(per_run.values())
     n = prefixes.get(group)
     rate = f"{n / ours * 1e9 / 1e6:.1f} M"
-    other = rows.get((group, f"{op}/zettabgp"))
+    other = rows.get((group, f"{op.split('-')[0]}/zettabgp"))
     if other:
         ratio = statistics.median(other[r] / per_run[r] for r in per_run if r in other)
         theirs = f"{statistics.median(other.values()) / 1e3:.1f} µs"

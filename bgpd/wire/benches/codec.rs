@@ -125,6 +125,24 @@ fn ours_decode_stream(mut stream: &[u8], ctx: &SessionContext) -> usize {
     prefixes
 }
 
+/// The same, decoding every UPDATE into one reused `Update` (`Update::decode_from`).
+fn ours_decode_stream_reusing(
+    mut stream: &[u8],
+    ctx: &SessionContext,
+    update: &mut Update,
+) -> usize {
+    let mut prefixes = 0;
+    while let Ok(Some(h)) = Header::peek(stream, ctx.max_message_size) {
+        let (frame, rest) = stream.split_at(h.len);
+        if update.decode_from(frame, ctx).is_ok() {
+            prefixes += update.nlri.len();
+            black_box(&*update);
+        }
+        stream = rest;
+    }
+    prefixes
+}
+
 fn zetta_params() -> BgpSessionParams {
     let mut p = BgpSessionParams::new(
         65000,

@@ -154,6 +154,33 @@ impl PathAttrs {
             a.flags |= flag::PARTIAL;
         }
     }
+
+    /// Empties the set but keeps the lists' allocations, for decoding into it again.
+    pub(crate) fn clear(&mut self) {
+        let PathAttrs {
+            origin,
+            as_path,
+            next_hop,
+            med,
+            local_pref,
+            atomic_aggregate,
+            aggregator,
+            communities,
+            ext_communities,
+            large_communities,
+            originator_id,
+            cluster_list,
+            unknown,
+        } = self;
+        // Destructured so a new field cannot be forgotten here.
+        (*origin, *as_path, *next_hop, *med, *local_pref) = (None, None, None, None, None);
+        (*atomic_aggregate, *aggregator, *originator_id) = (false, None, None);
+        communities.clear();
+        ext_communities.clear();
+        large_communities.clear();
+        cluster_list.clear();
+        unknown.clear();
+    }
 }
 
 /// The flags (Optional, Transitive) a known attribute must carry, or `None` if unknown.
@@ -386,7 +413,10 @@ pub(crate) fn walk<'a, 'u>(
             },
             // RFC 7606 §7.8.
             tc::COMMUNITIES => match multiple_of(value, 4) {
-                Some(items) => w.attrs.communities = items.map(|c| Community(u32_at(c))).collect(),
+                Some(items) => w
+                    .attrs
+                    .communities
+                    .extend(items.map(|c| Community(u32_at(c)))),
                 None => w.fail(code, bad_len),
             },
             // RFC 7606 §7.9.
@@ -396,29 +426,26 @@ pub(crate) fn walk<'a, 'u>(
             },
             // RFC 7606 §7.10.
             tc::CLUSTER_LIST => match multiple_of(value, 4) {
-                Some(items) => w.attrs.cluster_list = items.map(ipv4_at).collect(),
+                Some(items) => w.attrs.cluster_list.extend(items.map(ipv4_at)),
                 None => w.fail(code, bad_len),
             },
             // RFC 7606 §7.14.
             tc::EXTENDED_COMMUNITIES => match multiple_of(value, 8) {
-                Some(items) => {
-                    w.attrs.ext_communities = items
-                        .map(|c| ExtCommunity([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                        .collect()
-                }
+                Some(items) => w.attrs.ext_communities.extend(
+                    items.map(|c| ExtCommunity([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+                ),
                 None => w.fail(code, bad_len),
             },
             // RFC 8092 §6: a length that is not a non-zero multiple of 12 is treat-as-withdraw.
             tc::LARGE_COMMUNITIES => match multiple_of(value, 12) {
-                Some(items) => {
-                    w.attrs.large_communities = items
-                        .map(|c| LargeCommunity {
-                            global: u32_at(c),
-                            local1: u32_at(&c[4..]),
-                            local2: u32_at(&c[8..]),
-                        })
-                        .collect()
-                }
+                Some(items) => w
+                    .attrs
+                    .large_communities
+                    .extend(items.map(|c| LargeCommunity {
+                        global: u32_at(c),
+                        local1: u32_at(&c[4..]),
+                        local2: u32_at(&c[8..]),
+                    })),
                 None => w.fail(code, bad_len),
             },
             // RFC 6793 §3: a four-octet session ignores AS4_PATH and AS4_AGGREGATOR; otherwise

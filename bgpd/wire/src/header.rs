@@ -111,6 +111,24 @@ impl Header {
     }
 }
 
+/// The checked header of `frame`, which must be exactly one whole message.
+pub(crate) fn frame(frame: &[u8], max_message_size: usize) -> Result<Header, SessionError> {
+    match Header::peek(frame, max_message_size)? {
+        Some(h) if h.len == frame.len() => Ok(h),
+        _ => {
+            let len = u16::try_from(frame.len()).unwrap_or(u16::MAX);
+            Err(SessionError::header(
+                Malformed::MessageLength {
+                    len,
+                    msg_type: frame.get(18).copied().unwrap_or(0),
+                },
+                HeaderError::BadMessageLength,
+                len.to_be_bytes().to_vec(),
+            ))
+        }
+    }
+}
+
 /// Writes a header with a zero length; returns where the message starts for [`finish`].
 pub(crate) fn start(out: &mut BytesMut, msg_type: MessageType) -> usize {
     let at = out.len();

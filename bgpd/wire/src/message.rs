@@ -2,9 +2,9 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::error::{EncodeError, Malformed, SessionError};
-use crate::header::{self, HEADER_LEN, Header, MAX_MESSAGE_SIZE, MessageType};
-use crate::notification::{ErrorCode, HeaderError, Notification};
+use crate::error::{EncodeError, SessionError};
+use crate::header::{self, HEADER_LEN, MAX_MESSAGE_SIZE, MessageType};
+use crate::notification::{ErrorCode, Notification};
 use crate::open::Open;
 use crate::route_refresh::RouteRefresh;
 use crate::session::SessionContext;
@@ -28,27 +28,16 @@ pub enum Message {
 
 impl Message {
     /// Decodes one complete message, header included: `frame` must be exactly the length
-    /// [`Header::peek`] reported. UPDATE attribute errors that RFC 7606 does not make fatal come
+    /// [`crate::Header::peek`] reported. UPDATE attribute errors that RFC 7606 does not make fatal come
     /// back inside [`Update::errors`]; every other error is a [`SessionError`].
     pub fn decode(frame: &[u8], ctx: &SessionContext) -> Result<Message, SessionError> {
-        let header = Header::peek(frame, ctx.max_message_size)?.filter(|h| h.len == frame.len());
-        let Some(header) = header else {
-            let len = u16::try_from(frame.len()).unwrap_or(u16::MAX);
-            return Err(SessionError::header(
-                Malformed::MessageLength {
-                    len,
-                    msg_type: frame.get(18).copied().unwrap_or(0),
-                },
-                HeaderError::BadMessageLength,
-                len.to_be_bytes().to_vec(),
-            ));
-        };
+        let header = header::frame(frame, ctx.max_message_size)?;
         let body = &frame[HEADER_LEN..];
         Ok(match header.msg_type {
             MessageType::Open => Message::Open(Open::decode(body)?),
             MessageType::Update => {
                 let mut update = Box::<Update>::default();
-                update.decode_into(body, ctx)?;
+                update.decode_body(body, ctx)?;
                 Message::Update(update)
             }
             MessageType::Notification => {

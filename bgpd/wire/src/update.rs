@@ -10,7 +10,7 @@ use crate::error::{AttrAction, AttrError, EncodeError, Malformed, SessionError};
 use crate::family::{Afi, AfiSafi};
 use crate::header::{self, MessageType};
 use crate::nlri;
-use crate::notification::UpdateError;
+use crate::notification::{HeaderError, UpdateError};
 use crate::prefix::Nlri;
 use crate::session::SessionContext;
 
@@ -96,13 +96,35 @@ impl Update {
             .any(|e| e.action == AttrAction::TreatAsWithdraw)
     }
 
-    /// Decodes the body (after the header) of an UPDATE into `self`, which must be empty.
-    /// In place because an UPDATE is large: moving it costs more than parsing a small one.
-    pub(crate) fn decode_into(
+    /// Decodes the UPDATE message `frame` (header included, as framed with [`crate::Header::peek`])
+    /// into `self`, replacing what it held but keeping its allocations: a reader that decodes
+    /// every UPDATE into one `Update` stops allocating for NLRI and communities once warm.
+    /// A frame of another type is a Bad Message Type error.
+    pub fn decode_from(&mut self, frame: &[u8], ctx: &SessionContext) -> Result<(), SessionError> {
+        let header = header::frame(frame, ctx.max_message_size)?;
+        if header.msg_type != MessageType::Update {
+            let t = header.msg_type as u8;
+            return Err(SessionError::header(
+                Malformed::MessageType(t),
+                HeaderError::BadMessageType,
+                vec![t],
+            ));
+        }
+        self.decode_body(&frame[header::HEADER_LEN..], ctx)
+    }
+
+    /// Decodes the body (after the header) of an UPDATE into `self`, in place because an UPDATE
+    /// is large: moving it costs more than parsing a small one.
+    pub(crate) fn decode_body(
         &mut self,
         body: &[u8],
         ctx: &SessionContext,
     ) -> Result<(), SessionError> {
+        self.withdrawn.clear();
+        self.nlri.clear();
+        self.errors.clear();
+        self.attrs.clear();
+        (self.mp_reach, self.mp_unreach) = (None, None);
         // RFC 4271 §6.3: lengths that do not fit the message.
         let list_error = || {
             SessionError::update(

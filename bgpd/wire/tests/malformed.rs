@@ -808,3 +808,18 @@ fn shutdown_communication_decodes() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn decoding_a_non_update_into_an_update_is_bad_message_type() {
+    let mut u = Update::default();
+    let e = u
+        .decode_from(&message(4, &[]), &ctx4())
+        .expect_err("not an UPDATE");
+    assert_eq!(e.code(), (1, 3));
+    assert_eq!(
+        u.decode_from(&message(2, &update_body(&[], &[], &[]))[..20], &ctx4())
+            .unwrap_err()
+            .code(),
+        (1, 2)
+    );
+}

@@ -40,6 +40,21 @@ proptest! {
     }
 
     #[test]
+    fn decoding_into_a_used_update_equals_a_fresh_decode(
+        (ctx, first, second) in arb::ctx().prop_flat_map(|c| {
+            let (a, b) = (arb::update(&c), arb::update(&c));
+            (Just(c), a, b)
+        })
+    ) {
+        let mut reused = Update::default();
+        for u in [first, second] {
+            let bytes = encode(&Message::Update(Box::new(u.clone())), &ctx);
+            reused.decode_from(&bytes, &ctx).expect("decodes");
+            prop_assert_eq!(&reused, &u);
+        }
+    }
+
+    #[test]
     fn notification_roundtrips(n in arb::notification()) {
         check(Message::Notification(n), &SessionContext::default())?;
     }
