@@ -225,6 +225,14 @@ fn benches(c: &mut Criterion) {
     g.bench_function("decode/zettabgp", |b| {
         b.iter(|| zetta_decode_stream(black_box(&table), &params))
     });
+    let mut reused = Update::default();
+    assert_eq!(
+        ours_decode_stream_reusing(&table, &ctx, &mut reused) as u64,
+        prefixes
+    );
+    g.bench_function("decode-reusing/bgpd-wire", |b| {
+        b.iter(|| ours_decode_stream_reusing(black_box(&table), &ctx, &mut reused))
+    });
     let mut out = BytesMut::with_capacity(table.len());
     g.bench_function("encode/bgpd-wire", |b| {
         b.iter(|| {
