@@ -17,6 +17,12 @@ fn asn<'de, D: Deserializer<'de>>(d: D) -> Result<Asn, D::Error> {
     u32::deserialize(d).map(Asn)
 }
 
+fn prefix<'de, D: Deserializer<'de>>(d: D) -> Result<Prefix, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<Prefix>()
+        .map_err(|e| serde::de::Error::custom(format!("{s}: {e}")))
+}
+
 fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Prefix>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
@@ -60,6 +66,61 @@ pub struct SpeakerConfig {
     /// Neighbours.
     #[serde(default)]
     pub peers: Vec<PeerSettings>,
+    /// Dynamic neighbours: any address in a range may connect (like BIRD's `neighbor range`).
+    #[serde(default)]
+    pub peer_ranges: Vec<PeerRange>,
+}
+
+/// Passive neighbours accepted from any address in `prefix`; each connecting address becomes
+/// a peer for as long as its session lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerRange {
+    /// The addresses allowed to connect.
+    #[serde(deserialize_with = "prefix")]
+    pub prefix: Prefix,
+    /// Their AS.
+    #[serde(deserialize_with = "asn")]
+    pub remote_as: Asn,
+    /// Proposed hold time in seconds (0, or at least 3).
+    #[serde(default = "default_hold")]
+    pub hold_time: u16,
+    /// Route-reflector clients.
+    #[serde(default)]
+    pub rr_client: bool,
+    /// Announce ourselves as next hop.
+    #[serde(default)]
+    pub next_hop_self: bool,
+    /// Families to enable (default IPv4 and IPv6 unicast).
+    #[serde(default = "default_families")]
+    pub families: Vec<Family>,
+    /// GTSM hops.
+    #[serde(default)]
+    pub ttl_security: Option<u8>,
+}
+
+impl PeerRange {
+    /// Whether `addr` may connect under this range.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match (self.prefix, addr) {
+            (Prefix::V4(p), IpAddr::V4(a)) => p.contains(a),
+            (Prefix::V6(p), IpAddr::V6(a)) => p.contains(a),
+            _ => false,
+        }
+    }
+
+    /// The settings of the peer at `address` that connected under this range.
+    pub fn peer(&self, address: IpAddr) -> PeerSettings {
+        PeerSettings {
+            passive: true,
+            hold_time: self.hold_time,
+            rr_client: self.rr_client,
+            next_hop_self: self.next_hop_self,
+            families: self.families.clone(),
+            ttl_security: self.ttl_security,
+            ..PeerSettings::new(address, self.remote_as)
+        }
+    }
 }
 
 /// Graceful restart as restarting speaker and as helper.
@@ -414,6 +475,7 @@ impl SpeakerConfig {
             fib: true,
             originate: Vec::new(),
             peers: Vec::new(),
+            peer_ranges: Vec::new(),
         }
     }
 
@@ -423,6 +485,9 @@ impl SpeakerConfig {
             return Err(ConfigError::RouterId);
         }
         let mut seen = std::collections::HashSet::new();
+        for r in &self.peer_ranges {
+            r.peer(r.prefix.addr()).validate()?;
+        }
         for p in &self.peers {
             p.validate()?;
             if !seen.insert(p.address) {
@@ -496,6 +561,18 @@ mod tests {
         assert_eq!(c.validate(), Err(ConfigError::Duplicate(p.address)));
         c.peers = vec![p];
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn peer_ranges_admit_their_addresses_as_passive_peers() {
+        let text = "local_as = 65000\nrouter_id = \"10.0.0.1\"\n[[peer_ranges]]\nprefix = \"10.77.0.0/16\"\nremote_as = 65000\nrr_client = true\n";
+        let c: SpeakerConfig = toml::from_str(text).unwrap();
+        let r = &c.peer_ranges[0];
+        assert!(r.contains("10.77.3.4".parse().unwrap()));
+        assert!(!r.contains("10.78.0.1".parse().unwrap()));
+        assert!(!r.contains("fd00::1".parse().unwrap()));
+        let p = r.peer("10.77.3.4".parse().unwrap());
+        assert!(p.passive && p.rr_client && p.is_ibgp(c.local_as));
     }
 
     #[test]

@@ -138,6 +138,8 @@ struct Peer {
     /// Families whose End-of-RIB arrived in this session.
     end_of_rib: HashSet<AfiSafi>,
     holding_initial: bool,
+    /// Admitted through a peer range: forgotten when its session ends.
+    dynamic: bool,
 }
 
 /// The actor.
@@ -331,6 +333,10 @@ impl Instance {
     }
 
     fn add_peer(&mut self, settings: PeerSettings) -> Result<(), String> {
+        self.insert_peer(settings, false)
+    }
+
+    fn insert_peer(&mut self, settings: PeerSettings, dynamic: bool) -> Result<(), String> {
         let addr = settings.address;
         settings.validate().map_err(|e| e.to_string())?;
         if self.peers.contains_key(&addr) {
@@ -360,6 +366,7 @@ impl Instance {
                 stale: false,
                 end_of_rib: HashSet::new(),
                 holding_initial: false,
+                dynamic,
             },
         );
         self.by_rib_id.insert(rib_id, addr);
@@ -472,7 +479,53 @@ impl Instance {
                 other => self.execute(addr, sid, other),
             }
         }
+        self.forget_if_done(addr);
         deliver
+    }
+
+    /// A dynamic peer whose session has ended is removed with its routes (it may connect again
+    /// and becomes a new peer then).
+    fn forget_if_done(&mut self, addr: IpAddr) {
+        let done = self.peers.get(&addr).is_some_and(|p| {
+            p.dynamic && p.main.fsm.state() == State::Idle && p.colliding.is_none()
+        });
+        if !done {
+            return;
+        }
+        let Some(peer) = self.peers.remove(&addr) else {
+            return;
+        };
+        tracing::info!(peer = %addr, "dynamic peer gone");
+        self.by_rib_id.remove(&peer.rib_id);
+        for key in [
+            TimerKey::Restart(addr),
+            TimerKey::Stale(addr),
+            TimerKey::Deferral(addr),
+        ] {
+            self.deadlines.disarm(&key);
+        }
+        if let Some((conn, _)) = peer.main.conn
+            && let Some((_, handle)) = self.conns.remove(&conn)
+        {
+            handle.close();
+        }
+        if let Err(e) = self.rib.remove_peer(peer.rib_id) {
+            tracing::warn!(peer = %addr, "RIB: {e}");
+        }
+    }
+
+    /// A connection from an address without a peer: admitted if a peer range covers it.
+    fn admit_dynamic(&mut self, addr: IpAddr) -> bool {
+        let Some(range) = self.config.peer_ranges.iter().find(|r| r.contains(addr)) else {
+            return false;
+        };
+        match self.insert_peer(range.peer(addr), true) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(peer = %addr, "dynamic peer refused: {e}");
+                false
+            }
+        }
     }
 
     fn execute(&mut self, addr: IpAddr, sid: u64, action: Action) {
@@ -629,6 +682,10 @@ impl Instance {
 
     fn accepted(&mut self, stream: tokio::net::TcpStream, from: SocketAddr) {
         let addr = from.ip().to_canonical();
+        if !self.peers.contains_key(&addr) && !self.admit_dynamic(addr) {
+            tracing::info!("connection from unknown {addr} refused");
+            return;
+        }
         let Some(peer) = self.peers.get(&addr) else {
             tracing::info!("connection from unknown {addr} refused");
             return;

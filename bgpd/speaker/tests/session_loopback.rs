@@ -497,3 +497,82 @@ async fn garbage_from_peers_never_stops_the_speaker() {
     good.establish().await;
     speaker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_ranges_admit_any_address_inside_for_one_session() {
+    let port = testkit::free_port();
+    let mut config = speaker_config(port, 179, true);
+    config.peer_ranges = vec![bgpd_speaker::config::PeerRange {
+        prefix: "127.0.1.0/24".parse().unwrap(),
+        remote_as: Asn(65002),
+        hold_time: 30,
+        rr_client: false,
+        next_hop_self: false,
+        families: vec![bgpd_speaker::Family::Ipv4],
+        ttl_security: None,
+    }];
+    let speaker = Speaker::start(config).unwrap();
+    let dynamic = Ipv4Addr::new(127, 0, 1, 5);
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(dynamic), 0))
+        .unwrap();
+    let stream = socket
+        .connect(SocketAddr::new(IpAddr::V4(OURS), port))
+        .await
+        .unwrap();
+    let mut peer = Scripted {
+        stream,
+        buf: BytesMut::new(),
+    };
+    peer.establish().await;
+    let mut route = update("10.97.0.0/24");
+    if let Message::Update(u) = &mut route {
+        u.attrs.next_hop = Some(NextHop::V4(dynamic));
+    }
+    peer.send(&route).await;
+    wait_for("the route", async || {
+        has_route(&speaker, "10.97.0.0/24").await
+    })
+    .await;
+    assert!(
+        speaker
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.address == IpAddr::V4(dynamic))
+    );
+
+    // Outside every range: refused.
+    let outsider = TcpSocket::new_v4().unwrap();
+    outsider
+        .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 2, 5)), 0))
+        .unwrap();
+    let stream = outsider
+        .connect(SocketAddr::new(IpAddr::V4(OURS), port))
+        .await
+        .unwrap();
+    let mut refused = Scripted {
+        stream,
+        buf: BytesMut::new(),
+    };
+    assert!(
+        refused.recv().await.is_none(),
+        "an address outside the ranges got an OPEN"
+    );
+
+    // The session ends: the peer and its routes go.
+    drop(peer);
+    wait_for("the dynamic peer forgotten", async || {
+        !has_route(&speaker, "10.97.0.0/24").await
+            && !speaker
+                .peers()
+                .await
+                .unwrap()
+                .iter()
+                .any(|p| p.address == IpAddr::V4(dynamic))
+    })
+    .await;
+    speaker.shutdown().await;
+}
