@@ -479,8 +479,25 @@ impl Instance {
                 other => self.execute(addr, sid, other),
             }
         }
-        self.forget_if_done(addr);
+        self.settle(addr);
         deliver
+    }
+
+    /// Keeps the peer's sessions tidy after any FSM step: a colliding connection that died is
+    /// dropped; one that outlived the main connection becomes the main session; a dynamic peer
+    /// whose session ended is forgotten.
+    fn settle(&mut self, addr: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        if peer.colliding.as_ref().is_some_and(|s| s.conn.is_none()) {
+            peer.colliding = None;
+        } else if peer.main.conn.is_none()
+            && let Some(survivor) = peer.colliding.take()
+        {
+            peer.main = survivor;
+        }
+        self.forget_if_done(addr);
     }
 
     /// A dynamic peer whose session has ended is removed with its routes (it may connect again
@@ -775,21 +792,7 @@ impl Instance {
                     s.conn = None;
                 }
                 self.run_fsm(addr, sid, Event::ConnectionFailed);
-                self.drop_dead_collision(addr, sid);
             }
-        }
-    }
-
-    /// A colliding session that ended is forgotten; the main one keeps its FSM.
-    fn drop_dead_collision(&mut self, addr: IpAddr, sid: u64) {
-        if let Some(peer) = self.peers.get_mut(&addr)
-            && peer
-                .colliding
-                .as_ref()
-                .is_some_and(|s| s.id == sid && s.fsm.state() != State::OpenConfirm)
-            && peer.colliding.as_ref().is_some_and(|s| s.conn.is_none())
-        {
-            peer.colliding = None;
         }
     }
 
@@ -811,7 +814,6 @@ impl Instance {
                     p.last_received = Some(n.clone());
                 }
                 self.run_fsm(addr, sid, Event::Notification(n));
-                self.drop_dead_collision(addr, sid);
             }
             Message::Update(update) => {
                 if self.run_fsm(addr, sid, Event::Update) {
@@ -872,16 +874,8 @@ impl Instance {
             Some(Loser::Existing) => other_id,
         };
         tracing::info!(peer = %addr, "connection collision: closing the {:?} connection", if loser_sid == sid { this_dir } else { other_dir });
+        // The loser loses its connection; `settle` then keeps the survivor as the main session.
         self.run_fsm(addr, loser_sid, Event::Stop(collision::notification()));
-        if let Some(peer) = self.peers.get_mut(&addr) {
-            if peer.main.id == loser_sid
-                && let Some(survivor) = peer.colliding.take()
-            {
-                peer.main = survivor;
-            } else {
-                peer.colliding = None;
-            }
-        }
     }
 
     fn established(&mut self, addr: IpAddr, sid: u64, params: SessionParams) {
@@ -1109,7 +1103,6 @@ impl Instance {
         match key {
             TimerKey::Fsm(addr, sid, kind) => {
                 self.run_fsm(addr, sid, Event::TimerExpired(kind.into()));
-                self.drop_dead_collision(addr, sid);
             }
             TimerKey::Restart(addr) | TimerKey::Stale(addr) => {
                 let Some(peer) = self.peers.get_mut(&addr) else {

@@ -576,3 +576,75 @@ async fn peer_ranges_admit_any_address_inside_for_one_session() {
     .await;
     speaker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collision_with_a_lower_identifier_keeps_our_connection() {
+    let port = testkit::free_port();
+    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(THEM), 0))
+        .await
+        .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let speaker = Speaker::start(speaker_config(port, peer_port, false)).unwrap();
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ours_out = Scripted {
+        stream,
+        buf: BytesMut::new(),
+    };
+    assert!(matches!(ours_out.recv().await, Some(Message::Open(_))));
+    let lower = Ipv4Addr::new(9, 9, 9, 9);
+    ours_out.send(&Scripted::open(lower)).await;
+    assert!(matches!(ours_out.recv().await, Some(Message::Keepalive)));
+
+    let mut theirs = Scripted::connect(port).await;
+    theirs.send(&Scripted::open(lower)).await;
+    match theirs.recv_control().await {
+        Some(Message::Open(_)) => match theirs.recv_control().await {
+            Some(Message::Notification(n)) => assert_eq!(n.code.octets(), (6, 7)),
+            other => panic!("expected Cease/7 on their connection, got {other:?}"),
+        },
+        other => panic!("expected our OPEN, got {other:?}"),
+    }
+    ours_out.send(&Message::Keepalive).await;
+    wait_for("Established on our connection", async || {
+        speaker.peers().await.unwrap()[0].state == "Established"
+    })
+    .await;
+    speaker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colliding_connection_that_outlives_the_first_takes_over() {
+    let port = testkit::free_port();
+    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(THEM), 0))
+        .await
+        .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let mut config = speaker_config(port, peer_port, false);
+    config.originate = vec!["10.98.0.0/24".parse().unwrap()];
+    let speaker = Speaker::start(config).unwrap();
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ours_out = Scripted {
+        stream,
+        buf: BytesMut::new(),
+    };
+    assert!(matches!(ours_out.recv().await, Some(Message::Open(_))));
+    // Our connection waits in OpenSent; the peer's arrives beside it.
+    let mut theirs = Scripted::connect(port).await;
+    assert!(matches!(theirs.recv().await, Some(Message::Open(_))));
+    drop(ours_out);
+    theirs
+        .send(&Scripted::open(Ipv4Addr::new(10, 0, 0, 2)))
+        .await;
+    assert!(matches!(theirs.recv().await, Some(Message::Keepalive)));
+    theirs.send(&Message::Keepalive).await;
+    let want = vec![Nlri::new("10.98.0.0/24".parse::<Prefix>().unwrap())];
+    assert_eq!(next_announcement(&mut theirs).await, want);
+    assert_eq!(speaker.peers().await.unwrap()[0].state, "Established");
+    speaker.shutdown().await;
+}
