@@ -72,28 +72,32 @@ fn decode_with<const W: usize>(
 }
 
 /// Octets `n` takes on the wire.
+#[inline]
 pub(crate) fn wire_len(n: &Nlri, add_path: bool) -> usize {
     n.prefix.wire_len() + if add_path { 4 } else { 0 }
 }
 
 /// Appends one entry; a missing path id is sent as 0 when `add_path`.
+#[inline]
 pub(crate) fn encode(n: &Nlri, add_path: bool, out: &mut BytesMut) {
     if add_path {
         out.put_u32(n.path_id.unwrap_or(0));
     }
     let len = n.prefix.length();
-    out.put_u8(len);
-    // Write the whole address, then drop the octets past the length: fixed-size writes are
-    // cheaper than a variable-length copy in this loop.
-    let (written, used) = match n.prefix {
+    let used = usize::from(len).div_ceil(8);
+    // One fixed-size append of the length and the whole address, then drop the octets past the
+    // length: cheaper in this loop than several small writes or a variable-length copy.
+    match n.prefix {
         Prefix::V4(p) => {
-            out.put_u32(u32::from(p.addr()));
-            (4, usize::from(len).div_ceil(8))
+            let [a, b, c, d] = p.addr().octets();
+            out.extend_from_slice(&[len, a, b, c, d]);
+            out.truncate(out.len() - (4 - used));
         }
         Prefix::V6(p) => {
-            out.put_u128(u128::from(p.addr()));
-            (16, usize::from(len).div_ceil(8))
+            let mut entry = [len; 17];
+            entry[1..].copy_from_slice(&p.addr().octets());
+            out.extend_from_slice(&entry);
+            out.truncate(out.len() - (16 - used));
         }
-    };
-    out.truncate(out.len() - (written - used));
+    }
 }

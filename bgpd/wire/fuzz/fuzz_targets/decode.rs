@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use bgpd_wire::{AfiSafi, EncodeError, Header, Message, SessionContext};
+use bgpd_wire::{AfiSafi, EncodeError, Header, Message, SessionContext, Update};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
@@ -39,10 +39,17 @@ fn comparable(msg: Message) -> Message {
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, mut stream)) = data.split_first() else { return };
     let ctx = context(flags);
+    // Every UPDATE is also decoded into one reused `Update`, which must agree with a fresh one.
+    let mut reused = Update::default();
     while let Ok(Some(header)) = Header::peek(stream, ctx.max_message_size) {
         let Some(frame) = stream.get(..header.len) else { return };
         stream = &stream[header.len..];
-        let Ok(first) = Message::decode(frame, &ctx) else { continue };
+        let fresh = Message::decode(frame, &ctx);
+        if let Ok(Message::Update(u)) = &fresh {
+            reused.decode_from(frame, &ctx).expect("decodes as fresh did");
+            assert_eq!(&reused, &**u);
+        }
+        let Ok(first) = fresh else { continue };
         let mut out = BytesMut::new();
         match first.encode(&ctx, &mut out) {
             Ok(()) => {}
