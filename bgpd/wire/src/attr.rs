@@ -350,7 +350,7 @@ pub(crate) fn walk<'a, 'u>(
             w.fail(code, reason);
             continue;
         }
-        let bad_len = Malformed::AttributeLength {
+        let bad_len = || Malformed::AttributeLength {
             type_code: code,
             len: value.len(),
         };
@@ -364,7 +364,7 @@ pub(crate) fn walk<'a, 'u>(
                 [1] => w.attrs.origin = Some(Origin::Egp),
                 [2] => w.attrs.origin = Some(Origin::Incomplete),
                 [v] => w.fail(code, Malformed::Origin(*v)),
-                _ => w.fail(code, bad_len),
+                _ => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.2.
             tc::AS_PATH => match AsPath::decode(value, if four { 4 } else { 2 }) {
@@ -381,18 +381,18 @@ pub(crate) fn walk<'a, 'u>(
                         w.attrs.next_hop = Some(NextHop::V4(nh));
                     }
                 }
-                _ => w.fail(code, bad_len),
+                _ => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.4, §7.5.
             tc::MED | tc::LOCAL_PREF => match value {
                 [_, _, _, _] if code == tc::MED => w.attrs.med = Some(u32_at(value)),
                 [_, _, _, _] => w.attrs.local_pref = Some(u32_at(value)),
-                _ => w.fail(code, bad_len),
+                _ => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.6.
             tc::ATOMIC_AGGREGATE => match value {
                 [] => w.attrs.atomic_aggregate = true,
-                _ => w.fail(code, bad_len),
+                _ => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.7: six or eight octets as the session dictates; AS 0 per RFC 7607.
             tc::AGGREGATOR => match (four, value.len()) {
@@ -409,7 +409,7 @@ pub(crate) fn walk<'a, 'u>(
                         addr: ipv4_at(&value[2..]),
                     })
                 }
-                _ => w.fail(code, bad_len),
+                _ => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.8.
             tc::COMMUNITIES => match multiple_of(value, 4) {
@@ -417,24 +417,24 @@ pub(crate) fn walk<'a, 'u>(
                     .attrs
                     .communities
                     .extend(items.map(|c| Community(u32_at(c)))),
-                None => w.fail(code, bad_len),
+                None => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.9.
             tc::ORIGINATOR_ID => match value {
                 [_, _, _, _] => w.attrs.originator_id = Some(ipv4_at(value)),
-                _ => w.fail(code, bad_len),
+                _ => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.10.
             tc::CLUSTER_LIST => match multiple_of(value, 4) {
                 Some(items) => w.attrs.cluster_list.extend(items.map(ipv4_at)),
-                None => w.fail(code, bad_len),
+                None => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.14.
             tc::EXTENDED_COMMUNITIES => match multiple_of(value, 8) {
                 Some(items) => w.attrs.ext_communities.extend(
                     items.map(|c| ExtCommunity([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
                 ),
-                None => w.fail(code, bad_len),
+                None => w.fail(code, bad_len()),
             },
             // RFC 8092 §6: a length that is not a non-zero multiple of 12 is treat-as-withdraw.
             tc::LARGE_COMMUNITIES => match multiple_of(value, 12) {
@@ -446,7 +446,7 @@ pub(crate) fn walk<'a, 'u>(
                         local1: u32_at(&c[4..]),
                         local2: u32_at(&c[8..]),
                     })),
-                None => w.fail(code, bad_len),
+                None => w.fail(code, bad_len()),
             },
             // RFC 6793 §3: a four-octet session ignores AS4_PATH and AS4_AGGREGATOR; otherwise
             // malformed ones are discarded (RFC 6793 §6).
@@ -462,7 +462,7 @@ pub(crate) fn walk<'a, 'u>(
                         addr: ipv4_at(&value[4..]),
                     })
                 }
-                _ => w.fail(code, bad_len),
+                _ => w.fail(code, bad_len()),
             },
             _ => {}
         }

@@ -8,6 +8,8 @@
 //! - Encoding: [`Message::encode`] for single messages, [`pack`] for many routes sharing one
 //!   attribute set, split over as few UPDATEs as the session's message size allows.
 
+#![warn(missing_docs)]
+
 mod as_path;
 mod asn;
 mod attr;

@@ -56,9 +56,12 @@ fn decode_with<const W: usize>(
         }
         let octets = match rest.first_chunk::<W>() {
             Some(whole) => *whole,
+            // The last entry of a field: a byte loop, as a memcpy call costs more for so little.
             None => {
                 let mut o = [0u8; W];
-                o[..n].copy_from_slice(&rest[..n]);
+                for (d, s) in o.iter_mut().zip(&rest[..n]) {
+                    *d = *s;
+                }
                 o
             }
         };
