@@ -1,1 +1,21 @@
-//! The fabric daemon: wires config, IPAM, kernel routes, BGP and policy together on one host.
+//! The fabric daemon: wires config, IPAM, kernel routes, BGP and container endpoints together
+//! on one host, and serves the control socket (`bgpd-api`).
+//!
+//! One module per concern: [`node`] (registry in etcd), [`mesh`] (which peers, pure),
+//! [`routes`] (which kernel routes, pure), [`daemon`] (state and `converge`), [`endpoints`],
+//! [`api`] (control socket), [`reload`], [`signals`], [`metrics`], [`address`], [`logging`],
+//! and [`run`] (startup and the main loop).
+
+pub mod address;
+pub mod api;
+pub mod daemon;
+pub mod endpoints;
+pub mod health;
+pub mod logging;
+pub mod mesh;
+pub mod metrics;
+pub mod node;
+pub mod reload;
+pub mod routes;
+pub mod run;
+pub mod signals;

@@ -162,9 +162,11 @@ impl Client {
                 }
             }
         })?;
-        let protocol = |what: &'static str| move |e: hyper::Error| ClientError::Protocol {
-            what,
-            detail: e.to_string(),
+        let protocol = |what: &'static str| {
+            move |e: hyper::Error| ClientError::Protocol {
+                what,
+                detail: e.to_string(),
+            }
         };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -210,6 +212,9 @@ mod tests {
         let client = Client::new(dir.join("nope.sock"));
         let err = client.status().await.unwrap_err();
         assert!(matches!(err, ClientError::NotRunning { .. }), "{err:?}");
-        assert!(err.to_string().starts_with("bgpd is not running at "), "{err}");
+        assert!(
+            err.to_string().starts_with("bgpd is not running at "),
+            "{err}"
+        );
     }
 }

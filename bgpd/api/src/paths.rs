@@ -35,7 +35,15 @@ mod tests {
         let p = endpoint("abc123", "eth0");
         assert_eq!(p, "/v1/endpoints/abc123/eth0");
         assert_eq!(parse_endpoint(&p), Some(("abc123", "eth0")));
-        for bad in ["/v1/endpoints", "/v1/endpoints/", "/v1/endpoints/a", "/v1/endpoints/a/", "/v1/endpoints//e", "/v1/endpoints/a/b/c", "/v2/endpoints/a/b"] {
+        for bad in [
+            "/v1/endpoints",
+            "/v1/endpoints/",
+            "/v1/endpoints/a",
+            "/v1/endpoints/a/",
+            "/v1/endpoints//e",
+            "/v1/endpoints/a/b/c",
+            "/v2/endpoints/a/b",
+        ] {
             assert_eq!(parse_endpoint(bad), None, "{bad}");
         }
     }

@@ -1,0 +1,263 @@
+//! Which BGP peers this node should have: the node-to-node mesh or the reflectors found in
+//! etcd, plus the peers from the configuration. A pure function of its inputs, so both ends
+//! of every automatic session reach the same answer from the same registry.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use bgpd_api::{PeerKind, Role};
+use bgpd_config::BgpConfig;
+use bgpd_rib::{Policy, PrefixRange};
+use bgpd_speaker::PeerSettings;
+use bgpd_wire::{Asn, Prefix};
+
+use crate::node::{NodeRecord, Registry};
+
+/// A peer we want, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPlan {
+    /// Node name or configured name.
+    pub name: String,
+    /// Why we peer.
+    pub kind: PeerKind,
+    /// The session's settings.
+    pub settings: PeerSettings,
+}
+
+/// Everything the peer set depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct MeshInputs<'a> {
+    /// Our node name.
+    pub me: &'a str,
+    /// Our own record (role, mesh).
+    pub my_record: &'a NodeRecord,
+    /// Every node's record, ours included or not.
+    pub registry: &'a Registry,
+    /// `[bgp]`.
+    pub bgp: &'a BgpConfig,
+    /// Pools' CIDRs: what we accept from peers (everything when empty).
+    pub pools: &'a [Prefix],
+    /// What we originate: our blocks and borrowed host routes (exported to configured peers).
+    pub own: &'a [Prefix],
+}
+
+/// Whether two nodes peer automatically. Symmetric, so both ends agree: a reflector peers with
+/// every node that peers automatically; hosts peer with each other only while no reflector is
+/// registered.
+fn automatic(a: &NodeRecord, b: &NodeRecord, reflectors_exist: bool) -> bool {
+    let auto = |n: &NodeRecord| n.mesh || n.role == Role::Reflector;
+    match (a.role, b.role) {
+        (Role::Host, Role::Host) => a.mesh && b.mesh && !reflectors_exist,
+        _ => auto(a) && auto(b),
+    }
+}
+
+/// The peers this node wants, by address. A configured peer wins over an automatic one at the
+/// same address.
+pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
+    let bgp = inputs.bgp;
+    let import = if inputs.pools.is_empty() {
+        Policy::accept_all()
+    } else {
+        Policy::only(inputs.pools.iter().map(|p| PrefixRange::orlonger(*p)))
+    };
+    let mut peers = BTreeMap::new();
+    let reflectors_exist = inputs.registry.values().any(|n| n.role == Role::Reflector);
+    let mine = inputs.my_record;
+    for (name, node) in inputs.registry {
+        if name == inputs.me
+            || node.address == mine.address
+            || !automatic(mine, node, reflectors_exist)
+        {
+            continue;
+        }
+        let kind = match (mine.role, node.role) {
+            (Role::Reflector, Role::Host) => PeerKind::ReflectorClient,
+            (Role::Host, Role::Reflector) => PeerKind::Reflector,
+            _ => PeerKind::Mesh,
+        };
+        let mut settings = PeerSettings::new(node.address, Asn(node.asn));
+        settings.port = node.port;
+        settings.hold_time = bgp.hold_time.get();
+        settings.connect_retry = u64::from(bgp.connect_retry);
+        settings.rr_client = kind == PeerKind::ReflectorClient;
+        settings.import = import.clone();
+        peers.insert(
+            node.address,
+            PeerPlan {
+                name: name.clone(),
+                kind,
+                settings,
+            },
+        );
+    }
+    let export_own = Policy::only(inputs.own.iter().map(|p| PrefixRange::exact(*p)));
+    for p in &bgp.peers {
+        let mut settings = PeerSettings::new(p.address, Asn(p.asn.get()));
+        settings.port = p.port.get();
+        settings.local_address = p.local_address;
+        settings.passive = p.passive;
+        settings.hold_time = p.hold_time.unwrap_or(bgp.hold_time).get();
+        settings.connect_retry = u64::from(bgp.connect_retry);
+        settings.password = p.password.clone();
+        if p.ttl_security {
+            settings.ttl_security = Some(p.multihop.map_or(1, |h| h.get()));
+        } else {
+            settings.multihop = p.multihop.map(|h| h.get());
+        }
+        settings.rr_client = p.route_reflector_client;
+        settings.next_hop_self = p.next_hop_self;
+        settings.max_prefix = p.max_prefixes;
+        settings.import = import.clone();
+        // A host tells its configured peers (a ToR) only about its own addresses; a reflector
+        // passes on what it reflects.
+        if mine.role == Role::Host {
+            settings.export = export_own.clone();
+        }
+        peers.insert(
+            p.address,
+            PeerPlan {
+                name: p.name.clone().unwrap_or_else(|| p.address.to_string()),
+                kind: PeerKind::Configured,
+                settings,
+            },
+        );
+    }
+    peers
+}
+
+/// Our cluster id as a reflector: configured, or the router id.
+pub fn cluster_id(bgp: &BgpConfig, router_id: Ipv4Addr) -> Option<Ipv4Addr> {
+    bgp.route_reflector
+        .then(|| bgp.cluster_id.map_or(router_id, |c| c.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(addr: &str, role: Role, mesh: bool) -> NodeRecord {
+        NodeRecord::new(
+            BTreeMap::new(),
+            addr.parse().unwrap(),
+            64512,
+            "10.0.0.1".parse().unwrap(),
+            role,
+            mesh,
+            179,
+        )
+    }
+
+    fn bgp(toml_text: &str) -> BgpConfig {
+        let text = format!("[node]\nasn = 64512\n[bgp]\n{toml_text}");
+        bgpd_config::Config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .bgp
+    }
+
+    fn peers_of(me: &str, registry: &Registry, bgp: &BgpConfig) -> Vec<(String, PeerKind, bool)> {
+        let inputs = MeshInputs {
+            me,
+            my_record: &registry[me],
+            registry,
+            bgp,
+            pools: &[],
+            own: &[],
+        };
+        desired_peers(&inputs)
+            .values()
+            .map(|p| (p.name.clone(), p.kind, p.settings.rr_client))
+            .collect()
+    }
+
+    #[test]
+    fn full_mesh_without_reflectors() {
+        let mut reg = Registry::new();
+        reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
+        reg.insert("b".into(), node("10.0.0.2", Role::Host, true));
+        reg.insert("c".into(), node("10.0.0.3", Role::Host, true));
+        reg.insert("d".into(), node("10.0.0.4", Role::Host, false));
+        let b = bgp("mesh = true");
+        assert_eq!(
+            peers_of("a", &reg, &b),
+            vec![
+                ("b".into(), PeerKind::Mesh, false),
+                ("c".into(), PeerKind::Mesh, false)
+            ]
+        );
+        assert_eq!(peers_of("d", &reg, &b), vec![]);
+    }
+
+    #[test]
+    fn reflectors_replace_the_mesh() {
+        let mut reg = Registry::new();
+        reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
+        reg.insert("b".into(), node("10.0.0.2", Role::Host, true));
+        reg.insert("rr1".into(), node("10.0.0.9", Role::Reflector, false));
+        reg.insert("rr2".into(), node("10.0.0.10", Role::Reflector, false));
+        reg.insert("x".into(), node("10.0.0.5", Role::Host, false));
+        let b = bgp("mesh = true");
+        assert_eq!(
+            peers_of("a", &reg, &b),
+            vec![
+                ("rr1".into(), PeerKind::Reflector, false),
+                ("rr2".into(), PeerKind::Reflector, false)
+            ]
+        );
+        assert_eq!(
+            peers_of("rr1", &reg, &b),
+            vec![
+                ("a".into(), PeerKind::ReflectorClient, true),
+                ("b".into(), PeerKind::ReflectorClient, true),
+                ("rr2".into(), PeerKind::Mesh, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn sessions_are_symmetric() {
+        let roles = [
+            (Role::Host, true),
+            (Role::Host, false),
+            (Role::Reflector, false),
+            (Role::Reflector, true),
+        ];
+        for with_rr in [false, true] {
+            for (ra, ma) in roles {
+                for (rb, mb) in roles {
+                    let (a, b) = (node("10.0.0.1", ra, ma), node("10.0.0.2", rb, mb));
+                    assert_eq!(automatic(&a, &b, with_rr), automatic(&b, &a, with_rr));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn configured_peers_win_and_carry_their_options() {
+        let mut reg = Registry::new();
+        reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
+        reg.insert("b".into(), node("10.0.0.2", Role::Host, true));
+        let b = bgp(
+            "mesh = true\n[[bgp.peers]]\nname = \"tor\"\naddress = \"10.0.0.2\"\nasn = 65000\npassword = \"pw\"\nttl_security = true\n",
+        );
+        let own: Vec<Prefix> = vec!["10.244.0.0/26".parse().unwrap()];
+        let inputs = MeshInputs {
+            me: "a",
+            my_record: &reg["a"],
+            registry: &reg,
+            bgp: &b,
+            pools: &[],
+            own: &own,
+        };
+        let peers = desired_peers(&inputs);
+        let tor = &peers[&"10.0.0.2".parse::<IpAddr>().unwrap()];
+        assert_eq!((tor.name.as_str(), tor.kind), ("tor", PeerKind::Configured));
+        assert_eq!(tor.settings.remote_as, Asn(65000));
+        assert_eq!(tor.settings.ttl_security, Some(1));
+        assert_eq!(tor.settings.password.as_deref(), Some("pw"));
+        assert_eq!(
+            tor.settings.export,
+            Policy::only([PrefixRange::exact(own[0])])
+        );
+    }
+}

@@ -1,0 +1,463 @@
+//! Startup and the main loop, one way: config → etcd (register, claim blocks) → kernel
+//! (blackholes, kept routes) → BGP (originate, peers from the registry) → control socket →
+//! READY; then registry changes, best-path changes, signals and timers feed `converge`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bgpd_api::Role;
+use bgpd_config::Config;
+use bgpd_endpoint::{Endpoints, RouteTag};
+use bgpd_kernel::{Fib, FibConfig, FibMonitor, ProtocolId, ReconcileOptions, RouteSet, TableId};
+use bgpd_speaker::{GracefulRestartConfig, Speaker, SpeakerConfig};
+use bgpd_wire::Asn;
+use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, Pool, PoolName};
+use ipnetwork::IpNetwork;
+use tokio::sync::watch;
+
+use crate::address::{AddressError, detect};
+use crate::daemon::{Daemon, Identity, State, kernel_prefix};
+use crate::health::EtcdHealth;
+use crate::mesh::cluster_id;
+use crate::metrics::Metrics;
+use crate::node::{NodeRecord, Registration, Registry, follow};
+use crate::routes::{RouteInputs, keepable, wanted};
+use crate::signals::{Request, Signals};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No node address.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// No usable router id.
+    #[error("node.router_id is needed: the node address {0} is not IPv4")]
+    RouterId(IpAddr),
+    /// The node name is unusable.
+    #[error("node name: {0}")]
+    Name(String),
+    /// etcd settings we cannot honour.
+    #[error("etcd: {0}")]
+    Etcd(String),
+    /// The kernel route task could not start.
+    #[error("kernel routes: {0}")]
+    Kernel(#[from] bgpd_kernel::Error),
+    /// Endpoint plumbing could not start.
+    #[error("endpoints: {0}")]
+    Endpoint(#[from] bgpd_endpoint::Error),
+    /// The BGP speaker could not start.
+    #[error("bgp: {0}")]
+    Speaker(#[from] bgpd_speaker::SpeakerError),
+    /// The control socket could not be bound.
+    #[error("control socket {path}: {source}")]
+    Socket {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+    /// The BGP speaker stopped while we ran.
+    #[error("the BGP speaker stopped")]
+    SpeakerStopped,
+}
+
+fn host_name(config: &Config) -> Result<HostName, StartError> {
+    let name = match &config.node.name {
+        Some(n) => n.as_str().to_string(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_err(|e| StartError::Name(format!("reading the host name: {e}")))?
+            .trim()
+            .to_string(),
+    };
+    HostName::new(name).map_err(|e| StartError::Name(e.to_string()))
+}
+
+/// Turns on forwarding host-wide (IPv6 `all.forwarding` too, which felix also sets; it stops
+/// `accept_ra` on every interface).
+fn enable_forwarding() {
+    for key in ["ipv4/ip_forward", "ipv6/conf/all/forwarding"] {
+        let path = format!("/proc/sys/net/{key}");
+        if let Err(e) = std::fs::write(&path, "1") {
+            tracing::warn!("cannot set {path} = 1: {e}");
+        }
+    }
+}
+
+/// Creates the configured pools that etcd does not have yet; returns the enabled pools' CIDRs.
+async fn pools(ipam: &Ipam, config: &Config) -> Vec<IpNetwork> {
+    let existing = ipam.list_pools().await.unwrap_or_default();
+    for p in &config.ipam.pools {
+        if existing.iter().any(|e| e.name.as_str() == p.name.as_str()) {
+            continue;
+        }
+        let Ok(name) = PoolName::new(p.name.as_str()) else {
+            continue;
+        };
+        let mut pool = Pool::new(name, p.cidr);
+        pool.block_prefix_len = p.block_size();
+        pool.nat_outgoing = p.nat_outgoing;
+        pool.disabled = p.disabled;
+        if let Some(s) = &p.node_selector {
+            match s.parse() {
+                Ok(sel) => pool.node_selector = sel,
+                Err(e) => {
+                    tracing::error!(pool = %p.name, "node_selector: {e}; pool not created");
+                    continue;
+                }
+            }
+        }
+        match ipam.add_pool(&pool).await {
+            Ok(()) => tracing::info!(pool = %p.name, cidr = %p.cidr, "pool created"),
+            Err(e) => tracing::warn!(pool = %p.name, "pool not created: {e}"),
+        }
+    }
+    ipam.list_pools()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !p.disabled)
+        .map(|p| p.cidr)
+        .collect()
+}
+
+/// This host's blocks: the ones it holds, plus one claimed for each family it has a pool of
+/// and no block in.
+async fn blocks(ipam: &Ipam, host: &HostName, pools: &[IpNetwork]) -> Vec<BlockCidr> {
+    let mut held: Vec<BlockCidr> = match ipam.blocks_of(host).await {
+        Ok(b) => b.into_iter().map(|b| b.cidr).collect(),
+        Err(e) => {
+            tracing::warn!("reading our blocks: {e}");
+            Vec::new()
+        }
+    };
+    for family in [Family::V4, Family::V6] {
+        let has_pool = pools.iter().any(|p| p.is_ipv4() == (family == Family::V4));
+        if !has_pool || held.iter().any(|b| b.family() == family) {
+            continue;
+        }
+        match ipam.claim(host, family).await {
+            Ok(block) => {
+                tracing::info!(block = %block.network(), "block claimed");
+                held.push(block);
+            }
+            Err(e) => tracing::warn!(family = family.name(), "no block claimed: {e}"),
+        }
+    }
+    held
+}
+
+fn speaker_config(config: &Config, id: &Identity, restarting: bool) -> SpeakerConfig {
+    let bgp = &config.bgp;
+    let port = bgp.listen_port.get();
+    let listen = if bgp.listen_addresses.is_empty() {
+        vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        ]
+    } else {
+        bgp.listen_addresses
+            .iter()
+            .map(|a| SocketAddr::new(*a, port))
+            .collect()
+    };
+    SpeakerConfig {
+        listen,
+        cluster_id: cluster_id(bgp, id.router_id),
+        max_paths: 8,
+        hostname: Some(id.host.to_string()),
+        graceful_restart: GracefulRestartConfig {
+            enabled: bgp.graceful_restart.enabled,
+            restart_time: bgp.graceful_restart.restart_time.get(),
+            stale_time: bgp.graceful_restart.stale_routes_time,
+            restarting,
+        },
+        ..SpeakerConfig::new(Asn(id.asn), id.router_id)
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError> {
+    let host = host_name(&config)?;
+    let address = detect(&config.node.address)?;
+    let router_id = match (config.node.router_id, address) {
+        (Some(r), _) => r.get(),
+        (None, IpAddr::V4(v4)) => v4,
+        (None, v6) => return Err(StartError::RouterId(v6)),
+    };
+    let role = if config.bgp.route_reflector {
+        Role::Reflector
+    } else {
+        Role::Host
+    };
+    let identity = Identity {
+        host: host.clone(),
+        role,
+        asn: config.node.asn.get(),
+        router_id,
+        address,
+    };
+    tracing::info!(node = %host, %address, %router_id, asn = identity.asn, ?role, "starting");
+    if config.etcd.tls.is_some() || config.etcd.endpoints.iter().any(|e| e.is_https()) {
+        return Err(StartError::Etcd(
+            "TLS to etcd is not supported yet (the ipam client has no TLS options)".into(),
+        ));
+    }
+    let mut signals = Signals::install().map_err(StartError::Signals)?;
+    enable_forwarding();
+
+    let endpoints_list: Vec<String> = config
+        .etcd
+        .endpoints
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect();
+    let endpoints_text = endpoints_list.join(",");
+    let ipam = Ipam::connect(&endpoints_list, IpamOptions::default())
+        .await
+        .map_err(|e| StartError::Etcd(e.to_string()))?;
+    let health = Arc::new(EtcdHealth::default());
+    let record = NodeRecord::new(
+        config.node.labels.clone(),
+        address,
+        identity.asn,
+        router_id,
+        role,
+        config.bgp.mesh,
+        config.bgp.listen_port.get(),
+    );
+    let client = ipam.store().client().clone();
+    let mut registration = Registration::new(
+        client.clone(),
+        ipam.keys().node(&host),
+        record.clone(),
+        health.clone(),
+    );
+    let lease = registration.register(&endpoints_text).await;
+    tracing::info!(lease, "node registered");
+    tokio::spawn(registration.keep_alive(lease, endpoints_text));
+
+    let pools = pools(&ipam, &config).await;
+    let blocks = match role {
+        Role::Host => blocks(&ipam, &host, &pools).await,
+        Role::Reflector => Vec::new(),
+    };
+
+    let table = config.kernel.table.get();
+    let proto = config.kernel.proto.get();
+    let fib_config = FibConfig {
+        table: TableId::new(table)
+            .map_err(|e| StartError::Kernel(bgpd_kernel::Error::Config(e)))?,
+        protocol: ProtocolId::new(proto)
+            .map_err(|e| StartError::Kernel(bgpd_kernel::Error::Config(e)))?,
+    };
+    let mut fib = Fib::open(fib_config)?;
+    let installed = fib.installed()?;
+    let kept = keepable(installed.iter());
+    let restarting = !installed.is_empty();
+    if restarting {
+        tracing::info!(
+            routes = installed.len(),
+            kept = kept.len(),
+            "found our routes in the kernel: keeping them while BGP comes back (graceful restart)"
+        );
+    }
+    let endpoints = Endpoints::new(RouteTag {
+        protocol: proto,
+        table,
+    })?;
+    if role == Role::Host && !endpoints.ipv4_gateway_answerable().await.unwrap_or(false) {
+        tracing::warn!(
+            "no route covers 169.254.1.1: containers' IPv4 gateway will not be answered by proxy ARP until this host has a default route"
+        );
+    }
+    let attached = match crate::endpoints::restore(&endpoints, &ipam, &host).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("restoring endpoints: {e}");
+            BTreeMap::new()
+        }
+    };
+
+    let speaker = Speaker::start(speaker_config(&config, &identity, restarting))?;
+    let mut fib_changes = speaker.subscribe_fib()?;
+
+    let mut state = State {
+        blocks,
+        pools,
+        attached,
+        learned: BTreeMap::new(),
+        kept,
+        wanted: BTreeMap::new(),
+        originated: Default::default(),
+        peers: BTreeMap::new(),
+        registry: Registry::new(),
+        record,
+        config: config.clone(),
+    };
+    let endpoint_routes: Vec<_> = state
+        .attached
+        .values()
+        .flat_map(|a| a.ips.iter().map(|i| (i.ip, a.host_ifindex)))
+        .collect();
+    let block_prefixes: Vec<_> = state
+        .blocks
+        .iter()
+        .filter_map(|b| bgpd_kernel::Prefix::new(b.network().ip(), b.network().prefix()).ok())
+        .collect();
+    state.wanted = wanted(&RouteInputs {
+        blocks: &block_prefixes,
+        endpoints: &endpoint_routes,
+        learned: &state.learned,
+        kept: &state.kept,
+    });
+    let mut initial = RouteSet::new();
+    for (route, _) in state.wanted.values() {
+        initial.insert(route.clone());
+    }
+    let monitor = FibMonitor::open()?;
+    let (fib_handle, _fib_task) =
+        bgpd_kernel::spawn(fib, monitor, initial, ReconcileOptions::default());
+
+    let (registry_tx, mut registry_rx) = watch::channel(Registry::new());
+    tokio::spawn(follow(
+        client,
+        ipam.keys().nodes(),
+        registry_tx,
+        health.clone(),
+    ));
+
+    let daemon = Arc::new(Daemon::new(
+        config_path,
+        identity,
+        ipam,
+        speaker,
+        fib_handle,
+        endpoints,
+        health,
+        state,
+        (table, proto),
+    ));
+    {
+        let mut st = daemon.state.lock().await;
+        daemon.converge(&mut st).await;
+    }
+
+    let socket = config.api.socket.clone();
+    let listener = crate::api::bind(&socket).map_err(|source| StartError::Socket {
+        path: socket.clone(),
+        source,
+    })?;
+    tokio::spawn(crate::api::serve(listener, daemon.clone()));
+    tracing::info!(socket = %socket.display(), "control socket ready");
+    if let Some(address) = config.metrics.address {
+        tokio::spawn(crate::metrics::serve(
+            address,
+            Arc::new(Metrics::new()),
+            daemon.clone(),
+        ));
+    }
+    // A no-op without NOTIFY_SOCKET (not under systemd).
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut tick = tokio::time::interval(watchdog.map_or(Duration::from_secs(1), |w| {
+        (w / 2).min(Duration::from_secs(1))
+    }));
+    let started = Instant::now();
+    let keep_for = Duration::from_secs(u64::from(config.bgp.graceful_restart.restart_time.get()));
+    let mut all_up_since: Option<Instant> = None;
+
+    loop {
+        tokio::select! {
+            request = signals.next() => match request {
+                Request::Reload => {
+                    tracing::info!("SIGHUP: reloading {}", daemon.config_path.display());
+                    let _ = daemon.reload().await;
+                }
+                Request::Stop => break,
+            },
+            changed = registry_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let registry = registry_rx.borrow_and_update().clone();
+                let mut st = daemon.state.lock().await;
+                st.registry = registry;
+                daemon.converge(&mut st).await;
+            }
+            batch = fib_changes.recv() => {
+                let Some(batch) = batch else { return Err(StartError::SpeakerStopped) };
+                let mut st = daemon.state.lock().await;
+                for change in batch {
+                    let Some(prefix) = kernel_prefix(change.prefix) else { continue };
+                    // BGP has spoken for this prefix: what we kept from before is done.
+                    st.kept.remove(&prefix);
+                    if change.next_hops.is_empty() {
+                        st.learned.remove(&prefix);
+                    } else {
+                        st.learned.insert(prefix, change.next_hops);
+                    }
+                }
+                daemon.converge(&mut st).await;
+            }
+            _ = tick.tick() => {
+                if watchdog.is_some() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                if daemon.state.lock().await.kept.is_empty() {
+                    continue;
+                }
+                let all_up = daemon.speaker.peers().await.is_ok_and(|p| {
+                    !p.is_empty() && p.iter().all(|s| s.state == "Established")
+                });
+                all_up_since = if all_up { all_up_since.or(Some(Instant::now())) } else { None };
+                // Routes BGP has not re-learned by now are gone from the fabric.
+                let settled = all_up_since.is_some_and(|t| t.elapsed() > Duration::from_secs(5));
+                if settled || started.elapsed() > keep_for {
+                    let mut st = daemon.state.lock().await;
+                    tracing::info!(routes = st.kept.len(), "dropping kept routes BGP did not re-learn");
+                    st.kept.clear();
+                    daemon.converge(&mut st).await;
+                }
+            }
+        }
+    }
+    stop(&daemon, &config).await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// SIGTERM: by default leave the kernel routes and let the sessions drop without a Cease, so
+/// peers keep our routes as graceful-restart helpers and forwarding goes on. With
+/// `kernel.keep_routes_on_exit = false`, withdraw everything cleanly first.
+async fn stop(daemon: &Daemon, config: &Config) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if config.kernel.keep_routes_on_exit {
+        tracing::info!("stopping; kernel routes stay for graceful restart");
+        return;
+    }
+    tracing::info!("stopping; removing our kernel routes and closing sessions");
+    let peers: Vec<IpAddr> = daemon.state.lock().await.peers.keys().copied().collect();
+    for p in peers {
+        let _ = daemon.speaker.remove_peer(p).await;
+    }
+    let _ = daemon.ipam.remove_node(&daemon.identity.host).await;
+    let _ = daemon
+        .fib
+        .update(bgpd_kernel::WantedUpdate::Replace(RouteSet::new()))
+        .await;
+    let mut status = daemon.fib.watch();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while !(status.borrow().wanted == 0 && status.borrow().in_sync) {
+            if status.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,156 @@
+//! The daemon end to end: real etcd and real namespaces, the real `bgpd` binary, the control
+//! socket, kernel routes and pings between containers on different hosts.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Lab, block_on, host_address};
+use serial_test::serial;
+use testkit::netns::Netns;
+use testkit::process::wait_until;
+
+#[test]
+#[serial]
+fn a_bad_config_exits_non_zero_naming_the_place_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new("badcfg").unwrap();
+    let socket = dir.path().join("bgpd.sock");
+    let cases = [
+        (
+            "unknown.toml",
+            format!(
+                "[node]\nname = \"a\"\nasn = 64512\nbogus = 1\n[api]\nsocket = \"{}\"\n",
+                socket.display()
+            ),
+            "unknown.toml:4:",
+        ),
+        (
+            "malformed.toml",
+            format!(
+                "[node]\nname = \"a\"\nasn = = 64512\n[api]\nsocket = \"{}\"\n",
+                socket.display()
+            ),
+            "malformed.toml:3:",
+        ),
+    ];
+    for (file, text, place) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let before = ns.ip(&["route", "show", "table", "all"]).unwrap();
+        let out = ns
+            .cmd(env!("CARGO_BIN_EXE_bgpd"))
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(place), "{file}: {stderr}");
+        assert_eq!(ns.ip(&["route", "show", "table", "all"]).unwrap(), before);
+        assert!(!socket.exists(), "a socket was created");
+    }
+}
+
+#[test]
+#[serial]
+fn one_host_registers_claims_blackholes_and_answers() {
+    let mut lab = Lab::new();
+    let h = lab.add_host(true, "");
+    lab.start(h);
+    let status = lab.status(h);
+    assert_eq!(status.node, "host-0");
+    assert_eq!(status.asn, 64512);
+    assert_eq!(status.blocks.len(), 1, "{status:?}");
+    let block = status.blocks[0].cidr.to_string();
+    assert!(
+        block.starts_with("10.244.") && block.ends_with("/26"),
+        "{block}"
+    );
+    // The node record is in etcd under the lease.
+    let record = lab.etcdctl(&["get", "/fabric/v1/nodes/host-0", "--print-value-only"]);
+    let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+    assert_eq!(record["address"], host_address(0));
+    assert_eq!(record["role"], "host");
+    let ok = wait_until(Duration::from_secs(5), || {
+        lab.routes(h).contains(&format!("blackhole {block}"))
+    });
+    assert!(ok, "no blackhole for {block}: {}", lab.routes(h));
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .status(h)
+        .kernel
+        .in_sync));
+    // The socket is root-only and answers curl.
+    let mode = std::fs::metadata(&lab.hosts[h].socket).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    let out = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(&lab.hosts[h].socket)
+        .arg("http://localhost/v1/status")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["node"], "host-0");
+    // Errors come back as JSON bodies with a kind.
+    let err = block_on(lab.client(h).detach("bad/id", "eth0"));
+    assert!(err.is_err());
+}
+
+#[test]
+#[serial]
+fn two_hosts_mesh_and_their_containers_ping() {
+    let mut lab = Lab::new();
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    lab.wait_established(b, 1);
+    let (block_a, block_b) = (lab.block(a), lab.block(b));
+    let learned = wait_until(Duration::from_secs(10), || {
+        lab.routes(a)
+            .contains(&format!("{block_b} via {}", host_address(b)))
+            && lab
+                .routes(b)
+                .contains(&format!("{block_a} via {}", host_address(a)))
+    });
+    assert!(learned, "a: {}\nb: {}", lab.routes(a), lab.routes(b));
+
+    let (ca, ea) = lab.container(a, "ctr-a");
+    let (cb, eb) = lab.container(b, "ctr-b");
+    let ip_a = ea.ips[0].address.ip();
+    let ip_b = eb.ips[0].address.ip();
+    assert!(ea.ips[0].address.to_string().ends_with("/32"));
+    let net_a: ipnetwork::IpNetwork = block_a.parse().unwrap();
+    assert!(net_a.contains(ip_a), "{ip_a} not in {block_a}");
+    assert_eq!(ea.ips[0].gateway.to_string(), "169.254.1.1");
+    assert!(
+        lab.routes(a)
+            .contains(&format!("{ip_a} dev {}", ea.host_ifname))
+    );
+    let ping = wait_until(Duration::from_secs(10), || {
+        lab.containers[ca].ping(&ip_b.to_string()) && lab.containers[cb].ping(&ip_a.to_string())
+    });
+    assert!(ping, "containers cannot reach each other");
+    // Same request again: same address (idempotent).
+    let again = lab.container_again(a, "ctr-a", ca);
+    assert_eq!(again.ips, ea.ips);
+    // The listing and IPAM view show it.
+    let listed = block_on(lab.client(a).endpoints()).unwrap();
+    assert_eq!(listed.len(), 1);
+    let ipam = block_on(lab.client(a).ipam()).unwrap();
+    assert_eq!(ipam.addresses[0].ip, ip_a);
+    // Detach releases the address and removes the host route.
+    let report = block_on(lab.client(a).detach("ctr-a", "eth0")).unwrap();
+    assert!(report.removed);
+    assert_eq!(report.released, vec![ip_a]);
+    assert!(wait_until(Duration::from_secs(5), || !lab
+        .routes(a)
+        .contains(&format!("{ip_a} dev"))));
+    let report = block_on(lab.client(a).detach("ctr-a", "eth0")).unwrap();
+    assert!(!report.removed && report.released.is_empty());
+}
