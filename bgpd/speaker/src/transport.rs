@@ -223,9 +223,15 @@ mod tests {
 
     #[tokio::test]
     async fn md5_keys_install_on_listeners_and_connections_work_over_loopback() {
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        for host in ["127.0.0.1", "::1"] {
+            md5_and_gtsm_handshake(host).await;
+        }
+    }
+
+    async fn md5_and_gtsm_handshake(host: &str) {
+        let listener = listen(SocketAddr::new(host.parse().unwrap(), 0)).unwrap();
         let addr = listener.local_addr().unwrap();
-        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let peer: IpAddr = host.parse().unwrap();
         set_md5(&listener, peer, Some("secret")).unwrap();
         let options = SocketOptions {
             local_addr: Some(peer),
