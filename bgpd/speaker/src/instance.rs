@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgpd_rib::{Down, FibChange, PeerId, Rib, RouteSource, Signal};
+use bgpd_rib::{FibChange, PeerId, Rib, RouteSource, Signal};
 use bgpd_wire::{
     AfiSafi, Cease, ErrorCode, HEADER_LEN, Message, Notification, PathAttrs, Prefix,
     RefreshSubtype, RouteRefresh, SessionContext, UpdateError,
@@ -21,10 +21,12 @@ use crate::collision::{self, Direction, Loser};
 use crate::config::{CONNECT_RETRY_MAX, PeerSettings, SpeakerConfig};
 use crate::conn::{self, ConnEvent, ConnHandle, ConnId};
 use crate::deadlines::Deadlines;
-use crate::fsm::{Action, DownCause, Event, Fsm, FsmConfig, Outgoing, State, Timer};
+use crate::fsm::{Action, Event, Fsm, FsmConfig, Outgoing, State, Timer};
 use crate::negotiate::SessionParams;
 use crate::status::{MessageCounts, PeerStatus, RouteStatus, describe};
 use crate::transport;
+
+mod graceful;
 
 /// Requests from the [`crate::Speaker`] handle.
 #[derive(Debug)]
@@ -879,7 +881,7 @@ impl Instance {
     }
 
     fn established(&mut self, addr: IpAddr, sid: u64, params: SessionParams) {
-        let gr = self.config.graceful_restart.clone();
+        let hold_initial = self.holds_initial(&params);
         let Some(local) = self
             .session_mut(addr, sid)
             .and_then(|s| s.conn)
@@ -891,13 +893,10 @@ impl Instance {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
-        let peer_gr = params.wire.peer_graceful_restart.clone();
-        let hold_initial = gr.enabled && gr.restarting && peer_gr.is_some();
         tracing::info!(peer = %addr, id = %params.peer_id, hold = params.hold_time(), "session established");
         peer.established_at = Some(Instant::now());
         peer.established_count += 1;
         peer.end_of_rib.clear();
-        peer.holding_initial = hold_initial;
         let session = bgpd_rib::Session {
             router_id: params.peer_id,
             local_v4: match local {
@@ -916,77 +915,10 @@ impl Instance {
             hold_initial,
         };
         let rib_id = peer.rib_id;
-        let was_stale = std::mem::take(&mut peer.stale);
         if let Err(e) = self.rib.peer_up(rib_id, session) {
             tracing::error!(peer = %addr, "RIB refused the session: {e}");
         }
-        if hold_initial {
-            self.deadlines.arm(
-                TimerKey::Deferral(addr),
-                Instant::now() + Duration::from_secs(gr.restart_time.into()),
-            );
-        }
-        if was_stale {
-            self.deadlines.disarm(&TimerKey::Restart(addr));
-            // RFC 4724 §4.2: families the peer no longer preserves lose their stale routes now.
-            for family in &params.wire.families {
-                let preserved = peer_gr.as_ref().is_some_and(|g| {
-                    g.families
-                        .iter()
-                        .any(|f| f.afi_safi == *family && f.forwarding_preserved)
-                });
-                if !preserved {
-                    let _ = self.rib.end_of_rib(rib_id, *family);
-                }
-            }
-            self.deadlines.arm(
-                TimerKey::Stale(addr),
-                Instant::now() + Duration::from_secs(gr.stale_time.into()),
-            );
-            if let Some(p) = self.peers.get_mut(&addr) {
-                p.stale = true;
-            }
-        }
-    }
-
-    fn down(&mut self, addr: IpAddr, cause: DownCause) {
-        let gr_enabled = self.config.graceful_restart.enabled;
-        let Some(peer) = self.peers.get_mut(&addr) else {
-            return;
-        };
-        let restart_time = peer
-            .main
-            .params
-            .as_ref()
-            .or(peer.colliding.as_ref().and_then(|s| s.params.as_ref()))
-            .and_then(|p| p.wire.peer_graceful_restart.as_ref())
-            .filter(|g| !g.families.is_empty())
-            .map(|g| g.restart_time);
-        let graceful = gr_enabled
-            && matches!(cause, DownCause::ConnectionLost)
-            && restart_time.is_some_and(|t| t > 0);
-        tracing::info!(peer = %addr, graceful, "session down: {cause:?}");
-        peer.established_at = None;
-        peer.holding_initial = false;
-        peer.stale = graceful;
-        let rib_id = peer.rib_id;
-        for key in [
-            TimerKey::Stale(addr),
-            TimerKey::Deferral(addr),
-            TimerKey::Restart(addr),
-        ] {
-            self.deadlines.disarm(&key);
-        }
-        let down = if graceful { Down::Graceful } else { Down::Hard };
-        if let Err(e) = self.rib.peer_down(rib_id, down) {
-            tracing::error!(peer = %addr, "RIB: {e}");
-        }
-        if let (true, Some(t)) = (graceful, restart_time) {
-            self.deadlines.arm(
-                TimerKey::Restart(addr),
-                Instant::now() + Duration::from_secs(t.into()),
-            );
-        }
+        self.graceful_up(addr, &params);
     }
 
     fn update(&mut self, addr: IpAddr, update: &bgpd_wire::Update) {
@@ -998,20 +930,7 @@ impl Instance {
         };
         let rib_id = peer.rib_id;
         if let Some(family) = update.end_of_rib_family() {
-            peer.end_of_rib.insert(family);
-            if peer.stale {
-                let families = peer
-                    .main
-                    .params
-                    .as_ref()
-                    .map(|p| p.wire.families.clone())
-                    .unwrap_or_default();
-                if families.iter().all(|f| peer.end_of_rib.contains(f)) {
-                    peer.stale = false;
-                    self.deadlines.disarm(&TimerKey::Stale(addr));
-                }
-            }
-            self.release_if_complete(addr);
+            self.end_of_rib_received(addr, family);
         }
         // The RIB does not panic on peer input; should it ever, that session pays, not the
         // process: the peer is reset with an UPDATE error and its routes withdrawn.
@@ -1029,43 +948,6 @@ impl Instance {
                 );
             }
         }
-    }
-
-    /// A restarting speaker sends its table once the peer's End-of-RIB is in (RFC 4724 §4.1).
-    fn release_if_complete(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else {
-            return;
-        };
-        if !peer.holding_initial {
-            return;
-        }
-        let families = peer
-            .main
-            .params
-            .as_ref()
-            .map(|p| p.wire.families.clone())
-            .unwrap_or_default();
-        if families.iter().all(|f| peer.end_of_rib.contains(f)) {
-            self.release(addr);
-        }
-    }
-
-    fn release(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else {
-            return;
-        };
-        if !std::mem::take(&mut peer.holding_initial) {
-            return;
-        }
-        self.deadlines.disarm(&TimerKey::Deferral(addr));
-        if let Err(e) = self.rib.release_initial(peer.rib_id) {
-            tracing::warn!(peer = %addr, "RIB: {e}");
-        }
-        // The R and F bits describe this restart only: later sessions to the peer are normal.
-        let mut settled = self.config.clone();
-        settled.graceful_restart.restarting = false;
-        let caps = peer.settings.capabilities(&settled);
-        peer.main.fsm.set_capabilities(caps);
     }
 
     /// Re-sends the family to the peer; with enhanced route refresh negotiated, framed by
@@ -1104,16 +986,7 @@ impl Instance {
             TimerKey::Fsm(addr, sid, kind) => {
                 self.run_fsm(addr, sid, Event::TimerExpired(kind.into()));
             }
-            TimerKey::Restart(addr) | TimerKey::Stale(addr) => {
-                let Some(peer) = self.peers.get_mut(&addr) else {
-                    return;
-                };
-                peer.stale = false;
-                tracing::info!(peer = %addr, "graceful restart: flushing stale routes");
-                if let Err(e) = self.rib.stale_timer_expired(peer.rib_id) {
-                    tracing::warn!(peer = %addr, "RIB: {e}");
-                }
-            }
+            TimerKey::Restart(addr) | TimerKey::Stale(addr) => self.flush_stale(addr),
             TimerKey::Deferral(addr) => self.release(addr),
         }
     }
