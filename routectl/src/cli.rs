@@ -1,0 +1,215 @@
+//! The command line: every command, flag and environment variable (clap derive).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnetwork::IpNetwork;
+
+/// routectl: look at and steer bgpd and the fabric.
+///
+/// Commands about this host ask the local bgpd over its control socket; `nodes` and
+/// `ipam check|release|pools` read etcd directly; `policy` compiles with bgpd-policy and runs nft.
+///
+/// Exit codes: 0 success, 1 the command failed, 2 usage error, 3 bgpd unreachable,
+/// 4 etcd unreachable, 5 `ipam check` found problems.
+#[derive(Debug, Parser)]
+#[command(name = "routectl", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Flags every command accepts.
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// bgpd's configuration file, read for the socket path, etcd endpoints and policy file
+    /// when present.
+    #[arg(
+        long,
+        global = true,
+        env = "BGPD_CONFIG",
+        default_value = "/etc/bgpd/bgpd.toml"
+    )]
+    pub config: PathBuf,
+    /// bgpd's control socket [default: the config's api.socket, else /run/bgpd/bgpd.sock].
+    #[arg(long, global = true, env = "BGPD_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// etcd client URLs, comma-separated [default: the config's etcd.endpoints, else
+    /// http://127.0.0.1:2379].
+    #[arg(long, global = true, env = "ETCD_ENDPOINTS", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// Key root of the fabric's records in etcd.
+    #[arg(
+        long,
+        global = true,
+        env = "BGPD_ETCD_ROOT",
+        default_value = "/fabric/v1"
+    )]
+    pub etcd_root: String,
+    /// Output format: aligned tables for people, JSON for scripts.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned tables.
+    Table,
+    /// The API's JSON, one document.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One screen about this host: node, AS, blocks, peers, kernel sync, etcd.
+    Status,
+    /// BGP sessions: state, uptime, prefixes.
+    Peers,
+    /// One BGP session in detail: capabilities, message counters, last NOTIFICATIONs.
+    Peer {
+        /// The peer's address.
+        address: IpAddr,
+    },
+    /// The RIB (every candidate path, with best/multipath/stale markers) and the kernel FIB.
+    Routes {
+        /// Only routes inside (or equal to) this prefix.
+        prefix: Option<IpNetwork>,
+    },
+    /// Every node registered in etcd, with its address, AS and blocks.
+    Nodes,
+    /// IP address management.
+    #[command(subcommand)]
+    Ipam(IpamCommand),
+    /// Container endpoints on this host.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Host-firewall policy (nftables).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Prints a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `routectl ipam …`.
+#[derive(Debug, Subcommand)]
+pub enum IpamCommand {
+    /// This host's blocks and assigned addresses (from bgpd).
+    Show,
+    /// Checks the datastore for leaks, dangling handles, overlaps, gone hosts (from etcd).
+    Check {
+        /// Fix what can be fixed safely (gone hosts are left to GC, corrupt values to you).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Releases an address, or every address of a handle (`<container id>.<ifname>`).
+    Release {
+        /// An IP address or a handle id.
+        target: String,
+    },
+    /// IP pools: list, add, delete.
+    Pools {
+        /// What to do with pools; lists them when absent.
+        #[command(subcommand)]
+        action: Option<PoolAction>,
+    },
+}
+
+/// `routectl ipam pools …`.
+#[derive(Debug, Subcommand)]
+pub enum PoolAction {
+    /// Adds a pool.
+    Add {
+        /// The pool's name (lowercase letters, digits, '-', '.').
+        name: String,
+        /// Its network, e.g. 10.244.0.0/16 or fd00:244::/48.
+        cidr: IpNetwork,
+        /// Prefix length of the blocks hosts claim [default: 26 for IPv4, 122 for IPv6].
+        #[arg(long)]
+        block_size: Option<u8>,
+        /// Masquerade traffic from this pool to destinations outside every pool.
+        #[arg(long)]
+        nat_outgoing: bool,
+        /// Add it disabled (no new blocks from it).
+        #[arg(long)]
+        disabled: bool,
+        /// Which hosts may use it, e.g. `zone == 'a'` [default: all()].
+        #[arg(long)]
+        node_selector: Option<String>,
+    },
+    /// Deletes a pool (refused while addresses in it are assigned, unless --force).
+    Delete {
+        /// The pool's name.
+        name: String,
+        /// Delete even though addresses are assigned: their blocks go too.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `routectl endpoint …`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Wires a container's network namespace to this host with addresses from IPAM.
+    Add {
+        /// The container id.
+        container_id: String,
+        /// Its network namespace: a path (/proc/<pid>/ns/net, /run/netns/x) or a name under
+        /// /run/netns.
+        #[arg(long)]
+        netns: String,
+        /// Interface name inside the container.
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+        /// Exact addresses wanted (repeatable) [default: one per family with a pool].
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        /// MTU of both veth ends [default: 1500].
+        #[arg(long)]
+        mtu: Option<u32>,
+    },
+    /// Removes a container's interface and releases its addresses (idempotent).
+    Del {
+        /// The container id.
+        container_id: String,
+        /// Interface name inside the container.
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+    },
+    /// Lists the endpoints on this host.
+    List,
+}
+
+/// `routectl policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Which policies govern which local endpoint, in evaluation order.
+    Show(PolicySource),
+    /// Compiles the policy file and prints the nftables ruleset, applying nothing.
+    DryRun(PolicySource),
+    /// Compiles the policy file, has nft check it, then applies it in one transaction.
+    Apply(PolicySource),
+    /// Packet and byte counters per policy rule and default deny, read from nftables.
+    Counters {
+        /// The nft table (family inet) holding our ruleset.
+        #[arg(long, default_value = "bgpd")]
+        table: String,
+    },
+}
+
+/// Where a policy command reads its policy.
+#[derive(Debug, Args)]
+pub struct PolicySource {
+    /// The policy file [default: the config's policy.file].
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
