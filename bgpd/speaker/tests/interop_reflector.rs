@@ -116,3 +116,39 @@ fn bird_reflects_between_our_speakers() {
     );
     assert_eq!(r["next_hop"], "10.78.1.2", "{r}");
 }
+
+/// The reflector admits its clients through a peer range (no per-client configuration), as a
+/// BIRD `neighbor range` reflector would.
+#[test]
+#[serial_test::serial]
+fn ours_reflects_for_clients_admitted_by_a_peer_range() {
+    let star = Star::new(2).unwrap();
+    let config = format!(
+        "local_as = {OUR_AS}\nrouter_id = \"10.78.1.1\"\ncluster_id = \"10.78.1.1\"\n\n\
+         [[peer_ranges]]\nprefix = \"10.78.0.0/16\"\nremote_as = {OUR_AS}\nrr_client = true\n\
+         hold_time = {}\nfamilies = [\"ipv4\"]\n",
+        support::HOLD
+    );
+    let ours = Ours::start(&star.hub, &config).unwrap();
+    let client = |i: usize, prefix: &str| {
+        PeerConfig::new(OUR_AS, Star::spoke_addr(i).to_string().parse().unwrap())
+            .neighbor(Neighbor::new(Star::hub_addr(i), OUR_AS).hold_time(support::HOLD))
+            .route(Route::parse(prefix).unwrap())
+    };
+    let bird = Bird::start(&star.spokes[0], client(1, "10.33.0.0/24")).unwrap();
+    let gobgp = Gobgp::start(&star.spokes[1], client(2, "10.34.0.0/24")).unwrap();
+    ours.wait_established(Star::spoke_addr(1));
+    ours.wait_established(Star::spoke_addr(2));
+    let at_gobgp = gobgp.wait_route(net("10.33.0.0/24"), ROUTE).unwrap();
+    assert_eq!(
+        at_gobgp.originator_id,
+        Some("10.78.1.2".parse().unwrap()),
+        "{at_gobgp:?}"
+    );
+    let at_bird = bird.wait_route(net("10.34.0.0/24"), ROUTE).unwrap();
+    assert_eq!(
+        at_bird.originator_id,
+        Some("10.78.2.2".parse().unwrap()),
+        "{at_bird:?}"
+    );
+}
