@@ -18,6 +18,15 @@ use tokio::net::TcpListener;
 
 use crate::daemon::Daemon;
 
+/// Totals seen at the last scrape.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Per peer: UPDATEs (received, sent) of its current session.
+    updates: HashMap<IpAddr, (u64, u64)>,
+    /// Failed etcd requests.
+    etcd_errors: u64,
+}
+
 /// The daemon's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -35,8 +44,8 @@ pub struct Metrics {
     ipam_addresses: Gauge,
     ipam_borrowed: Gauge,
     etcd_errors: Counter,
-    /// Per-peer UPDATE counts last seen (received, sent), to turn them into counters.
-    seen: Mutex<(HashMap<IpAddr, (u64, u64)>, u64)>,
+    /// Counts last seen, to turn the daemon's totals into counter increments.
+    seen: Mutex<Seen>,
 }
 
 impl Default for Metrics {
@@ -64,7 +73,7 @@ impl Metrics {
             ipam_addresses: Gauge::default(),
             ipam_borrowed: Gauge::default(),
             etcd_errors: Counter::default(),
-            seen: Mutex::new((HashMap::new(), 0)),
+            seen: Mutex::new(Seen::default()),
             registry: Registry::default(),
         };
         registry.register("peers", "BGP peers configured", m.peers.clone());
@@ -143,7 +152,7 @@ impl Metrics {
                 .set(sum(&|p| p.prefixes_advertised));
             if let Ok(mut seen) = self.seen.lock() {
                 for p in &peers {
-                    let last = seen.0.entry(p.address).or_insert((0, 0));
+                    let last = seen.updates.entry(p.address).or_insert((0, 0));
                     // A reset session starts its counts again: count from zero then.
                     let delta =
                         |now: u64, before: u64| if now >= before { now - before } else { now };
@@ -153,8 +162,9 @@ impl Metrics {
                     *last = (p.received.update, p.sent.update);
                 }
                 let errors = daemon.health.errors();
-                self.etcd_errors.inc_by(errors.saturating_sub(seen.1));
-                seen.1 = errors;
+                self.etcd_errors
+                    .inc_by(errors.saturating_sub(seen.etcd_errors));
+                seen.etcd_errors = errors;
             }
         }
         let fib = daemon.fib.status();

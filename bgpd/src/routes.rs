@@ -33,7 +33,7 @@ pub fn wanted(inputs: &RouteInputs<'_>) -> Wanted {
     for (prefix, hops) in inputs.learned {
         let hops = NextHops::new(hops.iter().map(|h| NextHop::via(*h)));
         // A next hop of the other family than the prefix cannot be programmed; skip it.
-        if let Ok(route) = hops.and_then(|h| Route::via(*prefix, h).map_err(Into::into)) {
+        if let Ok(route) = hops.and_then(|h| Route::via(*prefix, h)) {
             out.insert(*prefix, (route, FibSource::Learned));
         } else {
             out.remove(prefix);

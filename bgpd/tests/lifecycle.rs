@@ -1,0 +1,176 @@
+//! The daemon's lifecycle: reload by SIGHUP, kill -9 and restart, SIGTERM, hosts leaving.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{Lab, block_on, host_address};
+use serial_test::serial;
+use testkit::process::wait_until;
+
+fn peer(lab: &Lab, i: usize, address: &str) -> Option<bgpd_api::Peer> {
+    block_on(lab.client(i).peers())
+        .ok()?
+        .into_iter()
+        .find(|p| p.address.to_string() == address)
+}
+
+#[test]
+#[serial]
+fn sighup_adds_a_peer_and_leaves_the_other_session_alone() {
+    let mut lab = Lab::new();
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "");
+    // c is not in the mesh; it peers with a by configuration only.
+    let c = lab.add_host(
+        false,
+        &format!(
+            "\n[[bgp.peers]]\nname = \"a\"\naddress = \"{}\"\nasn = 64512\n",
+            host_address(0)
+        ),
+    );
+    for i in [a, b, c] {
+        lab.start(i);
+    }
+    lab.wait_established(a, 1);
+    let before = peer(&lab, a, &host_address(b)).unwrap();
+    assert_eq!(before.established_count, 1);
+    assert!(peer(&lab, a, &host_address(c)).is_none());
+
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&lab.hosts[a].config)
+        .unwrap();
+    write!(
+        file,
+        "\n[[bgp.peers]]\nname = \"c\"\naddress = \"{}\"\nasn = 64512\n",
+        host_address(c)
+    )
+    .unwrap();
+    drop(file);
+    lab.signal(a, libc::SIGHUP);
+    lab.wait_established(a, 2);
+    let c_peer = peer(&lab, a, &host_address(c)).unwrap();
+    assert_eq!(c_peer.kind, bgpd_api::PeerKind::Configured);
+    assert_eq!(c_peer.name, "c");
+    let after = peer(&lab, a, &host_address(b)).unwrap();
+    assert_eq!(after.state, "Established");
+    assert_eq!(after.established_count, 1, "the mesh session was reset");
+    assert!(after.uptime_secs >= before.uptime_secs);
+
+    // A bad file on reload is refused and changes nothing.
+    std::fs::write(&lab.hosts[a].config, "[node]\nasn = \"x\"\n").unwrap();
+    let err = block_on(lab.client(a).reload()).unwrap_err();
+    assert!(err.to_string().contains(":2:"), "{err}");
+    lab.wait_established(a, 2);
+}
+
+#[test]
+#[serial]
+fn kill_9_and_restart_keeps_forwarding_and_sigterm_keeps_routes() {
+    let mut lab = Lab::new();
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    let (ca, _) = lab.container(a, "ka");
+    let (_, eb) = lab.container(b, "kb");
+    let target = eb.ips[0].address.ip().to_string();
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca].ping(&target)));
+    let block_b = lab.block(b);
+    let block_a = lab.block(a);
+    let routes_a = lab.routes(a);
+
+    // 10 pings a second for 8 seconds, across the kill and the restart.
+    let pinger = lab.containers[ca]
+        .cmd("ping")
+        .args(["-i", "0.1", "-c", "80", "-W", "1", &target])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    lab.kill(a);
+    std::thread::sleep(Duration::from_secs(2));
+    // While a is down: its kernel routes stay, and b keeps a's block (graceful restart helper).
+    assert!(
+        lab.routes(a).contains(&format!("{block_b} via")),
+        "{}",
+        lab.routes(a)
+    );
+    assert!(
+        lab.routes(b).contains(&format!("{block_a} via")),
+        "{}",
+        lab.routes(b)
+    );
+    lab.start(a);
+    lab.wait_established(a, 1);
+    let out = pinger.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let received: u32 = text
+        .split(',')
+        .find_map(|part| part.trim().strip_suffix(" received"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(received >= 70, "lost more than a second of pings: {text}");
+    // The restart changed nothing in the kernel.
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.routes(a) == routes_a),
+        "{}\nvs\n{}",
+        lab.routes(a),
+        routes_a
+    );
+
+    // SIGTERM keeps the routes (keep_routes_on_exit defaults to true).
+    lab.signal(a, libc::SIGTERM);
+    let exited = wait_until(Duration::from_secs(10), || {
+        lab.hosts[a].daemon.as_mut().is_some_and(|d| d.has_exited())
+    });
+    assert!(exited);
+    assert_eq!(lab.routes(a), routes_a);
+}
+
+#[test]
+#[serial]
+fn a_host_joining_is_learned_and_a_host_leaving_is_forgotten() {
+    let mut lab = Lab::new();
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "\n[kernel]\nkeep_routes_on_exit = false\n");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    let block_b = lab.block(b);
+    assert!(wait_until(Duration::from_secs(10), || lab
+        .routes(a)
+        .contains(&block_b)));
+    // A third host joins: a learns its block without a restart.
+    let c = lab.add_host(true, "");
+    lab.start(c);
+    lab.wait_established(a, 2);
+    let block_c = lab.block(c);
+    assert!(wait_until(Duration::from_secs(10), || lab
+        .routes(a)
+        .contains(&block_c)));
+    // b stops for good (routes not kept): its routes go everywhere, its own kernel is clean.
+    lab.signal(b, libc::SIGTERM);
+    assert!(
+        wait_until(Duration::from_secs(20), || !lab
+            .routes(a)
+            .contains(&block_b)
+            && !lab.routes(c).contains(&block_b)),
+        "{}",
+        lab.routes(a)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.routes(b).is_empty()),
+        "{}",
+        lab.routes(b)
+    );
+    assert!(wait_until(Duration::from_secs(20), || peer(
+        &lab,
+        a,
+        &host_address(b)
+    )
+    .is_none()));
+}
