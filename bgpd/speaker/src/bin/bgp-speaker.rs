@@ -37,6 +37,13 @@ fn load(path: &Path, restarting: bool) -> anyhow::Result<SpeakerConfig> {
     let mut config: SpeakerConfig =
         toml::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
     config.graceful_restart.restarting |= restarting;
+    // Announce the host name (as FRR does) unless the file names one.
+    if config.hostname.is_none() {
+        config.hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty() && h.len() <= 255);
+    }
     Ok(config)
 }
 
