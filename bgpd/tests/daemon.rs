@@ -154,3 +154,64 @@ fn two_hosts_mesh_and_their_containers_ping() {
     let report = block_on(lab.client(a).detach("ctr-a", "eth0")).unwrap();
     assert!(!report.removed && report.released.is_empty());
 }
+
+#[test]
+#[serial]
+fn hosts_peer_only_with_a_reflector_found_in_etcd() {
+    let mut lab = Lab::new();
+    let rr = lab.add_reflector();
+    let hosts: Vec<usize> = (0..3).map(|_| lab.add_host(true, "")).collect();
+    lab.start(rr);
+    for &h in &hosts {
+        lab.start(h);
+    }
+    lab.wait_established(rr, 3);
+    let status = lab.status(rr);
+    assert_eq!(status.role, bgpd_api::Role::Reflector);
+    assert!(status.blocks.is_empty(), "a reflector claims no block");
+    assert!(
+        status
+            .peers
+            .iter()
+            .all(|p| p.kind == bgpd_api::PeerKind::ReflectorClient)
+    );
+    for &h in &hosts {
+        lab.wait_established(h, 1);
+        let peers = block_on(lab.client(h).peers()).unwrap();
+        assert_eq!(
+            peers.len(),
+            1,
+            "host {h} peers with more than the reflector"
+        );
+        assert_eq!(peers[0].kind, bgpd_api::PeerKind::Reflector);
+        assert_eq!(peers[0].address.to_string(), host_address(rr));
+    }
+    // Every host learns every other host's block with the originator's next hop, and the
+    // reflected routes carry ORIGINATOR_ID and CLUSTER_LIST.
+    for &h in &hosts {
+        for &o in &hosts {
+            if h == o {
+                continue;
+            }
+            let want = format!("{} via {}", lab.block(o), host_address(o));
+            assert!(
+                wait_until(Duration::from_secs(10), || lab.routes(h).contains(&want)),
+                "host {h} lacks {want}: {}",
+                lab.routes(h)
+            );
+        }
+    }
+    let routes = block_on(lab.client(hosts[0]).routes(Some("10.244.0.0/16"))).unwrap();
+    let reflected: Vec<_> = routes.rib.iter().filter(|r| r.from.is_some()).collect();
+    assert_eq!(reflected.len(), 2, "{routes:?}");
+    assert!(
+        reflected
+            .iter()
+            .all(|r| r.originator_id.is_some() && r.cluster_list.len() == 1)
+    );
+    // Containers on two hosts reach each other through routes learned from the reflector.
+    let (c1, _) = lab.container(hosts[0], "r1");
+    let (_, e2) = lab.container(hosts[2], "r2");
+    let target = e2.ips[0].address.ip().to_string();
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[c1].ping(&target)));
+}

@@ -88,6 +88,15 @@ impl Lab {
     /// Adds a host whose config is the standard one plus `extra` TOML (appended, so it may
     /// add `[[bgp.peers]]` tables).
     pub fn add_host(&mut self, mesh: bool, extra: &str) -> usize {
+        self.add_node(&format!("mesh = {mesh}"), extra)
+    }
+
+    /// Adds a route reflector (no mesh of its own; hosts find it in etcd).
+    pub fn add_reflector(&mut self) -> usize {
+        self.add_node("mesh = false\nroute_reflector = true", "")
+    }
+
+    fn add_node(&mut self, bgp: &str, extra: &str) -> usize {
         let i = self.hosts.len();
         let ns = Netns::new(&format!("h{i}")).unwrap();
         let address = host_address(i);
@@ -110,7 +119,7 @@ name = "pool4"
 cidr = "10.244.0.0/16"
 
 [bgp]
-mesh = {mesh}
+{bgp}
 hold_time = 9
 connect_retry = 1
 
