@@ -17,6 +17,8 @@ REPS=${REPS:-3}
 REFLECTORS=${REFLECTORS:-"bird frr gobgp bgpd"}
 TIMEOUT=${TIMEOUT:-300}
 SETTLE=${SETTLE:-1}
+# A command put before the tester, e.g. TESTER_WRAP="perf record -g -o /tmp/t.data".
+TESTER_WRAP=${TESTER_WRAP:-}
 ASN=65000
 RR=10.77.0.1
 INJECTOR=10.77.1.1
@@ -232,7 +234,7 @@ for c in "${cases[@]}"; do
                 fanout) args=(fanout --clients "$size") ;;
             esac
             echo "$test $size $reflector run $rep/$REPS…" >&2
-            line=$(ip netns exec "$tns" "$bench" "${args[@]}" --reflector "$RR:179" \
+            line=$(ip netns exec "$tns" $TESTER_WRAP "$bench" "${args[@]}" --reflector "$RR:179" \
                 --pid "$daemon_pid" --label "$reflector" --timeout "$TIMEOUT" --settle "$SETTLE" \
                 2>"$dir/bgpbench.err") || true
             [[ -n $line ]] || line="{\"test\":\"$test\",\"reflector\":\"$reflector\",\"ok\":false,\"error\":\"tester failed: $(tr -d '"\n' <"$dir/bgpbench.err" | head -c 300)\"}"
