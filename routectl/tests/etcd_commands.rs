@@ -1,0 +1,258 @@
+//! routectl's cluster-wide commands (`nodes`, `ipam check|release|pools`) against a real etcd
+//! holding data written by the `ipam` crate and node records shaped as bgpd writes them.
+
+use std::net::IpAddr;
+use std::process::{Command, Output};
+
+use ipam::store::{Store, Txn, Write};
+use ipam::{AssignRequest, HandleId, HostName, Ipam, IpamOptions, Pool, PoolName};
+use testkit::etcd::Etcd;
+
+fn routectl(endpoints: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_routectl"))
+        .args([
+            "--config",
+            "/nonexistent/bgpd.toml",
+            "--etcd-endpoints",
+            endpoints,
+        ])
+        .args(args)
+        .env_remove("ETCD_ENDPOINTS")
+        .env_remove("BGPD_ETCD_ROOT")
+        .output()
+        .expect("run routectl")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}, stderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A node record as bgpd writes it (bgpd/src/node.rs): IPAM reads `version` and `labels`.
+fn node_record(address: &str, router_id: &str) -> Vec<u8> {
+    serde_json::json!({
+        "version": 1, "labels": {"zone": "a"}, "address": address, "asn": 64512,
+        "router_id": router_id, "role": "host", "mesh": true, "port": 179
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn seeded(etcd: &Etcd) -> Ipam {
+    let ipam = Ipam::connect(&etcd.endpoints(), IpamOptions::default())
+        .await
+        .unwrap();
+    let pool = Pool::new(
+        PoolName::new("default").unwrap(),
+        "10.244.0.0/16".parse().unwrap(),
+    );
+    ipam.add_pool(&pool).await.unwrap();
+    for (host, addr) in [("host-a", "10.0.0.1"), ("host-b", "10.0.0.2")] {
+        let key = ipam.keys().node(&HostName::new(host).unwrap());
+        ipam.store()
+            .put_with_lease(key, node_record(addr, addr), 0)
+            .await
+            .unwrap();
+    }
+    for (handle, host) in [
+        ("c1.eth0", "host-a"),
+        ("c2.eth0", "host-a"),
+        ("c3.eth0", "host-b"),
+    ] {
+        ipam.assign(&AssignRequest {
+            handle: HandleId::new(handle).unwrap(),
+            host: HostName::new(host).unwrap(),
+            v4: 1,
+            v6: 0,
+        })
+        .await
+        .unwrap();
+    }
+    ipam
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_pools_release_and_check_against_real_etcd() {
+    let etcd = Etcd::single().expect("etcd");
+    let ep = etcd.endpoint();
+    let ipam = seeded(&etcd).await;
+
+    // nodes: the daemon's record and each node's blocks with usage.
+    let out = ok(&routectl(&ep, &["nodes"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME", "ADDRESS", "ASN", "ROUTER", "ID", "ROLE", "BLOCKS", "LABELS"
+        ]
+    );
+    assert!(
+        lines[1].starts_with("host-a  10.0.0.1  64512  10.0.0.1   host  10.244."),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("(2/64)") && lines[1].ends_with("zone=a"),
+        "{out}"
+    );
+    assert!(lines[2].contains("(1/64)"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&routectl(&ep, &["nodes", "-o", "json"])))
+            .expect("nodes -o json parses");
+    assert_eq!(json[1]["name"], "host-b");
+    assert_eq!(json[1]["record"]["asn"], 64512);
+    assert_eq!(json[1]["blocks"][0]["used"], 1);
+
+    // pools: list, add (with flags), refuse an overlap, delete.
+    let out = ok(&routectl(&ep, &["ipam", "pools"]));
+    assert!(
+        out.contains("default  10.244.0.0/16  /26         no            no        all()"),
+        "{out}"
+    );
+    let out = ok(&routectl(
+        &ep,
+        &[
+            "ipam",
+            "pools",
+            "add",
+            "v6",
+            "fd00:244::/48",
+            "--block-size",
+            "120",
+            "--nat-outgoing",
+            "--node-selector",
+            "zone == 'a'",
+        ],
+    ));
+    assert!(
+        out.contains("v6       fd00:244::/48  /120        yes           no        zone == 'a'"),
+        "{out}"
+    );
+    let overlap = routectl(&ep, &["ipam", "pools", "add", "dup", "10.244.128.0/17"]);
+    assert_eq!(overlap.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&overlap.stderr).is_empty());
+    let in_use = routectl(&ep, &["ipam", "pools", "delete", "default"]);
+    assert_eq!(
+        in_use.status.code(),
+        Some(1),
+        "a pool in use is not deleted"
+    );
+    let out = ok(&routectl(&ep, &["ipam", "pools", "delete", "v6"]));
+    assert!(
+        out.starts_with("deleted pool v6: 0 blocks, 0 addresses released\n"),
+        "{out}"
+    );
+    let pools: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&routectl(&ep, &["ipam", "pools", "-o", "json"]))).unwrap();
+    assert_eq!(pools.len(), 1);
+
+    // release by handle and by address.
+    let c1 = ipam
+        .handle(&HandleId::new("c1.eth0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let out = ok(&routectl(&ep, &["ipam", "release", "c1.eth0"]));
+    assert_eq!(out, format!("released {}\n", c1.ips[0].ip));
+    let out = ok(&routectl(&ep, &["ipam", "release", "c1.eth0"]));
+    assert_eq!(
+        out, "c1.eth0: nothing was assigned\n",
+        "release is idempotent"
+    );
+    let c3 = ipam
+        .handle(&HandleId::new("c3.eth0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let ip = c3.ips[0].ip.to_string();
+    let out = ok(&routectl(&ep, &["ipam", "release", &ip, "-o", "json"]));
+    let released: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(released["released"][0].as_str(), Some(ip.as_str()));
+    assert!(
+        ipam.handle(&HandleId::new("c3.eth0").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // check: clean, then a leak (a handle deleted behind IPAM's back) is exit 5 until repaired.
+    let out = ok(&routectl(&ep, &["ipam", "check"]));
+    assert!(out.ends_with("no problems found\n"), "{out}");
+    let c2 = HandleId::new("c2.eth0").unwrap();
+    let leaked: IpAddr = ipam.handle(&c2).await.unwrap().unwrap().ips[0].ip;
+    ipam.store()
+        .txn(Txn {
+            writes: vec![Write::Delete(ipam.keys().handle(&c2))],
+            ..Txn::default()
+        })
+        .await
+        .unwrap();
+    let o = routectl(&ep, &["ipam", "check"]);
+    assert_eq!(o.status.code(), Some(5));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("problem (repairable): {leaked} in ")),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 problem(s) found"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&routectl(&ep, &["ipam", "check", "-o", "json"]).stdout).unwrap();
+    assert_eq!(report["findings"][0]["kind"], "ip_without_handle");
+    let out = ok(&routectl(&ep, &["ipam", "check", "--repair"]));
+    assert!(out.starts_with("fixed: "), "{out}");
+    assert!(out.ends_with("no problems found\n"), "{out}");
+    ok(&routectl(&ep, &["ipam", "check"]));
+}
+
+#[test]
+fn an_unreachable_etcd_is_exit_4_with_a_clear_message() {
+    let port = testkit::free_port();
+    let ep = format!("http://127.0.0.1:{port}");
+    for args in [
+        &["nodes"][..],
+        &["ipam", "check"],
+        &["ipam", "pools"],
+        &["ipam", "release", "x.eth0"],
+    ] {
+        let started = std::time::Instant::now();
+        let o = routectl(&ep, args);
+        assert_eq!(o.status.code(), Some(4), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with(&format!("routectl: etcd at {ep} unreachable: ")),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?} gave up late"
+        );
+    }
+}
+
+#[test]
+fn bad_names_are_refused_before_etcd() {
+    let etcd = Etcd::single().expect("etcd");
+    for args in [
+        &["ipam", "pools", "add", "Bad Name", "10.0.0.0/8"][..],
+        &["ipam", "pools", "add", "p", "10.0.0.1/8"],
+        &[
+            "ipam",
+            "pools",
+            "add",
+            "p",
+            "10.0.0.0/8",
+            "--node-selector",
+            "zone =",
+        ],
+        &["ipam", "release", "not/a handle"],
+    ] {
+        let o = routectl(&etcd.endpoint(), args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("invalid input"), "{args:?}: {err}");
+    }
+}
