@@ -21,6 +21,7 @@ use ipam::{AssignedIp, BlockCidr, HostName, Ipam};
 use ipnetwork::IpNetwork;
 
 use crate::api::ApiError;
+use crate::firewall::Firewall;
 use crate::health::EtcdHealth;
 use crate::mesh::{MeshInputs, PeerPlan, desired_peers};
 use crate::node::{NodeRecord, Registry};
@@ -61,8 +62,8 @@ pub struct Attached {
 pub struct State {
     /// Our blocks.
     pub blocks: Vec<BlockCidr>,
-    /// Enabled pools' CIDRs (import policy, families to assign).
-    pub pools: Vec<IpNetwork>,
+    /// Enabled pools (import policy, families to assign, firewall).
+    pub pools: Vec<ipam::Pool>,
     /// Attached endpoints by (container id, ifname).
     pub attached: BTreeMap<(String, String), Attached>,
     /// Best paths from BGP.
@@ -107,6 +108,8 @@ pub struct Daemon {
     pub endpoint_ops: tokio::sync::Mutex<()>,
     /// Kernel table and protocol, for status.
     pub kernel_tag: (u32, u8),
+    /// The host firewall, when a policy file is configured.
+    pub firewall: std::sync::Mutex<Option<Firewall>>,
 }
 
 /// A wire prefix as a kernel prefix.
@@ -137,6 +140,7 @@ impl Daemon {
         health: Arc<EtcdHealth>,
         state: State,
         kernel_tag: (u32, u8),
+        firewall: Option<Firewall>,
     ) -> Daemon {
         Daemon {
             config_path,
@@ -150,6 +154,20 @@ impl Daemon {
             state: tokio::sync::Mutex::new(state),
             endpoint_ops: tokio::sync::Mutex::new(()),
             kernel_tag,
+            firewall: std::sync::Mutex::new(firewall),
+        }
+    }
+
+    /// Applies the host firewall for the endpoints and pools in `st` (no-op without a policy).
+    pub fn apply_firewall(&self, st: &State) {
+        let Ok(guard) = self.firewall.lock() else {
+            return;
+        };
+        if let Some(firewall) = guard.as_ref() {
+            match firewall.apply(st) {
+                Ok(()) => tracing::debug!("firewall applied"),
+                Err(e) => tracing::error!("firewall not applied: {e}"),
+            }
         }
     }
 
@@ -203,8 +221,11 @@ impl Daemon {
         }
         st.originated = own;
 
-        let pools: Vec<bgpd_wire::Prefix> =
-            st.pools.iter().filter_map(|p| wire_prefix(*p)).collect();
+        let pools: Vec<bgpd_wire::Prefix> = st
+            .pools
+            .iter()
+            .filter_map(|p| wire_prefix(p.cidr))
+            .collect();
         let own: Vec<bgpd_wire::Prefix> = st.originated.iter().copied().collect();
         let desired = desired_peers(&MeshInputs {
             me: self.identity.host.as_str(),

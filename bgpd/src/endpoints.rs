@@ -99,7 +99,7 @@ impl Daemon {
             Some(ip) => self.ipam.assign_ip(&handle, host, *ip).await,
             None => {
                 let pools = self.state.lock().await.pools.clone();
-                let want = |v4: bool| u32::from(pools.iter().any(|p| p.is_ipv4() == v4));
+                let want = |v4: bool| u32::from(pools.iter().any(|p| p.cidr.is_ipv4() == v4));
                 self.ipam
                     .assign(&AssignRequest {
                         handle: handle.clone(),
@@ -144,6 +144,7 @@ impl Daemon {
             attached,
         );
         self.converge(&mut st).await;
+        self.apply_firewall(&st);
         Ok(endpoint)
     }
 
@@ -164,6 +165,7 @@ impl Daemon {
             st.attached
                 .remove(&(container_id.to_string(), ifname.to_string()));
             self.converge(&mut st).await;
+            self.apply_firewall(&st);
         }
         let released = self.ipam.release(&handle).await.map_err(ipam_error)?;
         tracing::info!(container = %container_id, ifname, ?released, "endpoint detached");

@@ -10,6 +10,7 @@ pub mod address;
 pub mod api;
 pub mod daemon;
 pub mod endpoints;
+pub mod firewall;
 pub mod health;
 pub mod logging;
 pub mod mesh;

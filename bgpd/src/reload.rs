@@ -63,7 +63,22 @@ impl Daemon {
         let mut st = self.state.lock().await;
         let needs_restart = needs_restart(&st.config, &new);
         st.config.bgp = applicable(&st.config.bgp, &new.bgp);
-        let applied = self.converge(&mut st).await;
+        let mut applied = self.converge(&mut st).await;
+        let policy_reloaded = match self.firewall.lock() {
+            Ok(mut guard) => match guard.as_mut().map(|f| f.reload()) {
+                Some(Ok(())) => true,
+                Some(Err(e)) => {
+                    tracing::error!("policy file not reloaded, the old policy stays: {e}");
+                    false
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if policy_reloaded {
+            self.apply_firewall(&st);
+            applied.push("policy file re-read and applied".to_string());
+        }
         for key in &needs_restart {
             tracing::warn!("reload: {key} changed; it takes effect at the next restart");
         }

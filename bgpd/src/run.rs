@@ -15,11 +15,11 @@ use bgpd_kernel::{Fib, FibConfig, FibMonitor, ProtocolId, ReconcileOptions, Rout
 use bgpd_speaker::{GracefulRestartConfig, Speaker, SpeakerConfig};
 use bgpd_wire::Asn;
 use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, Pool, PoolName};
-use ipnetwork::IpNetwork;
 use tokio::sync::watch;
 
 use crate::address::{AddressError, detect};
 use crate::daemon::{Daemon, Identity, State, kernel_prefix};
+use crate::firewall::Firewall;
 use crate::health::EtcdHealth;
 use crate::mesh::cluster_id;
 use crate::metrics::Metrics;
@@ -62,6 +62,9 @@ pub enum StartError {
     /// Signal handlers could not be installed.
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    /// The policy file is unusable.
+    #[error("policy: {0}")]
+    Policy(#[from] bgpd_policy::ModelError),
     /// The BGP speaker stopped while we ran.
     #[error("the BGP speaker stopped")]
     SpeakerStopped,
@@ -89,8 +92,8 @@ fn enable_forwarding() {
     }
 }
 
-/// Creates the configured pools that etcd does not have yet; returns the enabled pools' CIDRs.
-async fn pools(ipam: &Ipam, config: &Config) -> Vec<IpNetwork> {
+/// Creates the configured pools that etcd does not have yet; returns the enabled pools.
+async fn pools(ipam: &Ipam, config: &Config) -> Vec<Pool> {
     let existing = ipam.list_pools().await.unwrap_or_default();
     for p in &config.ipam.pools {
         if existing.iter().any(|e| e.name.as_str() == p.name.as_str()) {
@@ -122,13 +125,12 @@ async fn pools(ipam: &Ipam, config: &Config) -> Vec<IpNetwork> {
         .unwrap_or_default()
         .into_iter()
         .filter(|p| !p.disabled)
-        .map(|p| p.cidr)
         .collect()
 }
 
 /// This host's blocks: the ones it holds, plus one claimed for each family it has a pool of
 /// and no block in.
-async fn blocks(ipam: &Ipam, host: &HostName, pools: &[IpNetwork]) -> Vec<BlockCidr> {
+async fn blocks(ipam: &Ipam, host: &HostName, pools: &[Pool]) -> Vec<BlockCidr> {
     let mut held: Vec<BlockCidr> = match ipam.blocks_of(host).await {
         Ok(b) => b.into_iter().map(|b| b.cidr).collect(),
         Err(e) => {
@@ -137,7 +139,9 @@ async fn blocks(ipam: &Ipam, host: &HostName, pools: &[IpNetwork]) -> Vec<BlockC
         }
     };
     for family in [Family::V4, Family::V6] {
-        let has_pool = pools.iter().any(|p| p.is_ipv4() == (family == Family::V4));
+        let has_pool = pools
+            .iter()
+            .any(|p| p.cidr.is_ipv4() == (family == Family::V4));
         if !has_pool || held.iter().any(|b| b.family() == family) {
             continue;
         }
@@ -208,6 +212,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
             "TLS to etcd is not supported yet (the ipam client has no TLS options)".into(),
         ));
     }
+    // Read before anything on the host changes, so a bad policy file changes nothing either.
+    let firewall = Firewall::load(config.policy.file.as_deref())?;
     let mut signals = Signals::install().map_err(StartError::Signals)?;
     enable_forwarding();
 
@@ -342,10 +348,12 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         health,
         state,
         (table, proto),
+        firewall,
     ));
     {
         let mut st = daemon.state.lock().await;
         daemon.converge(&mut st).await;
+        daemon.apply_firewall(&st);
     }
 
     let socket = config.api.socket.clone();

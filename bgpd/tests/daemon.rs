@@ -215,3 +215,66 @@ fn hosts_peer_only_with_a_reflector_found_in_etcd() {
     let target = e2.ips[0].address.ip().to_string();
     assert!(wait_until(Duration::from_secs(10), || lab.containers[c1].ping(&target)));
 }
+
+#[test]
+#[serial]
+fn policy_file_governs_containers_and_metrics_are_served() {
+    let mut lab = Lab::new();
+    let policy = lab.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[policy]]
+name = "web-only"
+selector = "all()"
+types = ["ingress"]
+
+[[policy.ingress]]
+action = "allow"
+protocol = "tcp"
+destination = { ports = [80] }
+"#,
+    )
+    .unwrap();
+    let a = lab.add_host(
+        true,
+        &format!(
+            "\n[policy]\nfile = \"{}\"\n\n[metrics]\naddress = \"127.0.0.1:9179\"\n",
+            policy.display()
+        ),
+    );
+    let b = lab.add_host(true, "");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    let (ca, ea) = lab.container(a, "pa");
+    let (cb, eb) = lab.container(b, "pb");
+    let (ip_a, ip_b) = (
+        ea.ips[0].address.ip().to_string(),
+        eb.ips[0].address.ip().to_string(),
+    );
+    // Egress from a's container is not governed: it reaches b's, and the reply comes back.
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca].ping(&ip_b)));
+    // Ingress to a's container allows only TCP 80: b's ping is dropped.
+    assert!(
+        !lab.containers[cb].ping(&ip_a),
+        "the policy did not stop ICMP"
+    );
+    let table = lab.hosts[a].ns.exec("nft", &["list", "tables"]).unwrap();
+    assert!(table.contains("inet"), "{table}");
+
+    let metrics = lab.hosts[a]
+        .ns
+        .exec("curl", &["-s", "http://127.0.0.1:9179/metrics"])
+        .unwrap();
+    for name in [
+        "bgpd_peers_up 1",
+        "bgpd_ipam_blocks 1",
+        "bgpd_ipam_addresses 1",
+        "bgpd_kernel_routes_wanted",
+        "bgpd_updates_received_total",
+        "bgpd_etcd_errors_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+}
