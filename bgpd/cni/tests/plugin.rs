@@ -39,6 +39,9 @@ fn plugin(env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), doc)
 }
 
+/// CNI_* variables of one run.
+type Env<'a> = Vec<(&'a str, &'a str)>;
+
 fn conf(version: &str, socket: &Path) -> String {
     json!({"cniVersion": version, "name": "bgpd", "type": "bgpd-cni",
            "socket": socket, "dns": {"nameservers": ["10.96.0.10"]}})
@@ -178,7 +181,7 @@ fn errors_carry_the_spec_codes() {
     no_id.retain(|(k, _)| *k != "CNI_CONTAINERID");
     let mut bad_args = env("ADD", "/proc/1/ns/net");
     bad_args[5].1 = "FOO=bar";
-    let cases: Vec<(Vec<(&str, &str)>, String, u64)> = vec![
+    let cases: Vec<(Env, String, u64)> = vec![
         (
             env("ADD", "/proc/1/ns/net"),
             r#"{"cniVersion":"2.0.0","name":"n","type":"bgpd-cni"}"#.into(),
