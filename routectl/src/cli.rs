@@ -196,13 +196,25 @@ pub enum PolicyCommand {
     Show(PolicySource),
     /// Compiles the policy file and prints the nftables ruleset, applying nothing.
     DryRun(PolicySource),
-    /// Compiles the policy file, has nft check it, then applies it in one transaction.
-    Apply(PolicySource),
+    /// Compiles and checks the policy, then has bgpd reload it; with --file, applies that file
+    /// directly in one nft transaction.
+    Apply {
+        /// Where the policy comes from.
+        #[command(flatten)]
+        source: PolicySource,
+        /// Apply with --file inside this named network namespace (`ip netns exec`), e.g. a
+        /// lab host.
+        #[arg(long, requires = "file")]
+        netns: Option<String>,
+    },
     /// Packet and byte counters per policy rule and default deny, read from nftables.
     Counters {
         /// The nft table (family inet) holding our ruleset.
         #[arg(long, default_value = "bgpd")]
         table: String,
+        /// Read them inside this named network namespace (`ip netns exec`).
+        #[arg(long)]
+        netns: Option<String>,
     },
 }
 

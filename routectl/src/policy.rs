@@ -30,34 +30,78 @@ pub async fn run(
             let ruleset = compile(&inputs.borrow()).map_err(policy_failure)?;
             emit(output, &RulesetView::of(&ruleset), |r| r.script.clone())
         }
-        PolicyCommand::Apply(source) => {
-            let inputs = gather(settings, &source, Strictness::Complete).await?;
-            let ruleset = compile(&inputs.borrow()).map_err(policy_failure)?;
-            let nft = Nft::new();
-            let applied = tokio::task::spawn_blocking(move || {
-                nft.check(&ruleset)?;
-                nft.apply(&ruleset).map(|()| RulesetView::of(&ruleset))
-            })
-            .await
-            .map_err(policy_failure)?
-            .map_err(policy_failure)?;
-            emit(output, &applied, |r| {
-                format!(
-                    "applied table inet {} ({} lines)\n",
-                    r.table,
-                    r.script.lines().count()
-                )
-            })
+        PolicyCommand::Apply { source, netns } => {
+            apply(settings, &source, nft(netns.as_deref()), output).await
         }
-        PolicyCommand::Counters { table: name } => {
+        PolicyCommand::Counters { table: name, netns } => {
             let name = bgpd_policy::model::Name::try_from(name).map_err(Failure::Usage)?;
-            let counters = tokio::task::spawn_blocking(move || Nft::new().counters(&name))
+            let nft = nft(netns.as_deref());
+            let counters = tokio::task::spawn_blocking(move || nft.counters(&name))
                 .await
                 .map_err(policy_failure)?
                 .map_err(policy_failure)?;
             emit(output, &counters, |c| counters_table(c))
         }
     }
+}
+
+/// `policy apply`. Without `--file`, the policy is bgpd's own (`policy.file`): it is compiled
+/// and checked here, so errors show at once, then bgpd reloads and applies it (bgpd re-applies
+/// on every endpoint change, so a table written behind its back would not last). With
+/// `--file`, the table is applied directly, for hosts where bgpd manages no policy.
+async fn apply(
+    settings: &Settings,
+    source: &PolicySource,
+    nft: Nft,
+    output: Output,
+) -> Result<(), Failure> {
+    let inputs = gather(settings, source, Strictness::Complete).await?;
+    let ruleset = compile(&inputs.borrow()).map_err(policy_failure)?;
+    let direct = source.file.is_some();
+    let checked = tokio::task::spawn_blocking(move || {
+        nft.check(&ruleset)?;
+        if direct {
+            nft.apply(&ruleset)?;
+        }
+        Ok::<_, bgpd_policy::NftError>(RulesetView::of(&ruleset))
+    })
+    .await
+    .map_err(policy_failure)?
+    .map_err(policy_failure)?;
+    if direct {
+        if let Some(managed) = &settings.policy_file {
+            eprintln!(
+                "note: bgpd manages policy from {}; it replaces this table on its next change",
+                managed.display()
+            );
+        }
+        return emit(output, &checked, |r| {
+            format!(
+                "applied table inet {} ({} lines)\n",
+                r.table,
+                r.script.lines().count()
+            )
+        });
+    }
+    let report = settings.daemon().reload().await?;
+    emit(output, &report, |r| {
+        let mut out = String::new();
+        for line in &r.applied {
+            out.push_str(&format!("applied: {line}\n"));
+        }
+        for line in &r.needs_restart {
+            out.push_str(&format!("needs a restart: {line}\n"));
+        }
+        if out.is_empty() {
+            out.push_str("bgpd reloaded: nothing changed\n");
+        }
+        out
+    })
+}
+
+/// `nft` here, or in a named network namespace.
+fn nft(netns: Option<&str>) -> Nft {
+    netns.map_or_else(Nft::new, Nft::in_netns)
 }
 
 /// A compiled ruleset as printed: its table and the `nft -f` script.
