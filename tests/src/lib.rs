@@ -6,6 +6,7 @@
 
 pub mod control_socket;
 pub mod etcd;
+pub mod fabric;
 pub mod netns;
 pub mod peers;
 pub mod process;
