@@ -7,12 +7,14 @@
 mod error;
 mod location;
 mod schema;
+pub mod selector;
 mod validate;
 
 use std::path::Path;
 
 pub use error::ConfigError;
 pub use schema::*;
+pub use selector::{Labels, Selector, SelectorError};
 
 impl Config {
     /// Reads and validates the configuration file at `path`.

@@ -11,6 +11,8 @@ use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
+use crate::selector::Selector;
+
 /// The whole configuration of one bgpd.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,7 +148,8 @@ pub struct PoolConfig {
     #[serde(default)]
     pub disabled: bool,
     /// Selector over node labels choosing the hosts that may use the pool; all when absent.
-    pub node_selector: Option<String>,
+    /// Parsed at load time, so a mistake is reported at its line and column.
+    pub node_selector: Option<Selector>,
 }
 
 impl PoolConfig {

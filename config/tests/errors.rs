@@ -230,6 +230,20 @@ fn errors_point_at_the_line_and_key() {
             "overlaps ipam.pools[0]",
         ),
         (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"p\"\ncidr = \"10.0.0.0/16\"\nnode_selector = \"rack = 'r1'\"\n",
+            6,
+            17,
+            "ipam.pools[0].node_selector",
+            "selector \"rack = 'r1'\": at column 6: expected `==`, `!=`, `in`",
+        ),
+        (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"p\"\ncidr = \"10.0.0.0/16\"\nnode_selector = 'has(rack) &&'\n",
+            6,
+            17,
+            "ipam.pools[0].node_selector",
+            "at column 13: expected a label key",
+        ),
+        (
             "[node]\nasn = 1\n[etcd]\nendpoints = [\"https://e:2379\"]\n",
             4,
             14,

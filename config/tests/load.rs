@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bgpd_config::{AddressDetection, Config, ConfigError, LogFormat, RouteProto};
+use bgpd_config::{AddressDetection, Config, ConfigError, Labels, LogFormat, RouteProto};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,6 +21,17 @@ fn every_shipped_example_loads() {
         122,
         "IPv6 default block size"
     );
+    assert!(mesh.ipam.pools[0].node_selector.is_none());
+    let only_v6 = mesh.ipam.pools[1].node_selector.as_ref().unwrap();
+    let labels = |pairs: &[(&str, &str)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert!(only_v6.matches(&labels(&[("ipv6", ""), ("zone", "a")])));
+    assert!(!only_v6.matches(&labels(&[("zone", "a")])));
+    assert_eq!(only_v6.to_string(), "has(ipv6) && zone in {'a', 'b'}");
     assert_eq!(mesh.log.format, LogFormat::Json);
     match &mesh.node.address {
         AddressDetection::Interface(p) => {
