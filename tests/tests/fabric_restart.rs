@@ -41,6 +41,7 @@ fn kill_and_restart_loses_no_second_of_pings() {
         sleep(Duration::from_secs(3));
     }
     let report = ping.finish().expect("ping report");
+    eprintln!("pings across two kill -9 restarts: {report:?}");
     assert!(report.received > 50, "too few replies: {report:?}");
     assert!(
         report.longest_gap <= Duration::from_secs(1),

@@ -7,6 +7,7 @@
 //! found by [`Binaries::locate`].
 
 pub mod config;
+pub mod containerd;
 pub mod ping;
 
 use std::fs::File;
@@ -75,6 +76,7 @@ pub struct Binaries {
     pub bgpd: PathBuf,
     /// The CLI.
     pub routectl: PathBuf,
+    dir: PathBuf,
 }
 
 impl Binaries {
@@ -96,6 +98,7 @@ impl Binaries {
         let bins = Binaries {
             bgpd: dir.join("bgpd"),
             routectl: dir.join("routectl"),
+            dir,
         };
         for b in [&bins.bgpd, &bins.routectl] {
             if !b.is_file() {
@@ -109,6 +112,19 @@ impl Binaries {
             }
         }
         Ok(bins)
+    }
+
+    /// The CNI plugin `bgpd-cni` next to the others (`cargo build -p bgpd-cni`).
+    pub fn cni_plugin(&self) -> io::Result<PathBuf> {
+        let plugin = self.dir.join("bgpd-cni");
+        if plugin.is_file() {
+            Ok(plugin)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is missing: cargo build -p bgpd-cni", plugin.display()),
+            ))
+        }
     }
 }
 
