@@ -200,6 +200,16 @@ impl Registration {
     }
 }
 
+/// A client for long-lived streams (lease keep-alive, watch): unlike IPAM's, it has no
+/// per-request deadline, which would cut a stream after that long.
+pub async fn stream_client(endpoints: &[String]) -> Result<Client, etcd_client::Error> {
+    let options = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+        .with_keep_alive_while_idle(true);
+    Client::connect(endpoints, Some(options)).await
+}
+
 /// Follows `<root>/nodes/`: lists it, then watches from the next revision, publishing the whole
 /// registry after each change. Starts over with a fresh list when the watch breaks. Runs as a
 /// task.
@@ -211,9 +221,14 @@ pub async fn follow(
 ) {
     let mut backoff = Backoff::new();
     loop {
+        let began = std::time::Instant::now();
         match follow_once(&mut client, &prefix, &out, &health).await {
             Ok(()) => backoff = Backoff::new(),
             Err(e) => {
+                // A watch that ran a while broke on its own: retry soon, not after a long wait.
+                if began.elapsed() > Duration::from_secs(10) {
+                    backoff = Backoff::new();
+                }
                 health.failed(&e);
                 tracing::warn!(
                     "watching node records failed: {e}; retrying in {}s",

@@ -107,7 +107,8 @@ async fn pools(ipam: &Ipam, config: &Config) -> Vec<Pool> {
         pool.nat_outgoing = p.nat_outgoing;
         pool.disabled = p.disabled;
         if let Some(s) = &p.node_selector {
-            match s.parse() {
+            // The config's selector grammar is the fabric's; IPAM stores its own form.
+            match s.to_string().parse() {
                 Ok(sel) => pool.node_selector = sel,
                 Err(e) => {
                     tracing::error!(pool = %p.name, "node_selector: {e}; pool not created");
@@ -237,7 +238,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         config.bgp.mesh,
         config.bgp.listen_port.get(),
     );
-    let client = ipam.store().client().clone();
+    let client = crate::node::stream_client(&endpoints_list)
+        .await
+        .map_err(|e| StartError::Etcd(e.to_string()))?;
     let mut registration = Registration::new(
         client.clone(),
         ipam.keys().node(&host),
@@ -371,7 +374,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         ));
     }
     // A no-op without NOTIFY_SOCKET (not under systemd).
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("sd_notify READY: {e}");
+    }
     let watchdog = sd_notify::watchdog_enabled();
     let mut tick = tokio::time::interval(watchdog.map_or(Duration::from_secs(1), |w| {
         (w / 2).min(Duration::from_secs(1))

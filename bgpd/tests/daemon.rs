@@ -278,3 +278,69 @@ destination = { ports = [80] }
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
 }
+
+#[test]
+#[serial]
+fn a_borrowed_address_is_advertised_as_a_host_route() {
+    let mut lab = Lab::new();
+    // One /26 block in the whole pool: the second host must borrow from the first.
+    lab.pool = "10.244.0.0/26".to_string();
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    assert_eq!(lab.status(a).blocks.len(), 1);
+    assert!(lab.status(b).blocks.is_empty());
+    let (ca, ea) = lab.container(a, "own");
+    let (_, eb) = lab.container(b, "borrower");
+    assert!(!ea.ips[0].borrowed);
+    assert!(eb.ips[0].borrowed, "{eb:?}");
+    let ip_b = eb.ips[0].address.ip();
+    // a routes the borrowed /32 to b instead of blackholing it with its block.
+    let want = format!("{ip_b} via {}", host_address(b));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.routes(a).contains(&want)),
+        "{}",
+        lab.routes(a)
+    );
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+        .ping(&ip_b.to_string())));
+}
+
+#[test]
+#[serial]
+fn sd_notify_ready_is_sent() {
+    let mut lab = Lab::new();
+    let h = lab.add_host(true, "");
+    let path = lab.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    lab.start_with_env(
+        h,
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1")) {
+        let n = socket.recv(&mut buf).unwrap_or_else(|e| {
+            panic!(
+                "no sd_notify message ({e}); got {seen:?}\n{}",
+                lab.log_tail(h)
+            )
+        });
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    // The lease is kept alive and the registry watch holds, rather than breaking and being
+    // set up again.
+    std::thread::sleep(Duration::from_secs(6));
+    let log = lab.log(h);
+    assert!(!log.contains("keep-alive failed"), "{log}");
+    assert!(!log.contains("watching node records failed"), "{log}");
+}

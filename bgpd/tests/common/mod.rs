@@ -48,6 +48,8 @@ pub struct Lab {
     pub switch: Netns,
     pub dir: TempDir,
     ports: usize,
+    /// The IPv4 pool written into hosts' configs added from now on.
+    pub pool: String,
 }
 
 impl Lab {
@@ -75,6 +77,7 @@ impl Lab {
             switch,
             dir,
             ports: 1,
+            pool: "10.244.0.0/16".to_string(),
         }
     }
 
@@ -116,7 +119,7 @@ endpoints = ["http://{ETCD_ADDRESS}:2379"]
 
 [[ipam.pools]]
 name = "pool4"
-cidr = "10.244.0.0/16"
+cidr = "{pool}"
 
 [bgp]
 {bgp}
@@ -129,7 +132,8 @@ level = "debug"
 [api]
 socket = "{}"
 {extra}"#,
-            socket.display()
+            socket.display(),
+            pool = self.pool,
         );
         std::fs::write(&config, text).unwrap();
         self.hosts.push(Host {
@@ -145,6 +149,11 @@ socket = "{}"
     }
 
     pub fn start(&mut self, i: usize) {
+        self.start_with_env(i, &[]);
+    }
+
+    /// Starts host `i`'s daemon with extra environment variables.
+    pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let h = &mut self.hosts[i];
         let log = File::options()
             .create(true)
@@ -154,6 +163,7 @@ socket = "{}"
         let mut cmd = h.ns.cmd(env!("CARGO_BIN_EXE_bgpd"));
         cmd.arg("--config")
             .arg(&h.config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log);
         h.daemon = Some(ChildGuard::spawn(&mut cmd, "bgpd").unwrap());
@@ -186,6 +196,10 @@ socket = "{}"
 
     pub fn status(&self, i: usize) -> Status {
         block_on(self.client(i).status()).unwrap()
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.hosts[i].log).unwrap_or_default()
     }
 
     pub fn log_tail(&self, i: usize) -> String {
