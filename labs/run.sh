@@ -22,16 +22,20 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 source .ci/setup.sh
-cargo build --quiet -p bgpd -p routectl -p testkit --bin labs
+cargo build --quiet -p bgpd -p routectl -p bgpd-cni -p testkit --bin labs
 target=${CARGO_TARGET_DIR:-target}/debug
 export FABRIC_BIN_DIR="$target"
 
-# The runner removes what it made when it exits; this catches a runner killed outright.
+# The runner removes what it made when it exits; this catches a runner killed outright
+# (its namespaces, their processes, and its temporary files, which go under a dir of our own).
+TMPDIR=$(mktemp -d -t labs-XXXXXX)
+export TMPDIR
 cleanup() {
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^fab${runner_pid:-x}-" || true); do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
+  rm -rf "$TMPDIR"
 }
 trap cleanup EXIT
 "$target/labs" "$topology" &
