@@ -32,6 +32,8 @@ pub struct Fanout {
     pub prefix_base: Ipv4Addr,
     /// Length of the clients' prefixes.
     pub prefix_len: u8,
+    /// The reflector's cluster id, expected first in every CLUSTER_LIST.
+    pub cluster_id: Ipv4Addr,
     /// The reflector's pid, to read its peak RSS and CPU time.
     pub reflector_pid: Option<u32>,
     /// How long all sessions may take to come up.
@@ -83,6 +85,7 @@ impl Fanout {
             let expect = Expect {
                 range: routes,
                 own: Some(i as u32),
+                cluster_id: self.cluster_id,
                 originator: move |j: u32| {
                     originators
                         .get(j as usize)

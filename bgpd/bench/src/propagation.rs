@@ -31,6 +31,8 @@ pub struct Propagation {
     pub hold_time: u16,
     /// The prefixes to announce.
     pub routes: PrefixRange,
+    /// The reflector's cluster id, expected first in every CLUSTER_LIST.
+    pub cluster_id: Ipv4Addr,
     /// The reflector's pid, to read its peak RSS and CPU time.
     pub reflector_pid: Option<u32>,
     /// How long the sessions may take to come up.
@@ -93,6 +95,7 @@ impl Propagation {
                 range: self.routes,
                 own: None,
                 originator: move |_| injector_id,
+                cluster_id: self.cluster_id,
             },
             start + self.timeout,
         ));

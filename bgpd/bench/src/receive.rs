@@ -1,6 +1,7 @@
 //! The receiving side of a tester client: reads the reflector's UPDATEs until it holds every
 //! route it expects, checking on the way that each reflected route names its originator
-//! (ORIGINATOR_ID) and a cluster (CLUSTER_LIST), as RFC 4456 requires of a reflector.
+//! (ORIGINATOR_ID) and starts its CLUSTER_LIST with the reflector's cluster id, as RFC 4456
+//! requires of a reflector.
 
 use std::net::Ipv4Addr;
 
@@ -26,7 +27,8 @@ pub struct Tally {
     pub foreign: u64,
     /// Our own route reflected back to us.
     pub own: u64,
-    /// Routes reflected without ORIGINATOR_ID and CLUSTER_LIST, or with the wrong originator.
+    /// Routes without the right ORIGINATOR_ID, or whose CLUSTER_LIST does not start with the
+    /// reflector's cluster id.
     pub bad_reflection: u64,
 }
 
@@ -52,6 +54,8 @@ pub struct Expect<F> {
     pub own: Option<u32>,
     /// The BGP identifier of the client that announced route `i`.
     pub originator: F,
+    /// The reflector's cluster id, which it prepends to CLUSTER_LIST.
+    pub cluster_id: Ipv4Addr,
 }
 
 /// How a receiver ended.
@@ -111,7 +115,7 @@ where
     }
     // A route whose attributes the codec says to treat as withdrawn does not count as received.
     let withdraw = update.treat_as_withdraw();
-    let reflected = update.attrs.originator_id.is_some() && !update.attrs.cluster_list.is_empty();
+    let reflected = update.attrs.cluster_list.first() == Some(&expect.cluster_id);
     for n in &update.nlri {
         let Some(i) = expect.range.index_of(&n.prefix) else {
             tally.foreign += 1;
@@ -161,6 +165,7 @@ mod tests {
             range,
             own: Some(0),
             originator: |i: u32| Ipv4Addr::new(10, 77, 2, i as u8),
+            cluster_id: Ipv4Addr::new(10, 77, 0, 1),
         };
         let mut held = Held::new(4);
         let mut tally = Tally::default();
@@ -200,6 +205,17 @@ mod tests {
         assert_eq!(tally.own, 1);
         assert_eq!(tally.duplicates, 1);
         assert_eq!(tally.bad_reflection, 3);
+
+        // Another reflector's cluster id.
+        let mut elsewhere = reflected("10.77.2.3");
+        elsewhere.cluster_list = vec!["10.77.0.9".parse().unwrap()];
+        apply(
+            &update(&[3], &range, elsewhere),
+            &expect,
+            &mut held,
+            &mut tally,
+        );
+        assert_eq!((held.len(), tally.bad_reflection), (1, 4));
 
         let other = PrefixRange::new("100.64.0.0".parse().unwrap(), 26, 1).unwrap();
         apply(

@@ -325,11 +325,6 @@ impl Writer {
         }
         Err(SessionError::Closed { peer: self.peer })
     }
-
-    /// Whether the writer task has stopped (on a socket error).
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
 }
 
 impl Drop for Writer {

@@ -36,6 +36,10 @@ struct Common {
     /// Hold time the clients offer (seconds).
     #[arg(long, global = true, default_value_t = 90)]
     hold_time: u16,
+    /// The reflector's cluster id, expected first in every CLUSTER_LIST (default: the
+    /// reflector's address, its usual router id).
+    #[arg(long, global = true)]
+    cluster_id: Option<Ipv4Addr>,
     /// The reflector's pid, to report its peak RSS and CPU seconds.
     #[arg(long, global = true)]
     pid: Option<u32>,
@@ -124,6 +128,7 @@ async fn run(cli: &Cli) -> anyhow::Result<(serde_json::Value, Result<Measurement
                 asn: Asn(c.asn),
                 hold_time: c.hold_time,
                 routes: PrefixRange::new(*prefix_base, *prefix_len, *prefixes)?,
+                cluster_id: c.cluster_id.unwrap_or(*c.reflector.ip()),
                 reflector_pid: c.pid,
                 connect_within,
                 sync_within,
@@ -153,6 +158,7 @@ async fn run(cli: &Cli) -> anyhow::Result<(serde_json::Value, Result<Measurement
                 hold_time: c.hold_time,
                 prefix_base: *prefix_base,
                 prefix_len: *prefix_len,
+                cluster_id: c.cluster_id.unwrap_or(*c.reflector.ip()),
                 reflector_pid: c.pid,
                 connect_within,
                 connect_parallel: *connect_parallel,
