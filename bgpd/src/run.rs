@@ -215,7 +215,6 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
     }
     // Read before anything on the host changes, so a bad policy file changes nothing either.
     let firewall = Firewall::load(config.policy.file.as_deref())?;
-    let mut signals = Signals::install().map_err(StartError::Signals)?;
     enable_forwarding();
 
     let endpoints_list: Vec<String> = config
@@ -373,6 +372,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
             daemon.clone(),
         ));
     }
+    // Installed only now: until here SIGTERM's default action ends a start that waits on etcd.
+    let mut signals = Signals::install().map_err(StartError::Signals)?;
     // A no-op without NOTIFY_SOCKET (not under systemd).
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!("sd_notify READY: {e}");

@@ -344,3 +344,40 @@ fn sd_notify_ready_is_sent() {
     assert!(!log.contains("keep-alive failed"), "{log}");
     assert!(!log.contains("watching node records failed"), "{log}");
 }
+
+#[test]
+#[serial]
+fn an_unreachable_etcd_is_retried_with_a_clear_log_and_sigterm_still_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new("noetcd").unwrap();
+    let config = dir.path().join("c.toml");
+    let log = dir.path().join("bgpd.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nname = \"lonely\"\nasn = 64512\naddress = {{ ip = \"10.97.0.1\" }}\n[etcd]\nendpoints = [\"http://127.0.0.1:1\"]\n[api]\nsocket = \"{}\"\n",
+            dir.path().join("s.sock").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_bgpd"));
+    cmd.arg("--config")
+        .arg(&config)
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut daemon = testkit::process::ChildGuard::spawn(&mut cmd, "bgpd").unwrap();
+    let said = wait_until(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.matches("etcd unreachable at http://127.0.0.1:1")
+            .count()
+            >= 2
+            && text.contains("retrying in 2s")
+    });
+    assert!(
+        said,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    daemon.signal(libc::SIGTERM).unwrap();
+    assert!(wait_until(Duration::from_secs(3), || daemon.has_exited()));
+    assert_eq!(ns.ip(&["route", "show", "proto", "98"]).unwrap(), "");
+}
