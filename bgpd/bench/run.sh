@@ -196,9 +196,7 @@ EOF
 
 start_bgpd() {
     local dir=$1
-    # No dynamic neighbours in our speaker: every tester address is a configured passive client.
-    {
-        cat <<EOF
+    cat >"$dir/speaker.toml" <<EOF
 local_as = $ASN
 router_id = "$RR"
 listen = ["$RR:179"]
@@ -207,13 +205,14 @@ fib = false
 
 [graceful_restart]
 enabled = false
+
+[[peer_ranges]]
+prefix = "10.77.0.0/16"
+remote_as = $ASN
+rr_client = true
+hold_time = 90
+families = ["ipv4"]
 EOF
-        for addr in $INJECTOR $MONITOR $(client_addresses "$max_clients"); do
-            printf '\n[[peers]]\naddress = "%s"\nremote_as = %s\nlocal_address = "%s"\n' \
-                "$addr" "$ASN" "$RR"
-            printf 'passive = true\nrr_client = true\nhold_time = 90\nfamilies = ["ipv4"]\n'
-        done
-    } >"$dir/speaker.toml"
     ip netns exec "$rns" "$speaker" --config "$dir/speaker.toml" >"$dir/speaker.out" 2>&1 &
     daemon_pid=$!
 }
