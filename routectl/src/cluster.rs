@@ -203,7 +203,8 @@ pub async fn pools(
             pool.nat_outgoing = nat_outgoing;
             pool.disabled = disabled;
             if let Some(s) = node_selector {
-                pool.node_selector = s.parse::<Selector>().map_err(fail)?;
+                pool.node_selector = Selector::parse(&s)
+                    .map_err(|e| Failure::Ipam(ipam::IpamError::Invalid(e.to_string())))?;
             }
             ipam.add_pool(&pool).await.map_err(fail)?;
         }

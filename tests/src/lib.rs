@@ -10,6 +10,7 @@ pub mod fabric;
 pub mod netns;
 pub mod peers;
 pub mod process;
+pub mod single_host;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};

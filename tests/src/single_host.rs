@@ -1,0 +1,202 @@
+//! One real bgpd host in a namespace of its own, with its own etcd inside it: enough for the
+//! clients of the control socket (`routectl`, the CNI plugin) to test against the real daemon.
+//! Killed and removed on drop, also when a test panics.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::netns::Netns;
+use crate::process::{ChildGuard, wait_until};
+
+/// The host's underlay address (on a veth inside its namespace).
+pub const ADDRESS: &str = "10.97.0.11";
+/// The IPv4 pool the host draws container addresses from.
+pub const POOL: &str = "10.244.0.0/16";
+/// etcd's client URL, inside the namespace.
+pub const ETCD_URL: &str = "http://127.0.0.1:2379";
+
+/// The bgpd binary: `$BGPD_BIN`, else beside the running test's profile dir
+/// (`target/debug/bgpd`, built by `cargo build -p bgpd` or `cargo test --workspace`).
+pub fn bgpd_binary() -> io::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BGPD_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("bgpd");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} is missing: build it first (cargo build -p bgpd) or set BGPD_BIN",
+                bin.display()
+            ),
+        ))
+    }
+}
+
+/// A running bgpd with etcd, in one namespace.
+#[derive(Debug)]
+pub struct SingleHost {
+    // Field order is drop order: the daemon stops before etcd, then the namespace goes.
+    _daemon: ChildGuard,
+    _etcd: ChildGuard,
+    ns: Netns,
+    dir: TempDir,
+}
+
+impl SingleHost {
+    /// Starts etcd and bgpd (node `host-a`, AS 64512, mesh on, pool [`POOL`]) and waits until
+    /// the control socket answers and the host holds a block.
+    pub fn start() -> io::Result<SingleHost> {
+        let bgpd = bgpd_binary()?;
+        let dir = tempfile::Builder::new().prefix("testkit-host-").tempdir()?;
+        let ns = Netns::new("host")?;
+        // A veth pair with both ends inside (this kernel has no dummy links): an underlay
+        // interface that is up, with nothing behind it.
+        ns.ip(&[
+            "link",
+            "add",
+            "uplink",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "uplink-end",
+        ])?;
+        ns.ip(&["addr", "add", &format!("{ADDRESS}/24"), "dev", "uplink"])?;
+        ns.ip(&["link", "set", "uplink-end", "up"])?;
+        ns.ip(&["link", "set", "uplink", "up"])?;
+        // A default route, so bgpd's proxy ARP answers containers for their gateway.
+        ns.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.97.0.1",
+            "dev",
+            "uplink",
+        ])?;
+        let data = dir.path().join("etcd");
+        let mut etcd_cmd = ns.cmd("etcd");
+        etcd_cmd
+            .args([
+                "--name",
+                "m0",
+                "--data-dir",
+                &data.to_string_lossy(),
+                "--listen-client-urls",
+                ETCD_URL,
+                "--advertise-client-urls",
+                ETCD_URL,
+                "--listen-peer-urls",
+                "http://127.0.0.1:2380",
+                "--initial-advertise-peer-urls",
+                "http://127.0.0.1:2380",
+                "--initial-cluster",
+                "m0=http://127.0.0.1:2380",
+                "--log-level",
+                "error",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let etcd = ChildGuard::spawn(&mut etcd_cmd, "etcd")?;
+        let config = dir.path().join("bgpd.toml");
+        let socket = dir.path().join("bgpd.sock");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[node]
+name = "host-a"
+asn = 64512
+address = {{ ip = "{ADDRESS}" }}
+
+[etcd]
+endpoints = ["{ETCD_URL}"]
+
+[[ipam.pools]]
+name = "pool4"
+cidr = "{POOL}"
+
+[bgp]
+mesh = true
+
+[api]
+socket = "{}"
+"#,
+                socket.display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("bgpd.log"))?;
+        let mut cmd = ns.cmd(&bgpd.to_string_lossy());
+        cmd.arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        let daemon = ChildGuard::spawn(&mut cmd, "bgpd")?;
+        let host = SingleHost {
+            _daemon: daemon,
+            _etcd: etcd,
+            ns,
+            dir,
+        };
+        let ready = wait_until(Duration::from_secs(60), || {
+            // The daemon may pretty-print: compare without blanks.
+            host.get("/v1/status").is_some_and(|s| {
+                let compact: String = s.split_whitespace().collect();
+                compact.contains(r#""blocks":[{"#)
+            })
+        });
+        if !ready {
+            return Err(io::Error::other(format!(
+                "bgpd did not come up with a block:\n{}",
+                host.log()
+            )));
+        }
+        Ok(host)
+    }
+
+    /// The control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("bgpd.sock")
+    }
+
+    /// bgpd's configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("bgpd.toml")
+    }
+
+    /// The namespace (etcd is reachable at [`ETCD_URL`] only from inside it).
+    pub fn ns(&self) -> &Netns {
+        &self.ns
+    }
+
+    /// bgpd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bgpd.log")).unwrap_or_default()
+    }
+
+    /// `GET path` on the control socket (one HTTP/1.1 exchange); the body if it answered 200.
+    fn get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).ok()?;
+        let (head, body) = reply.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    }
+}
