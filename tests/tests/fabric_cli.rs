@@ -118,4 +118,34 @@ fn routectl_json_output_parses() {
         .routectl_json(0, &["endpoint", "list"])
         .expect("endpoints");
     assert_eq!(endpoints[0]["container_id"], fabric.containers[0].id);
+
+    // `endpoint del` reports what it released, and IPAM no longer holds it.
+    let mut ips: Vec<String> = fabric.containers[0]
+        .ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    ips.sort();
+    let printed = fabric.remove_container(0).expect("endpoint del");
+    let report = printed.get(0).unwrap_or(&printed);
+    assert_eq!(report["removed"], true, "{report}");
+    let mut released: Vec<String> = report["released"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|ip| ip.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    released.sort();
+    assert_eq!(released, ips, "{report}");
+    let ipam = fabric
+        .routectl_json(0, &["ipam", "show"])
+        .expect("ipam show");
+    for ip in &ips {
+        let still = ipam["addresses"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["ip"] == ip.as_str()));
+        assert!(!still, "{ip} still assigned: {ipam}");
+    }
 }

@@ -258,11 +258,6 @@ impl Fabric {
         format!("http://{ETCD_ADDRESS}:2379")
     }
 
-    /// The fabric's temporary directory (configs, sockets, logs).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The configuration the next node added with `role` gets by default ([`node_config`]).
     pub fn next_host_config(&self, role: Role) -> HostConfig {
         let i = self.hosts.iter().filter(|h| h.config.role == role).count();
