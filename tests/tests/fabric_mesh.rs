@@ -41,6 +41,10 @@ fn mesh_converges_grows_and_shrinks_without_restarts() {
     }
     fabric.wait_converged(0, false, CONVERGE).expect("routes");
     assert_all_pairs(&fabric, "IPv4", Container::ipv4);
+    for i in 0..3 {
+        let status = fabric.routectl_json(i, &["status"]).expect("status");
+        assert_eq!(status["kernel"]["in_sync"], true, "{status}");
+    }
     let pids: Vec<_> = fabric.hosts.iter().map(|h| h.pid()).collect();
 
     // A fourth host joins: the others learn it from the etcd watch, no restart.
