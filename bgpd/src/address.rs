@@ -1,6 +1,6 @@
 //! Finding this node's address (the BGP next hop its peers use) as `node.address` says.
 
-use std::net::{IpAddr, UdpSocket};
+use std::net::{IpAddr, Ipv6Addr, UdpSocket};
 
 use bgpd_config::AddressDetection;
 
@@ -82,8 +82,13 @@ pub fn detect(rule: &AddressDetection) -> Result<IpAddr, AddressError> {
         socket.connect((*target, 9))?;
         return Ok(socket.local_addr()?.ip());
     }
+    choose(rule, &host_addresses()?)
+}
+
+/// The host's interface addresses.
+fn host_addresses() -> Result<Vec<InterfaceAddress>, AddressError> {
     let list = nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)?;
-    let addresses: Vec<InterfaceAddress> = list
+    Ok(list
         .filter_map(|ifa| {
             let storage = ifa.address?;
             let address = if let Some(v4) = storage.as_sockaddr_in() {
@@ -97,8 +102,25 @@ pub fn detect(rule: &AddressDetection) -> Result<IpAddr, AddressError> {
                 address,
             })
         })
-        .collect();
-    choose(rule, &addresses)
+        .collect())
+}
+
+/// The first global IPv6 address on the interface that holds `node` (pure).
+pub fn companion(addresses: &[InterfaceAddress], node: IpAddr) -> Option<Ipv6Addr> {
+    let ifname = &addresses.iter().find(|a| a.address == node)?.ifname;
+    addresses.iter().find_map(|a| match a.address {
+        IpAddr::V6(v6) if &a.ifname == ifname && usable(a.address) => Some(v6),
+        _ => None,
+    })
+}
+
+/// For an IPv4 node address, the IPv6 address beside it on its interface: the next hop our
+/// IPv6 routes carry over IPv4 sessions. `None` for an IPv6 node address or none found.
+pub fn companion_v6(node: IpAddr) -> Option<Ipv6Addr> {
+    if node.is_ipv6() {
+        return None;
+    }
+    companion(&host_addresses().ok()?, node)
 }
 
 #[cfg(test)]
@@ -141,6 +163,11 @@ mod tests {
             let got = choose(&rule(r), &host).ok();
             assert_eq!(got, want.map(|w| w.parse().unwrap()), "{r}");
         }
+        assert_eq!(
+            companion(&host, "192.0.2.5".parse().unwrap()),
+            Some("2001:db8::5".parse().unwrap())
+        );
+        assert_eq!(companion(&host, "203.0.113.9".parse().unwrap()), None);
         let only_containers = vec![a("docker0", true, "172.17.0.1"), a("lo", true, "127.0.0.1")];
         assert!(choose(&AddressDetection::FirstFound, &only_containers).is_err());
     }

@@ -81,6 +81,7 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.hold_time = bgp.hold_time.get();
         settings.connect_retry = u64::from(bgp.connect_retry);
         settings.rr_client = kind == PeerKind::ReflectorClient;
+        settings.next_hop_v6 = mine.address_v6;
         settings.import = import.clone();
         peers.insert(
             node.address,
@@ -108,6 +109,7 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.rr_client = p.route_reflector_client;
         settings.next_hop_self = p.next_hop_self;
         settings.max_prefix = p.max_prefixes;
+        settings.next_hop_v6 = mine.address_v6;
         settings.import = import.clone();
         // A host tells its configured peers (a ToR) only about its own addresses; a reflector
         // passes on what it reflects.
@@ -137,15 +139,17 @@ mod tests {
     use super::*;
 
     fn node(addr: &str, role: Role, mesh: bool) -> NodeRecord {
-        NodeRecord::new(
-            BTreeMap::new(),
-            addr.parse().unwrap(),
-            64512,
-            "10.0.0.1".parse().unwrap(),
+        NodeRecord {
+            version: crate::node::RECORD_VERSION,
+            labels: BTreeMap::new(),
+            address: addr.parse().unwrap(),
+            address_v6: None,
+            asn: 64512,
+            router_id: "10.0.0.1".parse().unwrap(),
             role,
             mesh,
-            179,
-        )
+            port: 179,
+        }
     }
 
     fn bgp(toml_text: &str) -> BgpConfig {

@@ -2,7 +2,7 @@
 //! node's record (list, then watch) so mesh peers follow hosts joining and leaving.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::health::EtcdHealth;
 
 /// Record format written by this daemon (IPAM reads `version` and `labels` of the same JSON).
-const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 1;
 
 /// Seconds our node record outlives us: peers drop a dead host after at most this long.
 pub const LEASE_TTL: i64 = 15;
@@ -29,6 +29,9 @@ pub struct NodeRecord {
     pub labels: BTreeMap<String, String>,
     /// The address peers reach this node at.
     pub address: IpAddr,
+    /// The node's IPv6 address beside an IPv4 `address`: the next hop of its IPv6 routes.
+    #[serde(default)]
+    pub address_v6: Option<Ipv6Addr>,
     /// Its AS.
     pub asn: u32,
     /// Its BGP router id.
@@ -39,30 +42,6 @@ pub struct NodeRecord {
     pub mesh: bool,
     /// Its BGP port.
     pub port: u16,
-}
-
-impl NodeRecord {
-    /// A record of the current format.
-    pub fn new(
-        labels: BTreeMap<String, String>,
-        address: IpAddr,
-        asn: u32,
-        router_id: Ipv4Addr,
-        role: Role,
-        mesh: bool,
-        port: u16,
-    ) -> NodeRecord {
-        NodeRecord {
-            version: RECORD_VERSION,
-            labels,
-            address,
-            asn,
-            router_id,
-            role,
-            mesh,
-            port,
-        }
-    }
 }
 
 /// Every node's record by name, as last seen.
@@ -319,15 +298,17 @@ mod tests {
     #[test]
     fn records_decode_or_are_skipped() {
         let mut r = Registry::new();
-        let rec = NodeRecord::new(
-            BTreeMap::new(),
-            "10.0.0.1".parse().unwrap(),
-            64512,
-            "10.0.0.1".parse().unwrap(),
-            Role::Host,
-            true,
-            179,
-        );
+        let rec = NodeRecord {
+            version: RECORD_VERSION,
+            labels: BTreeMap::new(),
+            address: "10.0.0.1".parse().unwrap(),
+            address_v6: None,
+            asn: 64512,
+            router_id: "10.0.0.1".parse().unwrap(),
+            role: Role::Host,
+            mesh: true,
+            port: 179,
+        };
         let p = "/fabric/v1/nodes/";
         insert(
             &mut r,

@@ -17,13 +17,13 @@ use bgpd_wire::Asn;
 use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, Pool, PoolName};
 use tokio::sync::watch;
 
-use crate::address::{AddressError, detect};
+use crate::address::{AddressError, companion_v6, detect};
 use crate::daemon::{Daemon, Identity, State, kernel_prefix};
 use crate::firewall::Firewall;
 use crate::health::EtcdHealth;
 use crate::mesh::cluster_id;
 use crate::metrics::Metrics;
-use crate::node::{NodeRecord, Registration, Registry, follow};
+use crate::node::{NodeRecord, RECORD_VERSION, Registration, Registry, follow};
 use crate::routes::{RouteInputs, keepable, wanted};
 use crate::signals::{Request, Signals};
 
@@ -228,15 +228,18 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         .await
         .map_err(|e| StartError::Etcd(e.to_string()))?;
     let health = Arc::new(EtcdHealth::default());
-    let record = NodeRecord::new(
-        config.node.labels.clone(),
+    let address_v6 = companion_v6(address);
+    let record = NodeRecord {
+        version: RECORD_VERSION,
+        labels: config.node.labels.clone(),
         address,
-        identity.asn,
+        address_v6,
+        asn: identity.asn,
         router_id,
         role,
-        config.bgp.mesh,
-        config.bgp.listen_port.get(),
-    );
+        mesh: config.bgp.mesh,
+        port: config.bgp.listen_port.get(),
+    };
     let client = crate::node::stream_client(&endpoints_list)
         .await
         .map_err(|e| StartError::Etcd(e.to_string()))?;

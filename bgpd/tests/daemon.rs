@@ -381,3 +381,53 @@ fn an_unreachable_etcd_is_retried_with_a_clear_log_and_sigterm_still_stops() {
     assert!(wait_until(Duration::from_secs(3), || daemon.has_exited()));
     assert_eq!(ns.ip(&["route", "show", "proto", "98"]).unwrap(), "");
 }
+
+#[test]
+#[serial]
+fn dual_stack_containers_reach_each_other_over_an_ipv4_mesh() {
+    let mut lab = Lab::new();
+    lab.pool_v6 = Some("fd00:244::/56".to_string());
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    assert_eq!(lab.status(a).blocks.len(), 2, "{:?}", lab.status(a).blocks);
+    let (ca, ea) = lab.container(a, "d1");
+    let (_, eb) = lab.container(b, "d2");
+    assert_eq!(ea.ips.len(), 2, "{ea:?}");
+    let v6_b = eb
+        .ips
+        .iter()
+        .find(|i| i.address.is_ipv6())
+        .unwrap()
+        .address
+        .ip();
+    let v4_b = eb
+        .ips
+        .iter()
+        .find(|i| i.address.is_ipv4())
+        .unwrap()
+        .address
+        .ip();
+    let v6_routes = || {
+        lab.hosts[a]
+            .ns
+            .ip(&["-6", "route", "show", "proto", "98"])
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || v6_routes()
+            .contains(&format!("via {}", common::host_address_v6(b)))),
+        "{}",
+        v6_routes()
+    );
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+        .ping(&v4_b.to_string())));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.containers[ca]
+            .ping(&v6_b.to_string())),
+        "no IPv6 reach: {}",
+        v6_routes()
+    );
+}

@@ -22,6 +22,10 @@ pub fn host_address(i: usize) -> String {
     format!("10.98.0.{}", 11 + i)
 }
 
+pub fn host_address_v6(i: usize) -> String {
+    format!("fd98::{}", 11 + i)
+}
+
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -50,6 +54,8 @@ pub struct Lab {
     ports: usize,
     /// The IPv4 pool written into hosts' configs added from now on.
     pub pool: String,
+    /// An IPv6 pool too, when set.
+    pub pool_v6: Option<String>,
 }
 
 impl Lab {
@@ -78,6 +84,7 @@ impl Lab {
             dir,
             ports: 1,
             pool: "10.244.0.0/16".to_string(),
+            pool_v6: None,
         }
     }
 
@@ -104,6 +111,15 @@ impl Lab {
         let ns = Netns::new(&format!("h{i}")).unwrap();
         let address = host_address(i);
         plug(&self.switch, self.ports, &ns, &address);
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", host_address_v6(i)),
+            "dev",
+            "up0",
+            "nodad",
+        ])
+        .unwrap();
         self.ports += 1;
         let name = format!("host-{i}");
         let socket = self.dir.path().join(format!("{name}.sock"));
@@ -120,7 +136,7 @@ endpoints = ["http://{ETCD_ADDRESS}:2379"]
 [[ipam.pools]]
 name = "pool4"
 cidr = "{pool}"
-
+{pool_v6}
 [bgp]
 {bgp}
 hold_time = 9
@@ -134,6 +150,11 @@ socket = "{}"
 {extra}"#,
             socket.display(),
             pool = self.pool,
+            pool_v6 = self
+                .pool_v6
+                .as_ref()
+                .map(|p| format!("\n[[ipam.pools]]\nname = \"pool6\"\ncidr = \"{p}\"\n"))
+                .unwrap_or_default(),
         );
         std::fs::write(&config, text).unwrap();
         self.hosts.push(Host {
