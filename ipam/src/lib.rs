@@ -16,12 +16,13 @@ mod pools;
 mod record;
 mod release;
 mod retry;
-mod selector;
 mod snapshot;
 pub mod store;
 
 pub use alloc::{choose_block, host_hash, take, usable_pools};
 pub use assign::{AssignRequest, AssignedIp, Assignment};
+/// Pool node selectors: the project's one selector language, from the config crate.
+pub use bgpd_config::Selector;
 pub use block::{BlockCidr, Family};
 pub use check::{Finding, Repair, Report};
 pub use client::{BlockInfo, Ipam, IpamOptions};
@@ -31,5 +32,4 @@ pub use names::{HandleId, HostName, PoolName};
 pub use pools::PoolDeletion;
 pub use record::{Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool};
 pub use retry::RetryPolicy;
-pub use selector::Selector;
 pub use store::{EtcdStore, MemStore, StoreOptions};

@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use bgpd_config::Selector;
 use ipnetwork::IpNetwork;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::block::BlockCidr;
 use crate::error::{IpamError, Result};
 use crate::names::{HandleId, HostName, PoolName};
-use crate::selector::Selector;
 
 /// The record format this code writes and reads.
 pub const VERSION: u32 = 1;
@@ -57,6 +57,15 @@ pub(crate) fn decode_pool(key: &str, bytes: &[u8]) -> Result<Pool> {
     Ok(p)
 }
 
+/// A pool's stored node selector; empty text (which earlier versions wrote) means `all()`.
+fn stored_selector<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Selector, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Ok(Selector::All);
+    }
+    Selector::parse(&text).map_err(serde::de::Error::custom)
+}
+
 /// Decodes a block and checks it is stored under its own CIDR.
 pub(crate) fn decode_block(key: &str, bytes: &[u8]) -> Result<Block> {
     let b: Block = decode(key, bytes)?;
@@ -91,8 +100,8 @@ pub struct Pool {
     /// Containers in this pool are masqueraded when leaving the fabric (read by the daemon).
     #[serde(default)]
     pub nat_outgoing: bool,
-    /// Which hosts may take blocks from this pool.
-    #[serde(default)]
+    /// Which hosts may take blocks from this pool; stored as its text, parsed on read.
+    #[serde(default, deserialize_with = "stored_selector")]
     pub node_selector: Selector,
 }
 
@@ -106,7 +115,7 @@ impl Pool {
             block_prefix_len: if cidr.is_ipv4() { 26 } else { 122 },
             disabled: false,
             nat_outgoing: false,
-            node_selector: Selector::all(),
+            node_selector: Selector::All,
         }
     }
 
@@ -348,11 +357,34 @@ mod tests {
             r#"{"version":1,"name":"p","cidr":"fd00::/64","block_prefix_len":200}"#,
             r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":8}"#,
             r#"{"version":1,"name":"p","cidr":"10.0.0.1/24","block_prefix_len":26}"#,
+            r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":26,"node_selector":"rack = 'r1'"}"#,
+            r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":26,"node_selector":7}"#,
         ] {
             assert!(matches!(
                 decode_pool("/p", bad.as_bytes()),
                 Err(IpamError::Corrupt { .. })
             ));
+        }
+    }
+
+    #[test]
+    fn pool_selector_is_stored_as_text() {
+        let mut pool = Pool::new(PoolName::new("p").unwrap(), "10.0.0.0/24".parse().unwrap());
+        pool.node_selector = "rack == \"r1\" && !has(gpu)".parse().unwrap();
+        let bytes = encode(&pool);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains(r#""node_selector":"rack == 'r1' && !has(gpu)""#),
+            "{text}"
+        );
+        assert_eq!(decode_pool("/p", &bytes).unwrap(), pool);
+        // Earlier versions stored `""` for all(); a missing field also means all().
+        for old in [
+            r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":26,"node_selector":""}"#,
+            r#"{"version":1,"name":"p","cidr":"10.0.0.0/24","block_prefix_len":26}"#,
+        ] {
+            let p = decode_pool("/p", old.as_bytes()).unwrap();
+            assert_eq!(p.node_selector, Selector::All, "{old}");
         }
     }
 

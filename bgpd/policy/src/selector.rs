@@ -10,7 +10,9 @@ mod tests {
     /// Policy selectors and pool node selectors are the same type, parsed the same way.
     #[test]
     fn policy_selectors_are_the_config_language() {
-        let s: Selector = "role == \"db\" && env in {\"prod\",\"stage\"}".parse().unwrap();
+        let s: Selector = "role == \"db\" && env in {\"prod\",\"stage\"}"
+            .parse()
+            .unwrap();
         let labels: Labels = [("role", "db"), ("env", "stage")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
