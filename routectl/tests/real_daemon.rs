@@ -8,6 +8,9 @@ use bgpd_api::{Endpoint, FibSource, IpamView, Peer, Routes, Status};
 use testkit::netns::Netns;
 use testkit::single_host::{ADDRESS, SingleHost};
 
+/// A configured peer's address, on the host's underlay, where nobody answers.
+const TOR: &str = "10.97.0.99";
+
 /// routectl reading the host's own config file (socket and etcd), run inside its namespace so
 /// etcd (on the namespace's loopback) is reachable too.
 fn routectl(host: &SingleHost, args: &[&str]) -> Output {
@@ -44,7 +47,11 @@ fn json<T: serde::de::DeserializeOwned>(host: &SingleHost, args: &[&str]) -> T {
 #[test]
 #[serial_test::serial]
 fn every_command_against_the_real_daemon() {
-    let host = SingleHost::start().expect("bgpd host");
+    // A configured peer nobody answers for (inside the namespace, nothing leaves it).
+    let host = SingleHost::start_with(&format!(
+        "\n[[bgp.peers]]\nname = \"tor-1\"\naddress = \"{TOR}\"\nasn = 65000\n"
+    ))
+    .expect("bgpd host");
 
     let status: Status = json(&host, &["status"]);
     assert_eq!(status.node, "host-a");
@@ -62,8 +69,23 @@ fn every_command_against_the_real_daemon() {
     assert!(screen.contains("etcd     reachable"), "{screen}");
 
     let peers: Vec<Peer> = json(&host, &["peers"]);
-    assert!(peers.is_empty(), "a lone mesh host has no peers: {peers:?}");
-    assert_eq!(ok(&host, &["peers"]), "no peers\n");
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0].address.to_string(), TOR);
+    assert_ne!(peers[0].state, "Established");
+    let table = ok(&host, &["peers"]);
+    let row = table.lines().nth(1).unwrap_or_default().to_string();
+    assert!(
+        row.starts_with(&format!("{TOR}  tor-1  configured  65000  ")),
+        "{table}"
+    );
+    let detail = ok(&host, &["peer", TOR]);
+    assert!(
+        detail.starts_with(&format!("BGP peer {TOR}\n  name              tor-1\n")),
+        "{detail}"
+    );
+    assert!(detail.contains("last notification received: -"), "{detail}");
+    let one: Peer = json(&host, &["peer", TOR]);
+    assert_eq!(one.established_count, 0);
 
     // A container through routectl: addresses from this host's block, a host route in the FIB.
     let container = Netns::new("ctr").expect("container netns");

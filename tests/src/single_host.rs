@@ -57,6 +57,12 @@ impl SingleHost {
     /// Starts etcd and bgpd (node `host-a`, AS 64512, mesh on, pool [`POOL`]) and waits until
     /// the control socket answers and the host holds a block.
     pub fn start() -> io::Result<SingleHost> {
+        SingleHost::start_with("")
+    }
+
+    /// Like [`SingleHost::start`], with `extra` TOML appended to bgpd's config (e.g.
+    /// `[[bgp.peers]]` tables).
+    pub fn start_with(extra: &str) -> io::Result<SingleHost> {
         let bgpd = bgpd_binary()?;
         let dir = tempfile::Builder::new().prefix("testkit-host-").tempdir()?;
         let ns = Netns::new("host")?;
@@ -131,7 +137,7 @@ mesh = true
 
 [api]
 socket = "{}"
-"#,
+{extra}"#,
                 socket.display()
             ),
         )?;
