@@ -2,6 +2,7 @@
 # The demo fabric in network namespaces on this machine:
 #   bash labs/run.sh demo   # etcd + 3 bgpd hosts in an iBGP full mesh, 2 containers each
 #   bash labs/run.sh rr     # etcd + 1 bgpd route reflector + 3 hosts
+#   bash labs/run.sh bird   # etcd + BIRD as route reflector + 3 hosts
 #   bash labs/run.sh configs  # rewrite labs/configs/*.toml (what the .clab.yml files mount)
 # Installs what is needed, builds bgpd and routectl, brings the fabric up, prints each host's
 # `routectl status` and `routectl routes` and an all-pairs container ping matrix, then tears
@@ -11,11 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 topology=${1:-demo}
 case "$topology" in
-  demo|mesh|rr) ;;
+  demo|mesh|rr|bird) ;;
   configs)
     cargo run --quiet -p testkit --bin labs -- configs labs/configs
     exit ;;
-  *) echo "usage: bash labs/run.sh [demo|rr|configs]" >&2; exit 2 ;;
+  *) echo "usage: bash labs/run.sh [demo|rr|bird|configs]" >&2; exit 2 ;;
 esac
 if [ "$(id -u)" != 0 ]; then
   echo "labs/run.sh: run as root (it creates network namespaces)" >&2

@@ -4,9 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use testkit::fabric::{Container, ExplicitPeer, FABRIC_ASN, Fabric, Role};
-use testkit::peers::bird::Bird;
-use testkit::peers::{Neighbor, PeerConfig};
+use testkit::fabric::{Container, Fabric, Role};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -74,30 +72,9 @@ fn bgpd_reflector_serves_four_hosts() {
 #[test]
 fn bird_reflector_serves_three_hosts() {
     let mut fabric = Fabric::new().expect("fabric");
-    let bird_address = "10.99.0.3".parse().expect("address");
-    let bird_ns = fabric
-        .attach_namespace("bird", bird_address)
-        .expect("bird namespace");
-    let mut config = PeerConfig::new(FABRIC_ASN, bird_address).cluster_id(bird_address);
-    for i in 0..3 {
-        config = config.neighbor(
-            Neighbor::new(
-                testkit::fabric::node_address(Role::Host, i).into(),
-                FABRIC_ASN,
-            )
-            .rr_client()
-            .hold_time(9),
-        );
-    }
-    let bird = Bird::start(bird_ns, config).expect("bird");
+    let bird = fabric.start_bird_reflector(3).expect("bird");
     for _ in 0..3 {
-        let mut host = fabric.next_host_config(Role::Host);
-        host.mesh = false;
-        host.peers = vec![ExplicitPeer {
-            name: "bird-rr".into(),
-            address: bird_address.into(),
-            asn: FABRIC_ASN,
-        }];
+        let host = fabric.bird_client_config();
         fabric.add_host_with(host).expect("host");
     }
     for i in 0..3 {

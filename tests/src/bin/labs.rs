@@ -1,8 +1,9 @@
-//! `labs demo|rr`: brings up a fabric in network namespaces, shows it, pings all pairs of
+//! `labs demo|rr|bird`: brings up a fabric in network namespaces, shows it, pings all pairs of
 //! containers and tears it down. Run through `labs/run.sh`, which builds the binaries first.
 //!
 //! - `demo`: etcd, three bgpd hosts in an iBGP full mesh, two containers on each.
 //! - `rr`: etcd, one bgpd route reflector and three hosts peering only with it.
+//! - `bird`: etcd, BIRD as route reflector and three hosts with it as their configured peer.
 //! - `configs <dir>`: writes the nodes' bgpd configuration files (what the containerlab
 //!   topologies in `labs/` mount) into `<dir>`.
 
@@ -15,20 +16,32 @@ use testkit::fabric::{Container, Fabric, Role, lab_configs};
 const HOSTS: usize = 3;
 const CONTAINERS_PER_HOST: usize = 2;
 
+/// How the hosts learn each other's blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topology {
+    /// iBGP full mesh from the etcd node registry.
+    Mesh,
+    /// A bgpd route reflector, found by the hosts in etcd.
+    Reflector,
+    /// BIRD as route reflector, configured on each host.
+    Bird,
+}
+
 fn main() -> ExitCode {
     let topology = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
-    let reflector = match topology.as_str() {
-        "demo" | "mesh" => false,
-        "rr" => true,
+    let topology = match topology.as_str() {
+        "demo" | "mesh" => Topology::Mesh,
+        "rr" => Topology::Reflector,
+        "bird" => Topology::Bird,
         "configs" => return write_configs(std::env::args().nth(2)),
         other => {
             eprintln!(
-                "labs: unknown command {other:?}; use demo (3-host mesh), rr (reflector) or configs <dir>"
+                "labs: unknown command {other:?}; use demo (3-host mesh), rr (bgpd reflector), bird (BIRD reflector) or configs <dir>"
             );
             return ExitCode::from(2);
         }
     };
-    match run(reflector) {
+    match run(topology) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -57,22 +70,38 @@ fn write_configs(dir: Option<String>) -> ExitCode {
 
 /// Brings the fabric up, prints it and returns whether every ping was answered. The fabric is
 /// torn down when it drops, on every path out of here.
-fn run(reflector: bool) -> std::io::Result<bool> {
+fn run(topology: Topology) -> std::io::Result<bool> {
     let started = Instant::now();
     println!("== starting etcd and the underlay switch");
     let mut fabric = Fabric::new()?;
-    if reflector {
+    if topology == Topology::Reflector {
         fabric.add_host(Role::Reflector)?;
     }
+    let bird = match topology {
+        Topology::Bird => {
+            println!("== starting BIRD as route reflector");
+            Some(
+                fabric
+                    .start_bird_reflector(HOSTS)
+                    .map_err(std::io::Error::other)?,
+            )
+        }
+        _ => None,
+    };
     let first = fabric.hosts.len();
     for _ in 0..HOSTS {
-        fabric.add_host(Role::Host)?;
+        let config = match topology {
+            Topology::Bird => fabric.bird_client_config(),
+            _ => fabric.next_host_config(Role::Host),
+        };
+        fabric.add_host_with(config)?;
     }
     let sessions = |i: usize| -> usize {
-        match (reflector, i < first) {
-            (false, _) => HOSTS - 1,
-            (true, true) => HOSTS,
-            (true, false) => 1,
+        match (topology, i < first) {
+            (Topology::Mesh, _) => HOSTS - 1,
+            (Topology::Reflector, true) => HOSTS,
+            (Topology::Reflector | Topology::Bird, false) => 1,
+            (Topology::Bird, true) => 0,
         }
     };
     println!("== waiting for BGP sessions");
@@ -100,6 +129,14 @@ fn run(reflector: bool) -> std::io::Result<bool> {
         println!("{}", fabric.routectl(i, &["status"])?);
         println!("== {name}: routectl routes");
         println!("{}", fabric.routectl(i, &["routes"])?);
+    }
+    if let Some(bird) = &bird {
+        println!("== BIRD: show protocols");
+        println!(
+            "{}",
+            bird.birdc(&["show", "protocols"])
+                .unwrap_or_else(|e| e.to_string())
+        );
     }
     let mut all_ok = true;
     for (family, pick) in [

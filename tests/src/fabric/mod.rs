@@ -21,6 +21,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::netns::{Netns, link};
+use crate::peers::bird::Bird;
+use crate::peers::{Neighbor, PeerConfig};
 use crate::process::{ChildGuard, run, wait_until};
 
 pub use config::{ExplicitPeer, FABRIC_ASN, HostConfig, POOL_V4, POOL_V6, Role};
@@ -31,6 +33,9 @@ pub const UNDERLAY_PREFIX_LEN: u8 = 24;
 pub const UNDERLAY_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 /// etcd's underlay address.
 pub const ETCD_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+/// BIRD's underlay address when it is the fabric's route reflector.
+pub const BIRD_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
+
 /// The underlay address of the `i`-th (0-based) node with `role`: hosts `host-1`, `host-2` …
 /// are 10.99.0.11, .12 …; reflectors `rr-1` … are 10.99.0.201 ….
 pub fn node_address(role: Role, i: usize) -> Ipv4Addr {
@@ -305,6 +310,34 @@ impl Fabric {
         plug(&self.switch, port, &ns, address)?;
         self.extra.push(ns);
         Ok(&self.extra[self.extra.len() - 1])
+    }
+
+    /// Starts BIRD at [`BIRD_ADDRESS`] as the route reflector of the first `hosts` hosts (by
+    /// [`node_address`]); add those hosts with [`Fabric::bird_client_config`].
+    pub fn start_bird_reflector(&mut self, hosts: usize) -> crate::peers::Result<Bird> {
+        let mut config = PeerConfig::new(FABRIC_ASN, BIRD_ADDRESS).cluster_id(BIRD_ADDRESS);
+        for i in 0..hosts {
+            config = config.neighbor(
+                Neighbor::new(node_address(Role::Host, i).into(), FABRIC_ASN)
+                    .rr_client()
+                    .hold_time(9),
+            );
+        }
+        let ns = self.attach_namespace("bird", BIRD_ADDRESS)?;
+        Bird::start(ns, config)
+    }
+
+    /// The next host's configuration for a BIRD-reflected fabric: no mesh, BIRD as its one
+    /// explicit peer.
+    pub fn bird_client_config(&self) -> HostConfig {
+        let mut config = self.next_host_config(Role::Host);
+        config.mesh = false;
+        config.peers = vec![ExplicitPeer {
+            name: "bird-rr".into(),
+            address: BIRD_ADDRESS.into(),
+            asn: FABRIC_ASN,
+        }];
+        config
     }
 
     fn take_port(&mut self) -> usize {
