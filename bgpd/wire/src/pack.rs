@@ -12,7 +12,7 @@ use crate::header::{self, HEADER_LEN, MessageType};
 use crate::nlri;
 use crate::prefix::Nlri;
 use crate::session::SessionContext;
-use crate::update::{check_family, encode_mp_reach, encode_mp_unreach};
+use crate::update::{check_family, encode_mp_reach, encode_mp_unreach, patch_u16};
 
 /// Withdrawn-routes length and total-attribute length fields.
 const LENGTH_FIELDS: usize = 4;
@@ -64,8 +64,22 @@ fn room(ctx: &SessionContext, fixed: usize) -> Result<usize, EncodeError> {
         })
 }
 
+/// Appends one UPDATE whose body `body` writes; nothing of it stays in `out` if that fails.
+fn update_message(
+    out: &mut BytesMut,
+    max: usize,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let at = header::start(out, MessageType::Update);
+    if let Err(e) = body(out) {
+        out.truncate(at);
+        return Err(e);
+    }
+    header::finish(out, at, max)
+}
+
 /// Appends UPDATEs announcing `routes` of `family` with `attrs` (whose `next_hop` must be set)
-/// to `out`; returns how many messages were written. On error `out` may hold the messages
+/// to `out`; returns how many messages were written. On error `out` keeps the whole messages
 /// written before it.
 pub fn announce(
     ctx: &SessionContext,
@@ -86,16 +100,17 @@ pub fn announce(
                     + (routes.len() / 256 + 1) * (HEADER_LEN + LENGTH_FIELDS + common.len()),
             );
             chunks(routes, add_path, room, |run| {
-                let at = header::start(out, MessageType::Update);
-                out.put_u16(0);
-                // `room` keeps the attributes within the message, so within u16.
-                out.put_u16(common.len() as u16);
-                out.put_slice(&common);
-                for n in run {
-                    check_family(n, family)?;
-                    nlri::encode(n, add_path, out);
-                }
-                header::finish(out, at, ctx.max_message_size)
+                update_message(out, ctx.max_message_size, |out| {
+                    out.put_u16(0);
+                    // `room` keeps the attributes within the message, so within u16.
+                    out.put_u16(common.len() as u16);
+                    out.put_slice(&common);
+                    for n in run {
+                        check_family(n, family)?;
+                        nlri::encode(n, add_path, out);
+                    }
+                    Ok(())
+                })
             })
         }
         _ => {
@@ -114,15 +129,15 @@ pub fn announce(
             // Next hop length, next hop, reserved octet.
             let fixed = HEADER_LEN + LENGTH_FIELDS + common.len() + MP_OVERHEAD + 1 + nh_len + 1;
             chunks(routes, add_path, room(ctx, fixed)?, |run| {
-                let at = header::start(out, MessageType::Update);
-                out.put_u16(0);
-                let attrs_at = out.len();
-                out.put_u16(0);
-                encode_mp_reach(family, next_hop, run, ctx, out)?;
-                out.put_slice(&common);
-                let len = out.len() - attrs_at - 2;
-                out[attrs_at..attrs_at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-                header::finish(out, at, ctx.max_message_size)
+                update_message(out, ctx.max_message_size, |out| {
+                    out.put_u16(0);
+                    let attrs_at = out.len();
+                    out.put_u16(0);
+                    encode_mp_reach(family, next_hop, run, ctx, out)?;
+                    out.put_slice(&common);
+                    patch_u16(out, attrs_at)?;
+                    Ok(())
+                })
             })
         }
     }
@@ -140,17 +155,17 @@ pub fn withdraw(
     if family == AfiSafi::IPV4_UNICAST {
         let room = room(ctx, HEADER_LEN + LENGTH_FIELDS)?;
         return chunks(routes, add_path, room, |run| {
-            let at = header::start(out, MessageType::Update);
-            let len_at = out.len();
-            out.put_u16(0);
-            for n in run {
-                check_family(n, family)?;
-                nlri::encode(n, add_path, out);
-            }
-            let len = out.len() - len_at - 2;
-            out[len_at..len_at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-            out.put_u16(0);
-            header::finish(out, at, ctx.max_message_size)
+            update_message(out, ctx.max_message_size, |out| {
+                let len_at = out.len();
+                out.put_u16(0);
+                for n in run {
+                    check_family(n, family)?;
+                    nlri::encode(n, add_path, out);
+                }
+                patch_u16(out, len_at)?;
+                out.put_u16(0);
+                Ok(())
+            })
         });
     }
     if !matches!(family.afi, Afi::IPV4 | Afi::IPV6) {
@@ -158,13 +173,13 @@ pub fn withdraw(
     }
     let room = room(ctx, HEADER_LEN + LENGTH_FIELDS + MP_OVERHEAD)?;
     chunks(routes, add_path, room, |run| {
-        let at = header::start(out, MessageType::Update);
-        out.put_u16(0);
-        let attrs_at = out.len();
-        out.put_u16(0);
-        encode_mp_unreach(family, run, ctx, out)?;
-        let len = out.len() - attrs_at - 2;
-        out[attrs_at..attrs_at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-        header::finish(out, at, ctx.max_message_size)
+        update_message(out, ctx.max_message_size, |out| {
+            out.put_u16(0);
+            let attrs_at = out.len();
+            out.put_u16(0);
+            encode_mp_unreach(family, run, ctx, out)?;
+            patch_u16(out, attrs_at)?;
+            Ok(())
+        })
     })
 }

@@ -225,7 +225,7 @@ impl Update {
 }
 
 /// Writes the length of what follows the two octets at `at` into them.
-fn patch_u16(out: &mut BytesMut, at: usize) -> Result<(), EncodeError> {
+pub(crate) fn patch_u16(out: &mut BytesMut, at: usize) -> Result<(), EncodeError> {
     let len = out.len() - at - 2;
     let len16 = u16::try_from(len).map_err(|_| EncodeError::ValueTooLong { len })?;
     out[at..at + 2].copy_from_slice(&len16.to_be_bytes());

@@ -273,3 +273,20 @@ fn packing_refuses_what_cannot_be_sent() {
         Err(EncodeError::TooLarge { .. })
     ));
 }
+
+#[test]
+fn an_error_midway_leaves_only_whole_messages() {
+    let ctx = ctx(4096, true, &[]);
+    let a = attrs(NextHop::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    let mut routes = v4_routes(1500, false);
+    routes.push(v6_routes(1)[0]);
+    let mut out = BytesMut::new();
+    assert!(matches!(
+        pack::announce(&ctx, AfiSafi::IPV4_UNICAST, &a, &routes, &mut out),
+        Err(EncodeError::FamilyMismatch { .. })
+    ));
+    // The first, full message stays; the failed one is gone entirely.
+    let updates = messages(&out, &ctx);
+    assert_eq!(updates.len(), 1);
+    assert!(updates[0].nlri.len() > 900);
+}
