@@ -150,3 +150,54 @@ fn every_command_against_the_real_daemon() {
     assert_eq!(out, "c0ffee/eth0: nothing to remove\n");
     assert_eq!(ok(&host, &["endpoint", "list"]), "no endpoints\n");
 }
+
+#[test]
+#[serial_test::serial]
+fn policy_apply_goes_through_the_daemons_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    let allow = "[[policy]]\nname = \"web\"\nselector = \"all()\"\n\n[[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\ndestination = { ports = [80] }\n";
+    std::fs::write(&file, allow).unwrap();
+    let host = SingleHost::start_with(&format!("\n[policy]\nfile = \"{}\"\n", file.display()))
+        .expect("bgpd host");
+    let container = Netns::new("pctr").expect("container netns");
+    ok(
+        &host,
+        &[
+            "endpoint",
+            "add",
+            "p1",
+            "--netns",
+            &container.path().to_string_lossy(),
+        ],
+    );
+
+    // bgpd applied its policy; routectl shows who governs the endpoint and reads the counters.
+    let show = ok(&host, &["policy", "show"]);
+    assert!(show.contains("ingress    web → default deny"), "{show}");
+    let counters = ok(&host, &["policy", "counters"]);
+    assert!(counters.contains("policy web ingress rule 0"), "{counters}");
+
+    // A new rule in the file: apply checks it, bgpd reloads and applies it.
+    std::fs::write(
+        &file,
+        format!("{allow}\n[[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\ndestination = {{ ports = [443] }}\n"),
+    )
+    .unwrap();
+    let out = ok(&host, &["policy", "apply"]);
+    assert!(
+        out.contains("applied: policy file re-read and applied"),
+        "{out}\n{}",
+        host.log()
+    );
+    let counters = ok(&host, &["policy", "counters"]);
+    assert!(counters.contains("policy web ingress rule 1"), "{counters}");
+
+    // A broken file is refused by routectl before bgpd is asked; the running table stays.
+    std::fs::write(&file, "[[policy]]\nname = 5\n").unwrap();
+    let o = routectl(&host, &["policy", "apply"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("policy.toml:2"));
+    let counters = ok(&host, &["policy", "counters"]);
+    assert!(counters.contains("policy web ingress rule 1"), "{counters}");
+}
