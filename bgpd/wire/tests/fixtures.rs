@@ -17,6 +17,8 @@ struct Captured {
     file: String,
     stream: u32,
     message: Message,
+    /// Our canonical encoding reproduces the captured bytes exactly.
+    byte_exact: bool,
 }
 
 fn dir(session: &str) -> PathBuf {
@@ -87,6 +89,7 @@ fn session(session: &str) -> Vec<Captured> {
             message,
             "{session}/{file}: re-encoded"
         );
+        let byte_exact = again[..] == bytes[..];
         if let Message::Open(o) = &message {
             opens.insert((stream, from), o.clone());
         }
@@ -94,6 +97,7 @@ fn session(session: &str) -> Vec<Captured> {
             file,
             stream,
             message,
+            byte_exact,
         });
     }
     out
@@ -655,4 +659,31 @@ fn exabgp_gobgp_rare_attributes_and_two_octet_as() {
             .iter()
             .any(|n| n.code == ErrorCode::Cease(Cease::AdministrativeShutdown))
     );
+}
+
+#[test]
+fn canonical_messages_reencode_byte_exact() {
+    // Where the sender's encoding is the canonical one — fixed-form messages, one capability
+    // per optional parameter (ExaBGP, FRR), GoBGP's attribute order (including its two-octet
+    // AS_PATH + AS4_PATH and the unknown attribute it passes on) — decode → encode gives the
+    // captured bytes back.
+    let mut exact = 0;
+    let mut total = 0;
+    for d in ["bird-gobgp", "frr-gobgp", "bird-frr", "exabgp-gobgp"] {
+        for c in session(d) {
+            let canonical = matches!(c.message, Message::Keepalive | Message::Notification(_))
+                || c.file.starts_with("exabgp-open")
+                || c.file.starts_with("frr-open")
+                || (d == "exabgp-gobgp" && c.file.starts_with("gobgp-update"));
+            assert!(
+                !canonical || c.byte_exact,
+                "{d}/{}: re-encoding differs",
+                c.file
+            );
+            exact += usize::from(c.byte_exact);
+            total += 1;
+        }
+    }
+    assert_eq!(total, 123);
+    assert!(exact >= 89, "{exact} of {total} byte-exact");
 }
