@@ -279,6 +279,45 @@ impl Daemon {
         changes
     }
 
+    /// Every `period`: re-reads our blocks from etcd (IPAM's garbage collection may have
+    /// released an empty one) and runs a GC pass (reclaims addresses of hosts gone for longer
+    /// than the safety delay; guarded, so every host may run it). Runs as a task.
+    pub async fn maintain_ipam(self: Arc<Self>, period: std::time::Duration) {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.ipam.gc().await {
+                Ok(report) if report != ipam::GcReport::default() => {
+                    tracing::info!(?report, "IPAM garbage collection")
+                }
+                Ok(_) => self.health.ok(),
+                Err(e) => {
+                    self.health.failed(&e);
+                    tracing::warn!("IPAM garbage collection: {e}");
+                }
+            }
+            if self.identity.role != Role::Host {
+                continue;
+            }
+            match self.ipam.blocks_of(&self.identity.host).await {
+                Ok(blocks) => {
+                    let mut blocks: Vec<BlockCidr> = blocks.into_iter().map(|b| b.cidr).collect();
+                    blocks.sort();
+                    let mut st = self.state.lock().await;
+                    let mut current = st.blocks.clone();
+                    current.sort();
+                    if blocks != current {
+                        tracing::info!(?blocks, "our blocks changed in etcd");
+                        st.blocks = blocks;
+                        self.converge(&mut st).await;
+                    }
+                }
+                Err(e) => self.health.failed(&e),
+            }
+        }
+    }
+
     /// Peer summaries joined with why we peer.
     pub async fn peers(&self) -> Result<Vec<bgpd_api::Peer>, ApiError> {
         let statuses = self
@@ -391,7 +430,7 @@ impl Daemon {
                 wanted: fib.wanted,
                 installed: fib.installed,
                 failures: fib.failures.iter().map(|f| f.to_string()).collect(),
-                conflicts: fib.conflicts.iter().map(|r| format!("{r:?}")).collect(),
+                conflicts: fib.conflicts.iter().map(|r| r.to_string()).collect(),
                 last_error: fib.last_error,
                 table: self.kernel_tag.0,
                 proto: self.kernel_tag.1,

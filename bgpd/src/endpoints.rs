@@ -139,6 +139,13 @@ impl Daemon {
         let endpoint = as_endpoint(id.as_str(), ifname.as_str(), &attached);
         tracing::info!(container = %id, ifname = %ifname, ips = ?addresses_of(&assignment.ips), "endpoint attached");
         let mut st = self.state.lock().await;
+        // IPAM claims a new block when ours are full: blackhole and originate it from now on.
+        for ip in assignment.ips.iter().filter(|i| !i.borrowed) {
+            if !st.blocks.contains(&ip.block) {
+                tracing::info!(block = %ip.block.network(), "new block in use");
+                st.blocks.push(ip.block);
+            }
+        }
         st.attached.insert(
             (id.as_str().to_string(), ifname.as_str().to_string()),
             attached,

@@ -361,6 +361,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         daemon.apply_firewall(&st);
     }
 
+    tokio::spawn(daemon.clone().maintain_ipam(Duration::from_secs(30)));
     let socket = config.api.socket.clone();
     let listener = crate::api::bind(&socket).map_err(|source| StartError::Socket {
         path: socket.clone(),

@@ -431,3 +431,46 @@ fn dual_stack_containers_reach_each_other_over_an_ipv4_mesh() {
         v6_routes()
     );
 }
+
+#[test]
+#[serial]
+fn a_block_claimed_when_the_first_is_full_is_blackholed_and_advertised() {
+    let mut lab = Lab::new();
+    lab.pool = "10.244.0.0/24".to_string();
+    lab.block_size = Some(30);
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    let first = lab.block(a);
+    let mut last = None;
+    for n in 0..5 {
+        last = Some(lab.container(a, &format!("full{n}")));
+    }
+    let (_, e) = last.unwrap();
+    let ip = e.ips[0].address.ip();
+    let first_net: ipnetwork::IpNetwork = first.parse().unwrap();
+    assert!(!first_net.contains(ip), "{ip} should be in a second block");
+    let blocks = lab.status(a).blocks;
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    let second = blocks
+        .iter()
+        .find(|b| b.cidr.contains(ip))
+        .unwrap()
+        .cidr
+        .to_string();
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .routes(a)
+        .contains(&format!("blackhole {second}"))));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .routes(b)
+            .contains(&format!("{second} via {}", host_address(a)))),
+        "{}",
+        lab.routes(b)
+    );
+    let (cb, _) = lab.container(b, "far");
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[cb]
+        .ping(&ip.to_string())));
+}

@@ -54,6 +54,8 @@ pub struct Lab {
     ports: usize,
     /// The IPv4 pool written into hosts' configs added from now on.
     pub pool: String,
+    /// Block size of the IPv4 pool, when not the default.
+    pub block_size: Option<u8>,
     /// An IPv6 pool too, when set.
     pub pool_v6: Option<String>,
 }
@@ -85,6 +87,7 @@ impl Lab {
             ports: 1,
             pool: "10.244.0.0/16".to_string(),
             pool_v6: None,
+            block_size: None,
         }
     }
 
@@ -136,7 +139,7 @@ endpoints = ["http://{ETCD_ADDRESS}:2379"]
 [[ipam.pools]]
 name = "pool4"
 cidr = "{pool}"
-{pool_v6}
+{block_size}{pool_v6}
 [bgp]
 {bgp}
 hold_time = 9
@@ -150,6 +153,10 @@ socket = "{}"
 {extra}"#,
             socket.display(),
             pool = self.pool,
+            block_size = self
+                .block_size
+                .map(|b| format!("block_size = {b}\n"))
+                .unwrap_or_default(),
             pool_v6 = self
                 .pool_v6
                 .as_ref()
