@@ -174,3 +174,34 @@ fn a_host_joining_is_learned_and_a_host_leaving_is_forgotten() {
     )
     .is_none()));
 }
+
+#[test]
+#[serial]
+fn a_host_killed_for_good_is_forgotten_when_its_lease_expires() {
+    let mut lab = Lab::new();
+    let a = lab.add_host(true, "");
+    let b = lab.add_host(true, "");
+    lab.start(a);
+    lab.start(b);
+    lab.wait_established(a, 1);
+    let block_b = lab.block(b);
+    assert!(wait_until(Duration::from_secs(10), || lab
+        .routes(a)
+        .contains(&block_b)));
+    lab.kill(b);
+    // Graceful restart keeps b's routes a while; its node record goes with its lease (15 s),
+    // and with it the session and the routes.
+    assert!(
+        wait_until(Duration::from_secs(30), || !lab
+            .routes(a)
+            .contains(&block_b)),
+        "{}",
+        lab.routes(a)
+    );
+    assert!(peer(&lab, a, &host_address(b)).is_none());
+    assert_eq!(
+        lab.etcdctl(&["get", "/fabric/v1/nodes/host-1", "--print-value-only"])
+            .trim(),
+        ""
+    );
+}
