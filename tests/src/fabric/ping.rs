@@ -121,14 +121,22 @@ pub struct PingReport {
     pub received: usize,
     /// The highest sequence number answered.
     pub last_seq: u64,
-    /// The longest run of unanswered sequence numbers between answered ones (or before the
-    /// first), times the interval.
+    /// Echo requests sent (ping's summary line; 0 if it printed none).
+    pub transmitted: u64,
+    /// The longest run of unanswered sequence numbers — before the first reply, between
+    /// replies, or after the last (less the one request that may still be in flight when
+    /// ping stops) — times the interval.
     pub longest_gap: Duration,
 }
 
 impl PingReport {
-    /// Reads `icmp_seq=N` of every reply line in ping's output.
+    /// Reads `icmp_seq=N` of every reply line and the `N packets transmitted` summary.
     pub fn parse(text: &str, interval: Duration) -> PingReport {
+        let transmitted = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0u64);
         let mut seqs: Vec<u64> = text
             .lines()
             .filter(|l| l.contains("bytes from"))
@@ -143,10 +151,12 @@ impl PingReport {
             longest = longest.max(s.saturating_sub(previous + 1));
             previous = s;
         }
+        longest = longest.max(transmitted.saturating_sub(previous + 1));
         let gap = u32::try_from(longest).unwrap_or(u32::MAX);
         PingReport {
             received: seqs.len(),
             last_seq: previous,
+            transmitted,
             longest_gap: interval * gap,
         }
     }
@@ -162,10 +172,22 @@ mod tests {
             64 bytes from 10.244.0.1: icmp_seq=1 ttl=62 time=0.1 ms\n\
             64 bytes from 10.244.0.1: icmp_seq=2 ttl=62 time=0.1 ms\n\
             64 bytes from 10.244.0.1: icmp_seq=7 ttl=62 time=0.1 ms\n\
-            64 bytes from 10.244.0.1: icmp_seq=8 ttl=62 time=0.1 ms\n";
+            64 bytes from 10.244.0.1: icmp_seq=8 ttl=62 time=0.1 ms\n\
+            \n--- 10.244.0.1 ping statistics ---\n\
+            9 packets transmitted, 4 received, 55.5556% packet loss, time 800ms\n";
         let r = PingReport::parse(text, INTERVAL);
         assert_eq!(r.received, 4);
         assert_eq!(r.last_seq, 8);
+        assert_eq!(r.transmitted, 9);
         assert_eq!(r.longest_gap, Duration::from_millis(400));
+    }
+
+    #[test]
+    fn replies_that_stop_count_as_a_gap_at_the_end() {
+        let text = "64 bytes from 10.244.0.1: icmp_seq=1 ttl=62 time=0.1 ms\n\
+            64 bytes from 10.244.0.1: icmp_seq=2 ttl=62 time=0.1 ms\n\
+            30 packets transmitted, 2 received, 93.3333% packet loss, time 2900ms\n";
+        let r = PingReport::parse(text, INTERVAL);
+        assert_eq!(r.longest_gap, Duration::from_millis(2700));
     }
 }
