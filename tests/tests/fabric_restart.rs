@@ -27,9 +27,11 @@ fn kill_and_restart_loses_no_second_of_pings() {
 
     // The pinging container's host crashes and comes back, then the pinged one's.
     for victim in [0, 1] {
+        let before = fabric.hosts[victim].pid();
         fabric.kill(victim);
         sleep(Duration::from_millis(500));
         fabric.start(victim).expect("restart");
+        assert_ne!(before, fabric.hosts[victim].pid(), "a new bgpd process");
         for i in 0..2 {
             fabric
                 .wait_established(i, 1, CONVERGE)
