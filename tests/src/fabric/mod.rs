@@ -33,6 +33,11 @@ pub const UNDERLAY_PREFIX_LEN: u8 = 24;
 pub const UNDERLAY_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 /// etcd's underlay address.
 pub const ETCD_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+/// etcd's client URL, reachable from every namespace on the underlay.
+pub fn etcd_url() -> String {
+    format!("http://{ETCD_ADDRESS}:2379")
+}
+
 /// BIRD's underlay address when it is the fabric's route reflector.
 pub const BIRD_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
 
@@ -43,7 +48,11 @@ pub fn node_address(role: Role, i: usize) -> Ipv4Addr {
         Role::Host => 11,
         Role::Reflector => 201,
     };
-    Ipv4Addr::new(10, 99, 0, base + (i % 50) as u8)
+    assert!(
+        i < 50,
+        "the underlay plan has room for 50 nodes of each role"
+    );
+    Ipv4Addr::new(10, 99, 0, base + i as u8)
 }
 
 /// The configuration of the `i`-th (0-based) node with `role` in a fabric whose control
@@ -59,7 +68,7 @@ pub fn node_config(role: Role, i: usize, socket_dir: Option<&Path>) -> HostConfi
         name,
         role,
         address: node_address(role, i),
-        etcd: format!("http://{ETCD_ADDRESS}:2379"),
+        etcd: etcd_url(),
         mesh: true,
         peers: Vec::new(),
         graceful_restart: Some(120),
@@ -215,7 +224,7 @@ impl Fabric {
         ])?;
         let etcd_ns = Netns::new("etcd")?;
         plug(&switch, 0, &etcd_ns, ETCD_ADDRESS)?;
-        let url = format!("http://{ETCD_ADDRESS}:2379");
+        let url = etcd_url();
         let log = File::create(dir.path().join("etcd.log"))?;
         let mut cmd = etcd_ns.cmd("etcd");
         cmd.arg("--name")
@@ -256,11 +265,6 @@ impl Fabric {
             dir,
             next_port: 1,
         })
-    }
-
-    /// etcd's client URL (reachable from every namespace on the underlay).
-    pub fn etcd_url(&self) -> String {
-        format!("http://{ETCD_ADDRESS}:2379")
     }
 
     /// The configuration the next node added with `role` gets by default ([`node_config`]).
@@ -584,7 +588,7 @@ impl Fabric {
             format!(
                 "etcd    {} {} (pid {})",
                 self.etcd_ns.name(),
-                self.etcd_url(),
+                etcd_url(),
                 self.etcd.pid()
             ),
         ];
