@@ -2,47 +2,18 @@
 //! node's record (list, then watch) so mesh peers follow hosts joining and leaving.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgpd_api::Role;
 use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::health::EtcdHealth;
 
-/// Record format written by this daemon (IPAM reads `version` and `labels` of the same JSON).
-pub const RECORD_VERSION: u32 = 1;
-
 /// Seconds our node record outlives us: peers drop a dead host after at most this long.
 pub const LEASE_TTL: i64 = 15;
 
-/// The record at `<root>/nodes/<name>`, attached to the daemon's lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeRecord {
-    /// Record format.
-    pub version: u32,
-    /// Labels (pool node selectors, policy selectors).
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// The address peers reach this node at.
-    pub address: IpAddr,
-    /// The node's IPv6 address beside an IPv4 `address`: the next hop of its IPv6 routes.
-    #[serde(default)]
-    pub address_v6: Option<Ipv6Addr>,
-    /// Its AS.
-    pub asn: u32,
-    /// Its BGP router id.
-    pub router_id: Ipv4Addr,
-    /// Host or reflector.
-    pub role: Role,
-    /// It peers automatically (mesh or with reflectors).
-    pub mesh: bool,
-    /// Its BGP port.
-    pub port: u16,
-}
+pub use bgpd_api::{NodeRecord, RECORD_VERSION};
 
 /// Every node's record by name, as last seen.
 pub type Registry = BTreeMap<String, NodeRecord>;
@@ -180,11 +151,14 @@ impl Registration {
 }
 
 /// A client for long-lived streams (lease keep-alive, watch): unlike IPAM's, it has no
-/// per-request deadline, which would cut a stream after that long.
+/// per-request deadline (which would cut a stream after that long) and pings etcd no more
+/// often than etcd allows.
 pub async fn stream_client(endpoints: &[String]) -> Result<Client, etcd_client::Error> {
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+        // etcd refuses pings more often than its --grpc-keepalive-min-time (5 s by default)
+        // with GOAWAY "too_many_pings", which would break the streams.
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
         .with_keep_alive_while_idle(true);
     Client::connect(endpoints, Some(options)).await
 }
@@ -294,6 +268,7 @@ fn insert(registry: &mut Registry, prefix: &str, key: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bgpd_api::Role;
 
     #[test]
     fn records_decode_or_are_skipped() {

@@ -6,10 +6,12 @@
 //! `/work/notes/api-contract.md` and in this crate's README.
 
 pub mod client;
+pub mod node;
 pub mod paths;
 pub mod types;
 
 pub use client::{Client, ClientError};
+pub use node::{NodeRecord, RECORD_VERSION};
 pub use types::*;
 
 /// Where the daemon listens unless its configuration says otherwise.
