@@ -59,6 +59,25 @@ fn sighup_adds_a_peer_and_leaves_the_other_session_alone() {
     assert_eq!(after.established_count, 1, "the mesh session was reset");
     assert!(after.uptime_secs >= before.uptime_secs);
 
+    // Changing c's settings resets c's session alone.
+    let text = std::fs::read_to_string(&lab.hosts[a].config).unwrap();
+    let changed = text.replace("name = \"c\"\n", "name = \"c\"\nhold_time = 30\n");
+    assert_ne!(text, changed);
+    std::fs::write(&lab.hosts[a].config, changed).unwrap();
+    let report = block_on(lab.client(a).reload()).unwrap();
+    assert!(
+        report.applied.iter().any(|l| l.contains("changed")),
+        "{report:?}"
+    );
+    let reset = wait_until(Duration::from_secs(20), || {
+        peer(&lab, a, &host_address(c))
+            .is_some_and(|p| p.established_count == 2 && p.state == "Established")
+    });
+    assert!(reset, "{:?}", peer(&lab, a, &host_address(c)));
+    // (The negotiated hold time stays 9: the smaller of both offers.)
+    let b_after = peer(&lab, a, &host_address(b)).unwrap();
+    assert_eq!(b_after.established_count, 1, "the mesh session was reset");
+
     // A bad file on reload is refused and changes nothing.
     std::fs::write(&lab.hosts[a].config, "[node]\nasn = \"x\"\n").unwrap();
     let err = block_on(lab.client(a).reload()).unwrap_err();
