@@ -10,7 +10,7 @@ packages=(
   etcd-server etcd-client bird2 frr gobgpd exabgp
   # kernel plumbing, firewalls, traffic and the container runtime
   iproute2 iputils-ping nftables iptables iperf3 netcat-openbsd tcpdump
-  containerd runc procps psmisc curl jq
+  containerd runc busybox-static procps psmisc curl jq
 )
 missing=()
 for p in "${packages[@]}"; do

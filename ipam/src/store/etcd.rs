@@ -11,14 +11,18 @@ use super::{Entry, Guard, Outcome, Read, Store, StoreError, Txn, Write};
 /// etcd's default limit of operations in one transaction.
 const MAX_TXN_OPS: usize = 128;
 
-/// How the client talks to etcd. The defaults fail over between members within a few seconds.
+/// How the client talks to etcd. The defaults fail over between members within a few seconds:
+/// a killed member's connection is reset at once, a stuck one times out per request.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Deadline of one request; a stuck member is abandoned after this.
     pub request_timeout: Duration,
     /// Deadline to open a connection to one member.
     pub connect_timeout: Duration,
-    /// HTTP/2 keep-alive interval; a dead member is noticed after interval + timeout.
+    /// HTTP/2 keep-alive interval while a stream (watch, lease keep-alive) is open; a dead
+    /// member is noticed after interval + `request_timeout`. etcd answers pings more frequent
+    /// than its `--grpc-keepalive-min-time` (5 s by default), or any ping on an idle
+    /// connection, with GOAWAY "too_many_pings", so this stays at 5 s or more.
     pub keep_alive: Duration,
 }
 
@@ -27,7 +31,7 @@ impl Default for StoreOptions {
         StoreOptions {
             request_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
-            keep_alive: Duration::from_millis(500),
+            keep_alive: Duration::from_secs(5),
         }
     }
 }
@@ -67,8 +71,8 @@ impl EtcdStore {
         let options = ConnectOptions::new()
             .with_timeout(opts.request_timeout)
             .with_connect_timeout(opts.connect_timeout)
-            .with_keep_alive(opts.keep_alive, opts.keep_alive)
-            .with_keep_alive_while_idle(true)
+            .with_keep_alive(opts.keep_alive, opts.request_timeout)
+            .with_keep_alive_while_idle(false)
             .with_require_leader(true);
         let client = Client::connect(endpoints, Some(options))
             .await
