@@ -34,6 +34,9 @@ etcd)
 bgpd)
   wait_for eth1
   ip addr add "$2" dev eth1
+  # The IPv6 underlay beside it, fd99::<last octet>/64: bgpd's next hop for its IPv6 blocks.
+  last=${2%/*}; last=${last##*.}
+  ip -6 addr add "fd99::$(printf %x "$last")/64" dev eth1 nodad
   ip link set eth1 up
   bgpd --config /etc/bgpd/bgpd.toml &
   pid=$!

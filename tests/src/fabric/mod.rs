@@ -506,9 +506,19 @@ impl Fabric {
             .to_string()
     }
 
+    /// Host `via`'s underlay address in the family of `prefix`: the next hop its blocks carry.
+    pub fn next_hop_of(&self, via: usize, prefix: &str) -> String {
+        let address = self.hosts[via].config.address;
+        if prefix.contains(':') {
+            underlay_v6(address).to_string()
+        } else {
+            address.to_string()
+        }
+    }
+
     /// Whether host `i` routes `prefix` through host `via`'s underlay address.
     pub fn routes_via(&self, i: usize, prefix: &str, via: usize) -> bool {
-        let gw = format!("via {}", self.hosts[via].config.address);
+        let gw = format!("via {}", self.next_hop_of(via, prefix));
         self.kernel_route(i, prefix).contains(&gw)
     }
 
@@ -528,7 +538,8 @@ impl Fabric {
                     for cidr in cidrs.iter().filter(|c| !self.routes_via(i, c, *owner)) {
                         missing.push(format!(
                             "{} lacks {cidr} via {}",
-                            self.hosts[i].config.name, self.hosts[*owner].config.address
+                            self.hosts[i].config.name,
+                            self.next_hop_of(*owner, cidr)
                         ));
                     }
                 }
@@ -615,11 +626,20 @@ impl Fabric {
     }
 }
 
-/// Connects `ns` to the switch bridge: `eth0` with `address`/24 inside, `p<port>` on br0.
+/// The IPv6 underlay address beside an IPv4 one: fd99::<last octet>/64. bgpd takes the global
+/// IPv6 address on its node address's interface as the next hop of its IPv6 blocks, so a
+/// dual-stack underlay is what lets containers reach each other over IPv6 across hosts.
+pub fn underlay_v6(address: Ipv4Addr) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, u16::from(address.octets()[3]))
+}
+
+/// Connects `ns` to the switch bridge: `eth0` with `address`/24 and its [`underlay_v6`]/64
+/// inside, `p<port>` on br0.
 fn plug(switch: &Netns, port: usize, ns: &Netns, address: Ipv4Addr) -> io::Result<()> {
     let sw_if = format!("p{port}");
     let cidr = format!("{address}/{UNDERLAY_PREFIX_LEN}");
-    link(switch, &sw_if, &[], ns, "eth0", &[&cidr])?;
+    let cidr_v6 = format!("{}/64", underlay_v6(address));
+    link(switch, &sw_if, &[], ns, "eth0", &[&cidr, &cidr_v6])?;
     switch.ip(&["link", "set", &sw_if, "master", "br0"])?;
     Ok(())
 }
