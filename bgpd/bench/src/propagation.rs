@@ -99,8 +99,16 @@ impl Propagation {
             },
             start + self.timeout,
         ));
-        for piece in pieces {
-            writer.send(piece).await?;
+        let blast = async {
+            for piece in pieces {
+                writer.send(piece).await?;
+            }
+            Ok::<(), SessionError>(())
+        };
+        // A reflector that stops reading must not hang us: past the deadline the monitor
+        // reports what it got.
+        if let Ok(sent) = tokio::time::timeout_at(start + self.timeout, blast).await {
+            sent?;
         }
         let received = receiver.await.map_err(|e| SessionError::Protocol {
             peer: self.monitor,
