@@ -239,6 +239,8 @@ for c in "${cases[@]}"; do
             [[ -n $line ]] || line="{\"test\":\"$test\",\"reflector\":\"$reflector\",\"ok\":false,\"error\":\"tester failed: $(tr -d '"\n' <"$dir/bgpbench.err" | head -c 300)\"}"
             echo "$line" | tee -a "$RESULTS" >&2
             stop_daemon
+            # Daemon logs and configs are kept only for failed runs (they grow to 100s of MB).
+            if [[ $line == *'"ok":true'* ]]; then rm -rf "$dir"; fi
         done
     done
 done
