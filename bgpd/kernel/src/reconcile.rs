@@ -354,15 +354,16 @@ impl Reconciler {
     }
 
     fn record(&mut self, applied: Applied) {
-        // An add that found its slot taken: a full look tells a conflict from our own route.
-        if applied
-            .failures
-            .iter()
-            .any(|f| f.cause == Refusal::Occupied)
-        {
-            self.mark_dirty(self.options.debounce);
-        }
         for failure in applied.failures {
+            if failure.cause == Refusal::Occupied {
+                // An add that found its slot taken: often our own identical route, installed
+                // by the endpoint plumbing before its wanted update arrived. The full look
+                // this schedules tells that from a foreign route (a conflict), so it is not
+                // a failure yet.
+                tracing::debug!(%failure, "slot taken; looking again");
+                self.mark_dirty(self.options.debounce);
+                continue;
+            }
             match &failure.change {
                 Change::Create(route) | Change::Replace(route) => {
                     tracing::warn!(%failure, "route not installed");
