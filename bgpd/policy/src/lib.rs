@@ -3,9 +3,11 @@
 //! The pieces plug together as: [`model::PolicyFile`] (TOML) + [`endpoint`] inputs (filled by
 //! the daemon) → [`compile::compile`] (pure) → [`compile::Ruleset`] (an `nft -f` script, also
 //! the dry-run output) → [`nft::Nft::apply`] (one atomic transaction) and
-//! [`nft::Nft::counters`] (typed readback).
+//! [`nft::Nft::counters`] (typed readback). [`cluster`] is the cluster-wide form: one policy per
+//! etcd key, merged with the file's into what is in force.
 
 mod clause;
+pub mod cluster;
 pub mod compile;
 pub mod counters;
 pub mod endpoint;
@@ -15,6 +17,7 @@ pub mod nft;
 pub mod selector;
 mod sets;
 
+pub use cluster::{ClusterFile, ClusterPolicies, Effective};
 pub use compile::{CompileError, EndpointPlan, Inputs, Ruleset, compile, plan};
 pub use counters::{Counter, CounterOwner};
 pub use endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use ipnetwork::IpNetwork;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::selector::{Labels, Selector};
 
@@ -66,10 +66,7 @@ impl PolicyFile {
 
     /// Parses and validates policy TOML; `origin` names the input in errors.
     pub fn parse(text: &str, origin: &str) -> Result<PolicyFile, ModelError> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            invalid(text, origin, offset, e.message().trim_end())
-        })?;
+        let file: PolicyFile = from_toml(text, origin)?;
         file.check_names().map_err(|(name, message)| {
             invalid(text, origin, second_name_line(text, &name), &message)
         })?;
@@ -78,18 +75,7 @@ impl PolicyFile {
 
     /// Policy and host-endpoint names must be unique: they name chains and counters.
     fn check_names(&self) -> Result<(), (String, String)> {
-        let mut seen = BTreeSet::new();
-        for p in &self.policies {
-            if !seen.insert(p.name.as_str()) {
-                return Err((
-                    p.name.to_string(),
-                    format!(
-                        "duplicate policy name {:?}: expected unique names",
-                        p.name.0
-                    ),
-                ));
-            }
-        }
+        unique_policy_names(&self.policies)?;
         let mut seen = BTreeSet::new();
         for h in &self.host_endpoints {
             if !seen.insert(h.name.as_str()) {
@@ -106,8 +92,36 @@ impl PolicyFile {
     }
 }
 
+/// Deserializes TOML, turning the parser's error into `origin:line:column: key …`.
+pub(crate) fn from_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ModelError> {
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        invalid(text, origin, offset, e.message().trim_end())
+    })
+}
+
+/// Checks that no two policies share a name; else the name and the message.
+pub(crate) fn unique_policy_names(policies: &[Policy]) -> Result<(), (String, String)> {
+    let mut seen = BTreeSet::new();
+    for p in policies {
+        if !seen.insert(p.name.as_str()) {
+            return Err((
+                p.name.to_string(),
+                format!(
+                    "duplicate policy name {:?}: expected unique names",
+                    p.name.0
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Offset of the value in the second `name = "<name>"` line: where a duplicate is declared.
-fn second_name_line(text: &str, name: &str) -> usize {
+pub(crate) fn second_name_line(text: &str, name: &str) -> usize {
     let mut offset = 0;
     let mut hits = 0;
     for line in text.split_inclusive('\n') {
@@ -125,7 +139,7 @@ fn second_name_line(text: &str, name: &str) -> usize {
     0
 }
 
-fn invalid(text: &str, origin: &str, offset: usize, message: &str) -> ModelError {
+pub(crate) fn invalid(text: &str, origin: &str, offset: usize, message: &str) -> ModelError {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -292,24 +306,44 @@ pub struct HostEndpoint {
 }
 
 /// A policy: which endpoints it applies to, in which order, and its rules.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+///
+/// Serializes to the same form it is read from (`types` written out), so a policy written
+/// back as TOML or JSON reads in as the same policy.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, try_from = "RawPolicy")]
 pub struct Policy {
     /// Unique name; appears in chain names and rule comments.
     pub name: Name,
     /// Lower orders are evaluated first; `None` comes after every order (like Calico).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<f64>,
     /// The endpoints (workload or host) this policy applies to.
     pub selector: Selector,
     /// Directions this policy governs; a selected endpoint is default-deny in each.
     pub types: BTreeSet<Direction>,
     /// Rules for traffic to the endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ingress: Vec<Rule>,
     /// Rules for traffic from the endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<Rule>,
 }
 
 impl Policy {
+    /// Parses one policy written as TOML on its own: the keys of one `[[policy]]` table, its
+    /// rules as `[[ingress]]` / `[[egress]]` (the cluster-wide form stored in etcd). `origin`
+    /// names the input in errors, which give line, column and key as for a file.
+    pub fn parse(text: &str, origin: &str) -> Result<Policy, ModelError> {
+        from_toml(text, origin)
+    }
+
+    /// The policy as TOML in the form [`Policy::parse`] reads.
+    pub fn to_toml(&self) -> String {
+        // Every field serializes to TOML (no maps with non-string keys, no NaN: order is
+        // finite by construction), so this cannot fail; an empty string would be refused.
+        toml::to_string(self).unwrap_or_default()
+    }
+
     /// The rules for one direction.
     pub fn rules(&self, direction: Direction) -> &[Rule] {
         match direction {
@@ -396,7 +430,7 @@ impl Direction {
 }
 
 /// What a matching rule does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Accept; no later rule or policy is consulted for this endpoint and direction.
@@ -408,7 +442,7 @@ pub enum Action {
 }
 
 /// An IP protocol a rule can match.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// TCP (ports allowed).
@@ -465,6 +499,15 @@ pub enum IpVersion {
     V4,
     /// IPv6 only.
     V6,
+}
+
+impl Serialize for IpVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            IpVersion::V4 => 4,
+            IpVersion::V6 => 6,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for IpVersion {
@@ -526,6 +569,17 @@ impl std::str::FromStr for PortRange {
     }
 }
 
+/// A single port as a number, a range as Calico's `"first:last"`.
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.first == self.last {
+            s.serialize_u16(self.first)
+        } else {
+            s.collect_str(&format_args!("{}:{}", self.first, self.last))
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visitor;
@@ -553,40 +607,57 @@ impl<'de> Deserialize<'de> for PortRange {
 }
 
 /// An ICMP type and optional code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IcmpMatch {
     /// ICMP (or ICMPv6) type, e.g. 8 for echo request.
     #[serde(rename = "type")]
     pub icmp_type: u8,
     /// Code, if it matters.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u8>,
 }
 
 /// One end of a rule (source or destination). All given fields must match.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityMatch {
     /// Addresses in any of these networks.
-    #[serde(default, deserialize_with = "networks")]
+    #[serde(
+        default,
+        deserialize_with = "networks",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub nets: Vec<IpNetwork>,
     /// Addresses in none of these networks.
-    #[serde(default, deserialize_with = "networks")]
+    #[serde(
+        default,
+        deserialize_with = "networks",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub not_nets: Vec<IpNetwork>,
     /// Addresses of endpoints (workload or host) whose labels match.
-    #[serde(default, deserialize_with = "opt_selector")]
+    #[serde(
+        default,
+        deserialize_with = "opt_selector",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub selector: Option<Selector>,
     /// Addresses of no endpoint whose labels match.
-    #[serde(default, deserialize_with = "opt_selector")]
+    #[serde(
+        default,
+        deserialize_with = "opt_selector",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub not_selector: Option<Selector>,
     /// Addresses inside any of these IP pools (by name).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<Name>,
     /// Ports (needs a protocol with ports).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortRange>,
     /// Ports excluded (needs a protocol with ports).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ports: Vec<PortRange>,
 }
 
@@ -599,26 +670,36 @@ fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNetwork>, D:
 }
 
 impl EntityMatch {
+    /// True when it matches anything (no field given).
+    pub fn is_empty(&self) -> bool {
+        *self == EntityMatch::default()
+    }
+
     fn has_ports(&self) -> bool {
         !self.ports.is_empty() || !self.not_ports.is_empty()
     }
 }
 
 /// One rule: match fields and an action.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, try_from = "RawRule")]
 pub struct Rule {
     /// What a match does.
     pub action: Action,
     /// IP protocol; required for ports and ICMP types.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
     /// Restrict to IPv4 or IPv6.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_version: Option<IpVersion>,
     /// ICMP type/code (needs protocol icmp or icmpv6).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<IcmpMatch>,
     /// Source match.
+    #[serde(skip_serializing_if = "EntityMatch::is_empty")]
     pub source: EntityMatch,
     /// Destination match.
+    #[serde(skip_serializing_if = "EntityMatch::is_empty")]
     pub destination: EntityMatch,
 }
 
