@@ -17,6 +17,7 @@ REPS=${REPS:-3}
 REFLECTORS=${REFLECTORS:-"bird frr gobgp bgpd"}
 TIMEOUT=${TIMEOUT:-300}
 SETTLE=${SETTLE:-1}
+# NO_BUILD=1 runs the release binaries already built (e.g. while the tree does not build).
 # A command put before the tester, e.g. TESTER_WRAP="perf record -g -o /tmp/t.data".
 TESTER_WRAP=${TESTER_WRAP:-}
 ASN=65000
@@ -49,11 +50,15 @@ for c in "${cases[@]}"; do
     [[ ${c%%:*} == fanout ]] && ((${c#*:} > max_clients)) && max_clients=${c#*:}
 done
 
-echo "building bgpbench (release)…" >&2
-(cd "$repo" && cargo build --release -p bgpd-bench --bin bgpbench >&2)
 bench=$target/release/bgpbench
 speaker=$target/release/bgp-speaker
-if [[ " $REFLECTORS " == *" bgpd "* ]]; then
+if [[ -n ${NO_BUILD:-} ]]; then
+    echo "NO_BUILD: using the binaries already in $target/release" >&2
+else
+    echo "building bgpbench (release)…" >&2
+    (cd "$repo" && cargo build --release -p bgpd-bench --bin bgpbench >&2)
+fi
+if [[ -z ${NO_BUILD:-} && " $REFLECTORS " == *" bgpd "* ]]; then
     if (cd "$repo" && cargo build --release -p bgpd-speaker --bin bgp-speaker >&2); then :; else
         echo "bgp-speaker does not build: bgpd is not measured" >&2
         REFLECTORS=${REFLECTORS//bgpd/}

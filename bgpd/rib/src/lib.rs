@@ -9,6 +9,7 @@
 //! - Adj-RIB-Out is not stored: what a peer was sent follows from the previous best route,
 //!   kept in a per-drain snapshot of each changed prefix, and the (pure) export rules.
 
+mod backlog;
 pub mod decision;
 mod error;
 mod export;

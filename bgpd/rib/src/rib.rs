@@ -11,6 +11,7 @@ use bgpd_wire::{
 use bytes::BytesMut;
 use hashbrown::HashMap;
 
+use crate::backlog::{Backlog, CURRENT};
 use crate::decision::{self, Candidate, DecisionSettings, SourceKind};
 use crate::error::RibError;
 use crate::export::{Edge, GroupKey, SourceInfo, edge_attrs};
@@ -20,6 +21,10 @@ use crate::peer::{AddPathSend, Down, PeerConfig, PeerCounts, PeerId, Session};
 use crate::policy::Outcome;
 use crate::sources::{Owner, Sources, SrcId};
 use crate::table::{Key, Route, Table, V4, V6, flag};
+
+/// Backlog entries sent to one peer per drain: a few UPDATEs' worth, so that catching up
+/// stops as soon as the peer's writer is full again.
+const CATCH_UP_BATCH: usize = 8192;
 
 /// Speaker-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +158,9 @@ enum Feed {
     },
     /// Sent the table; gets changes.
     Synced,
+    /// Its writer fell behind: changes go to its backlog instead, and while `writable`, a
+    /// batch of the backlog is sent at each drain.
+    Behind { writable: bool },
 }
 
 struct PeerState {
@@ -172,11 +180,23 @@ struct PeerState {
     over_limit: bool,
     /// Removed: kept until the next drain so withdrawals of its routes can be worked out.
     removed: bool,
+    /// Prefixes changed while it was behind, per family.
+    backlog_v4: Backlog<V4>,
+    backlog_v6: Backlog<V6>,
 }
 
 impl PeerState {
     fn ibgp(&self, local_as: Asn) -> bool {
         self.config.remote_as == local_as
+    }
+
+    fn backlog_is_empty(&self) -> bool {
+        self.backlog_v4.is_empty() && self.backlog_v6.is_empty()
+    }
+
+    fn clear_backlog(&mut self) {
+        self.backlog_v4.clear();
+        self.backlog_v6.clear();
     }
 }
 
@@ -201,6 +221,7 @@ trait Family: Key {
     const AFI_SAFI: AfiSafi;
     fn table(t: &Tables) -> &Table<Self>;
     fn table_mut(t: &mut Tables) -> &mut Table<Self>;
+    fn backlog(p: &mut PeerState) -> &mut Backlog<Self>;
 }
 
 impl Family for V4 {
@@ -211,6 +232,9 @@ impl Family for V4 {
     fn table_mut(t: &mut Tables) -> &mut Table<V4> {
         &mut t.v4
     }
+    fn backlog(p: &mut PeerState) -> &mut Backlog<V4> {
+        &mut p.backlog_v4
+    }
 }
 
 impl Family for V6 {
@@ -220,6 +244,9 @@ impl Family for V6 {
     }
     fn table_mut(t: &mut Tables) -> &mut Table<V6> {
         &mut t.v6
+    }
+    fn backlog(p: &mut PeerState) -> &mut Backlog<V6> {
+        &mut p.backlog_v6
     }
 }
 
@@ -333,6 +360,8 @@ impl Rib {
             feed: Feed::Synced,
             over_limit: false,
             removed: false,
+            backlog_v4: Backlog::default(),
+            backlog_v6: Backlog::default(),
         }));
         Ok(id)
     }
@@ -433,6 +462,7 @@ impl Rib {
         p.router_id = session.router_id;
         p.group = Some(g);
         p.over_limit = false;
+        p.clear_backlog();
         p.feed = if session.hold_initial {
             Feed::Held
         } else {
@@ -474,6 +504,7 @@ impl Rib {
         let p = self.peer_mut(id)?;
         p.session = None;
         p.feed = Feed::Synced;
+        p.clear_backlog();
         match down {
             Down::Hard => {
                 self.flush_peer::<V4>(id, false);
@@ -525,7 +556,9 @@ impl Rib {
                     families.push(family);
                 }
             }
-            s @ Feed::Synced => {
+            s @ (Feed::Synced | Feed::Behind { .. }) => {
+                // A peer behind keeps its backlog: the dump re-sends every prefix there is,
+                // the backlog also withdraws those gone since.
                 *s = Feed::Dump {
                     families: vec![family],
                     eor: false,
@@ -534,6 +567,42 @@ impl Rib {
             }
         }
         Ok(())
+    }
+
+    /// The peer's writer is full: from the next drain on, its changes wait in a backlog
+    /// instead of being encoded for it (so a slow peer costs at most one entry per changed
+    /// prefix). Call [`Rib::peer_writable`] when it has room again.
+    pub fn peer_blocked(&mut self, id: PeerId) -> Result<(), RibError> {
+        let p = self.peer_mut(id)?;
+        if matches!(p.feed, Feed::Synced | Feed::Behind { .. }) && p.session.is_some() {
+            p.feed = Feed::Behind { writable: false };
+        }
+        Ok(())
+    }
+
+    /// The peer's writer has room again: each drain sends it a batch of its backlog (the
+    /// current state of prefixes changed while it was blocked) until it is in sync.
+    pub fn peer_writable(&mut self, id: PeerId) -> Result<(), RibError> {
+        let p = self.peer_mut(id)?;
+        if let Feed::Behind { writable } = &mut p.feed {
+            *writable = true;
+        }
+        Ok(())
+    }
+
+    /// Whether a drain has backlog to send to a writable peer: the caller should drain again
+    /// soon even without new input.
+    pub fn catching_up(&self) -> bool {
+        self.peers
+            .iter()
+            .flatten()
+            .any(|p| p.feed == Feed::Behind { writable: true })
+    }
+
+    /// Prefixes changed since the last drain. The snapshots of changed prefixes are memory the
+    /// drain frees: a caller feeding a large table drains when this grows.
+    pub fn pending_changes(&self) -> usize {
+        self.tables.v4.dirty_len() + self.tables.v6.dirty_len()
     }
 
     fn join_group(&mut self, id: PeerId, key: GroupKey) -> usize {
@@ -1123,10 +1192,17 @@ impl Rib {
                 let Some(group) = self.groups[g].as_ref() else {
                     return false;
                 };
+                // Members behind count: the group's export counters follow every change.
                 group.key.families.contains(&family)
-                    && !self
+                    && (!self
                         .audience(g, family, Audience::Synced { except: None })
                         .is_empty()
+                        || group.members.iter().any(|m| {
+                            self.peers
+                                .get(m.0 as usize)
+                                .and_then(Option::as_ref)
+                                .is_some_and(|p| matches!(p.feed, Feed::Behind { .. }))
+                        }))
             })
             .collect()
     }
@@ -1145,6 +1221,7 @@ impl Rib {
         let mut dirty = K::table_mut(&mut self.tables).take_dirty();
         K::table(&self.tables).order_by_position(&mut dirty);
         let groups = self.synced_groups(family);
+        let behind = self.behind_members(family, false);
         let mut new: Vec<Route> = Vec::new();
         let mut bufs = (Vec::new(), Vec::new());
         for (key, snapshot) in dirty {
@@ -1178,6 +1255,90 @@ impl Rib {
                 self.diff_group(
                     ex, outbox, fx, deltas, g, family, prefix, old, &new, &mut bufs,
                 );
+            }
+            for &(m, _, add_path) in &behind {
+                if let Some(p) = self.peers.get_mut(m.0 as usize).and_then(Option::as_mut) {
+                    let paths = old.iter().filter(|_| add_path).map(|r| r.src().path_id());
+                    K::backlog(p).record(key, paths);
+                }
+            }
+        }
+    }
+
+    /// Members behind (only the `writable` ones if asked) whose group takes `family`, with
+    /// their group and whether it uses ADD-PATH there.
+    fn behind_members(&self, family: AfiSafi, writable_only: bool) -> Vec<(PeerId, usize, bool)> {
+        let mut out = Vec::new();
+        for (i, p) in self.peers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let Feed::Behind { writable } = p.feed else {
+                continue;
+            };
+            if writable_only && !writable {
+                continue;
+            }
+            let Some(g) = p.group else { continue };
+            let Some(group) = self.groups.get(g).and_then(Option::as_ref) else {
+                continue;
+            };
+            if group.key.families.contains(&family) {
+                out.push((PeerId(i as u32), g, group.key.add_path(family)));
+            }
+        }
+        out
+    }
+
+    /// Sends writable members behind a batch of their backlog of `family`: each noted prefix
+    /// as it is now (announced, or withdrawn when not exported to them), and each noted path
+    /// no longer exported withdrawn.
+    fn catch_up<K: Family>(&mut self, ex: &mut Exports, outbox: &mut Outbox, fx: &mut Effects) {
+        let family = K::AFI_SAFI;
+        let mut items = Vec::new();
+        for (m, g, add_path) in self.behind_members(family, true) {
+            let Some(p) = self.peers.get_mut(m.0 as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            let batch = K::backlog(p).take(CATCH_UP_BATCH);
+            for (key, path) in batch {
+                let prefix = key.prefix();
+                self.items(
+                    ex,
+                    g,
+                    family,
+                    prefix,
+                    K::table(&self.tables).get(key),
+                    &mut items,
+                );
+                let part = |exported| PartKey {
+                    group: g,
+                    family,
+                    audience: Audience::One(m),
+                    exported,
+                };
+                let to_m = |i: &&Item| i.1.is_some() && i.2 != Some(m);
+                if path != CURRENT {
+                    if !items.iter().filter(to_m).any(|i| i.0 == Some(path)) {
+                        let nlri = Nlri {
+                            path_id: Some(path),
+                            prefix,
+                        };
+                        self.queue(ex, outbox, fx, part(None), nlri);
+                    }
+                    continue;
+                }
+                let mut sent = false;
+                for &(path_id, e, _) in items.iter().filter(to_m) {
+                    sent = true;
+                    let nlri = Nlri { path_id, prefix };
+                    self.queue(ex, outbox, fx, part(e), nlri);
+                }
+                if !sent && !add_path {
+                    let nlri = Nlri {
+                        path_id: None,
+                        prefix,
+                    };
+                    self.queue(ex, outbox, fx, part(None), nlri);
+                }
             }
         }
     }
@@ -1315,6 +1476,8 @@ impl Rib {
                 add(&mut p.own[f], d);
             }
         }
+        self.catch_up::<V4>(&mut ex, &mut outbox, &mut fx);
+        self.catch_up::<V6>(&mut ex, &mut outbox, &mut fx);
         self.dump::<V4>(&mut ex, &mut outbox, &mut fx);
         self.dump::<V6>(&mut ex, &mut outbox, &mut fx);
         self.flush(&ex, &mut outbox, &mut fx);
@@ -1333,6 +1496,10 @@ impl Rib {
     fn finish_dumps(&mut self, fx: &mut Effects) {
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(p) = slot.as_mut() else { continue };
+            if p.feed == (Feed::Behind { writable: true }) && p.backlog_is_empty() {
+                p.feed = Feed::Synced;
+                continue;
+            }
             let Feed::Dump { families, eor, .. } = &p.feed else {
                 continue;
             };
@@ -1359,7 +1526,13 @@ impl Rib {
                     messages: buf.freeze(),
                 });
             }
-            p.feed = Feed::Synced;
+            // What changed before the dump and is gone since is still owed to a peer that was
+            // behind.
+            p.feed = if p.backlog_is_empty() {
+                Feed::Synced
+            } else {
+                Feed::Behind { writable: true }
+            };
         }
     }
 

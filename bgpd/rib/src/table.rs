@@ -395,6 +395,11 @@ impl<K: Key> Table<K> {
         dirty.sort_by_cached_key(|(k, _)| hasher.hash_one(k) & (buckets - 1));
     }
 
+    /// Number of prefixes changed since the last drain.
+    pub(crate) fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
     /// Whether changes are waiting.
     pub(crate) fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()

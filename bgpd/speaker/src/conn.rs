@@ -2,45 +2,88 @@
 //! them with the session's receive context and hands them to the instance; it runs supervised,
 //! so a panic closes this connection only. The writer batches queued messages into few write
 //! system calls.
+//!
+//! The writer has two queues: control messages (OPEN, KEEPALIVE, NOTIFICATION), which go out
+//! first so a keepalive never waits behind a table's worth of UPDATEs, and UPDATEs (with
+//! ROUTE-REFRESH, whose BoRR/EoRR frame them), counted in octets. When that count passes
+//! [`HIGH_MARK`] the instance stops generating UPDATEs for the peer (the RIB keeps a backlog
+//! of changed prefixes instead) until the writer reports [`ConnEvent::Writable`] below
+//! [`LOW_MARK`]: a slow or stalled peer holds at most a few MiB of encoded messages.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bgpd_wire::{Header, Message, SessionContext, SessionError};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 /// Identifies one TCP connection for the life of the instance.
 pub type ConnId = u64;
 
+/// Wire octets of received messages decoded and not yet handled by the instance, over all
+/// connections: readers wait for the instance (and TCP pushes back on the peers) instead of
+/// decoding ahead. A decoded UPDATE takes about six times its wire size.
+pub const READ_BUDGET: usize = 2 << 20;
+
+/// The read budget shared by every connection of an instance.
+pub fn read_budget() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(READ_BUDGET))
+}
+
+/// A decoded message's share of the read budget, returned when dropped.
+#[derive(Debug)]
+pub struct Credit {
+    _permit: OwnedSemaphorePermit,
+}
+
 /// What a connection reports to the instance.
 #[derive(Debug)]
 pub enum ConnEvent {
-    /// A decoded message.
-    Message(ConnId, Message),
+    /// A decoded message, holding its share of the read budget until it is handled.
+    Message(ConnId, Message, Credit),
     /// Bytes that could not be decoded: send this NOTIFICATION and close.
     Malformed(ConnId, SessionError),
     /// The connection is gone (closed by the peer, an error, or a panic in the reader).
     Closed(ConnId, String),
+    /// The UPDATE queue, reported full by [`ConnHandle::over_high_mark`], is below the low mark.
+    Writable(ConnId),
 }
 
-/// What the writer is asked to do.
+/// What the writer is asked to do, ahead of queued UPDATEs.
 #[derive(Debug)]
 pub enum WriterCmd {
-    /// Send these encoded messages.
+    /// Send these encoded control messages.
     Send(Bytes),
-    /// Send what is queued, then close our side.
+    /// Send the control messages before this, then close our side.
     Close,
+}
+
+/// Queued UPDATE octets above which the instance stops generating UPDATEs for the peer.
+pub const HIGH_MARK: usize = 2 << 20;
+/// Queued UPDATE octets below which a full queue is reported writable again.
+pub const LOW_MARK: usize = 512 << 10;
+
+/// The fill of a connection's UPDATE queue, shared by the instance and the writer.
+#[derive(Debug, Default)]
+struct Fill {
+    octets: AtomicUsize,
+    /// The instance waits for [`ConnEvent::Writable`].
+    wake: AtomicBool,
 }
 
 /// The instance's end of a connection.
 #[derive(Debug)]
 pub struct ConnHandle {
-    /// Queue to the writer.
-    pub out: mpsc::UnboundedSender<WriterCmd>,
+    /// Control messages to the writer.
+    control: mpsc::UnboundedSender<WriterCmd>,
+    /// UPDATEs to the writer.
+    updates: mpsc::UnboundedSender<Bytes>,
+    fill: Arc<Fill>,
     /// Hands the reader the receive context once OPENs are exchanged; dropping it ends the
     /// reader after the OPEN.
     pub context: Option<oneshot::Sender<SessionContext>>,
@@ -51,15 +94,42 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
-    /// Queues encoded messages.
-    pub fn send(&self, bytes: Bytes) {
+    /// Queues encoded control messages, to go out before any queued UPDATE.
+    pub fn send_control(&self, bytes: Bytes) {
         // A closed writer means the connection is going away; its reader reports that.
-        let _ = self.out.send(WriterCmd::Send(bytes));
+        let _ = self.control.send(WriterCmd::Send(bytes));
     }
 
-    /// Flushes and closes; the reader stops at once.
+    /// Queues encoded UPDATEs (or ROUTE-REFRESHes, in order with them).
+    pub fn send(&self, bytes: Bytes) {
+        self.fill.octets.fetch_add(bytes.len(), Ordering::SeqCst);
+        if self.updates.send(bytes).is_err() {
+            // The writer is gone; nothing will drain the count.
+            self.fill.octets.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Octets of UPDATEs queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.fill.octets.load(Ordering::SeqCst)
+    }
+
+    /// Whether the UPDATE queue is above [`HIGH_MARK`]. When it is, the connection reports
+    /// [`ConnEvent::Writable`] once it falls below [`LOW_MARK`].
+    pub fn over_high_mark(&self) -> bool {
+        if self.queued() <= HIGH_MARK {
+            return false;
+        }
+        self.fill.wake.store(true, Ordering::SeqCst);
+        // The writer may have drained the queue before it could see the request: then no
+        // event comes, and the queue is not full after all.
+        !(self.queued() < LOW_MARK && self.fill.wake.swap(false, Ordering::SeqCst))
+    }
+
+    /// Sends the queued control messages and closes; queued UPDATEs are dropped (the session
+    /// is over). The reader stops at once.
     pub fn close(&self) {
-        let _ = self.out.send(WriterCmd::Close);
+        let _ = self.control.send(WriterCmd::Close);
         self.reader.abort();
     }
 }
@@ -69,13 +139,26 @@ pub fn spawn(
     id: ConnId,
     stream: TcpStream,
     events: mpsc::Sender<ConnEvent>,
+    budget: Arc<Semaphore>,
 ) -> std::io::Result<ConnHandle> {
     let local = stream.local_addr()?;
     let (rd, wr) = stream.into_split();
     let (context_tx, context_rx) = oneshot::channel();
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    tokio::spawn(write_loop(wr, out_rx));
-    let reader = tokio::spawn(read_loop(id, rd, context_rx, events.clone()));
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+    let fill = Arc::new(Fill::default());
+    tokio::spawn(
+        Writer {
+            id,
+            wr,
+            control: control_rx,
+            updates: updates_rx,
+            fill: Arc::clone(&fill),
+            events: events.clone(),
+        }
+        .run(),
+    );
+    let reader = tokio::spawn(read_loop(id, rd, context_rx, events.clone(), budget));
     let abort = reader.abort_handle();
     // Supervisor: whatever ends the reader (return, panic), the instance hears of it once.
     tokio::spawn(async move {
@@ -90,7 +173,9 @@ pub fn spawn(
         let _ = events.send(ConnEvent::Closed(id, reason)).await;
     });
     Ok(ConnHandle {
-        out: out_tx,
+        control: control_tx,
+        updates: updates_tx,
+        fill,
         context: Some(context_tx),
         reader: abort,
         local,
@@ -105,6 +190,7 @@ async fn read_loop(
     mut rd: OwnedReadHalf,
     context: oneshot::Receiver<SessionContext>,
     events: mpsc::Sender<ConnEvent>,
+    budget: Arc<Semaphore>,
 ) -> String {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut ctx = SessionContext::default();
@@ -123,11 +209,17 @@ async fn read_loop(
                 buf.reserve(header.len - buf.len());
                 break;
             }
+            // At most 65,535, far below the budget.
+            let share = u32::try_from(header.len).unwrap_or(u32::MAX);
+            let Ok(credit) = Arc::clone(&budget).acquire_many_owned(share).await else {
+                return "instance stopped".into();
+            };
             let frame = buf.split_to(header.len);
             match Message::decode(&frame, &ctx) {
                 Ok(msg) => {
                     let is_open = matches!(msg, Message::Open(_));
-                    if events.send(ConnEvent::Message(id, msg)).await.is_err() {
+                    let event = ConnEvent::Message(id, msg, Credit { _permit: credit });
+                    if events.send(event).await.is_err() {
                         return "instance stopped".into();
                     }
                     // What follows the OPEN is decoded with what it negotiated.
@@ -155,35 +247,166 @@ async fn read_loop(
     }
 }
 
-/// Coalesce queued messages up to this size per write.
+/// Coalesce queued messages up to this size per write: also the most a KEEPALIVE waits behind.
 const WRITE_BATCH: usize = 256 * 1024;
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<WriterCmd>) {
-    let mut batch = BytesMut::new();
-    while let Some(first) = rx.recv().await {
-        let mut close = false;
-        let mut next = Some(first);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                WriterCmd::Send(b) => batch.extend_from_slice(&b),
-                WriterCmd::Close => {
-                    close = true;
+/// The writing half of a connection with its two queues.
+struct Writer {
+    id: ConnId,
+    wr: OwnedWriteHalf,
+    control: mpsc::UnboundedReceiver<WriterCmd>,
+    updates: mpsc::UnboundedReceiver<Bytes>,
+    fill: Arc<Fill>,
+    events: mpsc::Sender<ConnEvent>,
+}
+
+/// What the writer took from its queues.
+enum Taken {
+    Control(WriterCmd),
+    Update(Bytes),
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut batch = BytesMut::new();
+        loop {
+            // Wait for anything, control first.
+            let first = tokio::select! {
+                biased;
+                c = self.control.recv() => c.map(Taken::Control),
+                u = self.updates.recv() => u.map(Taken::Update),
+            };
+            // Both queues close together, when the instance drops the connection.
+            let Some(first) = first else { return };
+            let mut close = false;
+            let mut updates = 0;
+            let mut next = Some(first);
+            while let Some(taken) = next.take() {
+                match taken {
+                    Taken::Control(WriterCmd::Send(b)) => batch.extend_from_slice(&b),
+                    Taken::Control(WriterCmd::Close) => {
+                        close = true;
+                        break;
+                    }
+                    Taken::Update(b) => {
+                        updates += b.len();
+                        batch.extend_from_slice(&b);
+                    }
+                }
+                if batch.len() < WRITE_BATCH {
+                    next = match self.control.try_recv() {
+                        Ok(c) => Some(Taken::Control(c)),
+                        Err(_) => self.updates.try_recv().ok().map(Taken::Update),
+                    };
+                }
+            }
+            if !batch.is_empty() {
+                if self.wr.write_all(&batch).await.is_err() {
+                    return;
+                }
+                batch.clear();
+                if batch.capacity() > WRITE_BATCH * 2 {
+                    // One huge message should not pin its buffer for the session's life.
+                    batch = BytesMut::new();
+                }
+            }
+            if close {
+                let _ = self.wr.shutdown().await;
+                return;
+            }
+            if updates > 0 {
+                let before = self.fill.octets.fetch_sub(updates, Ordering::SeqCst);
+                let left = before.saturating_sub(updates);
+                if left < LOW_MARK
+                    && self.fill.wake.swap(false, Ordering::SeqCst)
+                    && self
+                        .events
+                        .send(ConnEvent::Writable(self.id))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A connected pair on loopback: our handle on one end, the raw peer socket on the other.
+    async fn pair() -> (ConnHandle, mpsc::Receiver<ConnEvent>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (ours, theirs) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (events_tx, events) = mpsc::channel(16);
+        let handle = spawn(1, ours.unwrap(), events_tx, read_budget()).unwrap();
+        (handle, events, theirs.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_keepalive_overtakes_queued_updates_and_a_drained_queue_reports_writable() {
+        let (handle, mut events, mut peer) = pair().await;
+        // 32 MiB of UPDATE octets (zeros) while the peer reads nothing.
+        let chunk = Bytes::from(vec![0u8; 1 << 20]);
+        for _ in 0..32 {
+            handle.send(chunk.clone());
+        }
+        assert!(handle.over_high_mark());
+        // Let the writer fill the socket buffers and block.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        handle.send_control(Bytes::from_static(&[0xff; 19]));
+        let mut seen = 0usize;
+        let mut at = None;
+        let mut buf = vec![0u8; 1 << 16];
+        while at.is_none() {
+            let n = peer.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early");
+            if let Some(i) = buf[..n].iter().position(|b| *b == 0xff) {
+                at = Some(seen + i);
+            }
+            seen += n;
+        }
+        let at = at.expect("the KEEPALIVE came after the queued UPDATEs");
+        // Socket buffers (a few MiB on loopback) and one write batch may be ahead of it, not
+        // the whole queue.
+        assert!(at < 16 << 20, "KEEPALIVE at octet {at}");
+        // Reading the rest lets the queue drain: the writer reports it writable once.
+        let drain = async {
+            loop {
+                if peer.read(&mut buf).await.unwrap() == 0 {
                     break;
                 }
             }
-            if batch.len() < WRITE_BATCH {
-                next = rx.try_recv().ok();
+        };
+        let writable = async {
+            loop {
+                match events.recv().await {
+                    Some(ConnEvent::Writable(1)) => break,
+                    Some(_) => {}
+                    None => panic!("events closed"),
+                }
             }
-        }
-        if !batch.is_empty() {
-            if wr.write_all(&batch).await.is_err() {
-                return;
-            }
-            batch.clear();
-        }
-        if close {
-            let _ = wr.shutdown().await;
-            return;
-        }
+            assert!(handle.queued() < LOW_MARK);
+            handle.close();
+        };
+        tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::join!(drain, writable)
+        })
+        .await
+        .expect("the drained queue was reported writable");
+    }
+
+    #[tokio::test]
+    async fn a_queue_below_the_high_mark_is_not_full() {
+        let (handle, _events, _peer) = pair().await;
+        handle.send(Bytes::from(vec![0u8; HIGH_MARK]));
+        assert!(!handle.over_high_mark());
+        handle.close();
     }
 }

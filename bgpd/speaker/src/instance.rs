@@ -158,6 +158,8 @@ pub struct Instance {
     subscribers: Vec<mpsc::UnboundedSender<Vec<FibChange>>>,
     net_tx: mpsc::Sender<NetEvent>,
     conn_tx: mpsc::Sender<ConnEvent>,
+    /// Shared by every connection's reader.
+    read_budget: Arc<tokio::sync::Semaphore>,
     next_id: u64,
     /// EoRRs to send once the refreshed routes are on their way.
     end_of_refresh: Vec<(IpAddr, u64, AfiSafi)>,
@@ -166,6 +168,11 @@ pub struct Instance {
 /// Inputs handled before the RIB is drained: bounds latency and pending state while letting
 /// a burst of UPDATEs share one drain (and so one packing pass).
 const BATCH: usize = 256;
+
+/// Changed prefixes after which the RIB is drained even within a batch: the drain's snapshots
+/// of changed prefixes (32 octets each) and the UPDATEs it encodes at once stay a few MiB
+/// however large the burst.
+const DRAIN_AT: usize = 65536;
 
 impl Instance {
     /// Binds the listeners; the instance runs with [`Instance::run`].
@@ -210,6 +217,7 @@ impl Instance {
             subscribers: Vec::new(),
             net_tx,
             conn_tx,
+            read_budget: conn::read_budget(),
             next_id: 1,
             end_of_refresh: Vec::new(),
         })
@@ -246,6 +254,9 @@ impl Instance {
                 Some(ev) = conns.recv() => {
                     self.conn_event(ev);
                     for _ in 0..BATCH {
+                        if self.rib.pending_changes() >= DRAIN_AT {
+                            break;
+                        }
                         match conns.try_recv() {
                             Ok(ev) => self.conn_event(ev),
                             Err(_) => break,
@@ -258,6 +269,8 @@ impl Instance {
                         self.timer_expired(key);
                     }
                 }
+                // A peer catching up on its backlog gets the next batch at the next drain.
+                _ = std::future::ready(()), if self.rib.catching_up() => {}
             }
             self.flush();
         }
@@ -603,7 +616,11 @@ impl Instance {
             return;
         }
         if let Some((_, handle)) = self.conns.get(&conn) {
-            handle.send(out.freeze());
+            match msg {
+                // In order with the UPDATEs they frame or follow.
+                Message::Update(_) | Message::RouteRefresh(_) => handle.send(out.freeze()),
+                _ => handle.send_control(out.freeze()),
+            }
         }
         if let Some(p) = self.peers.get_mut(&addr) {
             p.sent.count(msg);
@@ -647,7 +664,8 @@ impl Instance {
     ) -> bool {
         self.next_id += 1;
         let id = self.next_id;
-        let handle = match conn::spawn(id, stream, self.conn_tx.clone()) {
+        let budget = Arc::clone(&self.read_budget);
+        let handle = match conn::spawn(id, stream, self.conn_tx.clone(), budget) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(peer = %addr, "connection unusable: {e}");
@@ -766,7 +784,10 @@ impl Instance {
 
     fn conn_event(&mut self, ev: ConnEvent) {
         let conn = match &ev {
-            ConnEvent::Message(c, _) | ConnEvent::Malformed(c, _) | ConnEvent::Closed(c, _) => *c,
+            ConnEvent::Message(c, _, _)
+            | ConnEvent::Malformed(c, _)
+            | ConnEvent::Closed(c, _)
+            | ConnEvent::Writable(c) => *c,
         };
         let Some((addr, _)) = self.conns.get(&conn) else {
             return;
@@ -782,10 +803,17 @@ impl Instance {
             .map(|s| s.id);
         let Some(sid) = sid else { return };
         match ev {
-            ConnEvent::Message(_, msg) => self.message(addr, sid, msg),
+            // The message's read credit is returned once it is handled.
+            ConnEvent::Message(_, msg, _credit) => self.message(addr, sid, msg),
             ConnEvent::Malformed(_, err) => {
                 tracing::warn!(peer = %addr, "malformed message: {err}");
                 self.run_fsm(addr, sid, Event::MessageError(err));
+            }
+            ConnEvent::Writable(_) => {
+                tracing::debug!(peer = %addr, "writer has room: catching up");
+                if let Err(e) = self.rib.peer_writable(peer.rib_id) {
+                    tracing::warn!(peer = %addr, "RIB: {e}");
+                }
             }
             ConnEvent::Closed(_, reason) => {
                 tracing::info!(peer = %addr, "connection closed: {reason}");
@@ -994,6 +1022,7 @@ impl Instance {
     /// Drains the RIB and carries out its effects.
     fn flush(&mut self) {
         let fx = self.rib.drain();
+        let mut full = Vec::new();
         for out in fx.outbound {
             let count = count_messages(&out.messages);
             for pid in out.peers {
@@ -1012,7 +1041,18 @@ impl Instance {
                 if let Some((_, handle)) = self.conns.get(&conn) {
                     handle.send(out.messages.clone());
                     peer.sent.update += count;
+                    if handle.over_high_mark() {
+                        full.push(pid);
+                    }
                 }
+            }
+        }
+        full.dedup();
+        for pid in full {
+            // Its next changes wait in the RIB's backlog until the writer has room.
+            tracing::debug!(peer = ?self.by_rib_id.get(&pid), "writer full: holding back UPDATEs");
+            if let Err(e) = self.rib.peer_blocked(pid) {
+                tracing::warn!("RIB: {e}");
             }
         }
         if !fx.fib.is_empty() {

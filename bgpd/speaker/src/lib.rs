@@ -11,6 +11,7 @@ pub mod conn;
 pub mod deadlines;
 pub mod fsm;
 pub mod instance;
+pub mod malloc;
 pub mod negotiate;
 pub mod status;
 pub mod transport;

@@ -92,6 +92,9 @@ async fn write_status(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before the first large allocation: a table's worth of freed buffers goes back to the
+    // kernel instead of staying resident.
+    bgpd_speaker::malloc::return_large_frees();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -1,0 +1,135 @@
+//! A peer whose writer is full gets no UPDATEs; once writable it is sent, a batch per drain,
+//! the current state of every prefix that changed meanwhile, and ends up holding exactly what a
+//! peer that was never held back holds.
+
+mod common;
+
+use bgpd_rib::{AddPathSend, RibSettings};
+use bgpd_wire::{AfiSafi, Nlri};
+use common::*;
+
+fn prefixes(range: std::ops::Range<u32>) -> Vec<String> {
+    range
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+        .collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_blocked_peer_catches_up_in_batches_to_the_same_table() {
+    let mut lab = Lab::reflector("10.0.0.1", "10.0.0.1");
+    let source = lab.peer("10.0.0.11", 65000, |c, _| c.rr_client = true);
+    let slow = lab.peer("10.0.0.12", 65000, |c, _| c.rr_client = true);
+    let fast = lab.peer("10.0.0.13", 65000, |c, _| c.rr_client = true);
+    lab.drain();
+    let first = prefixes(0..2000);
+    lab.announce(source, &route(&[], "10.0.0.21"), &strs(&first));
+    lab.drain();
+    assert_eq!(lab.seen(slow).len(), 2000);
+
+    lab.rib.peer_blocked(slow).unwrap();
+    let before = lab.seen[&slow].messages;
+    // While it is blocked: 20,000 new prefixes, half the old ones withdrawn, the other half
+    // changed, and some prefixes that come and go without the slow peer ever seeing them.
+    let new = prefixes(2000..22000);
+    lab.announce(source, &route(&[], "10.0.0.22"), &strs(&new));
+    lab.drain();
+    lab.withdraw(source, &strs(&first[..1000]));
+    lab.announce(source, &route(&[], "10.0.0.23"), &strs(&first[1000..]));
+    lab.drain();
+    let passing = prefixes(30000..30100);
+    lab.announce(source, &route(&[], "10.0.0.24"), &strs(&passing));
+    lab.drain();
+    lab.withdraw(source, &strs(&passing));
+    lab.drain();
+    assert_eq!(
+        lab.seen[&slow].messages, before,
+        "nothing sent while blocked"
+    );
+    assert!(!lab.rib.catching_up());
+    assert_eq!(lab.seen(fast).len(), 21000);
+
+    lab.rib.peer_writable(slow).unwrap();
+    assert!(lab.rib.catching_up());
+    lab.drain();
+    assert!(
+        lab.rib.catching_up(),
+        "one drain sends a batch, not the whole backlog"
+    );
+    let partial = lab.seen(slow).len();
+    // Full again: catching up pauses, and changes keep going to the backlog.
+    lab.rib.peer_blocked(slow).unwrap();
+    assert!(!lab.rib.catching_up());
+    lab.withdraw(source, &strs(&new[..10]));
+    lab.drain();
+    assert_eq!(lab.seen(slow).len(), partial);
+    lab.rib.peer_writable(slow).unwrap();
+    let mut drains = 0;
+    while lab.rib.catching_up() {
+        lab.drain();
+        drains += 1;
+        assert!(drains < 100, "catching up does not end");
+    }
+    assert_eq!(lab.seen(slow), lab.seen(fast));
+    assert_eq!(lab.seen(slow).len(), 20990);
+    assert_eq!(
+        lab.got(slow, &first[1500]).unwrap().next_hop,
+        lab.got(fast, &first[1500]).unwrap().next_hop
+    );
+
+    // In sync again: changes flow directly.
+    lab.withdraw(source, &strs(&new[10..20]));
+    lab.drain();
+    assert_eq!(lab.seen(slow).len(), 20980);
+    assert_eq!(lab.seen(slow), lab.seen(fast));
+}
+
+#[test]
+fn add_path_paths_gone_while_blocked_are_withdrawn() {
+    let mut settings = RibSettings::new(LOCAL_AS, ip("10.0.0.1"));
+    settings.cluster_id = Some(ip("10.0.0.1"));
+    settings.max_paths = 4;
+    let mut lab = Lab::new(settings);
+    let source = lab.peer("10.0.0.11", 65000, |c, s| {
+        c.rr_client = true;
+        s.add_path_rx = vec![AfiSafi::IPV4_UNICAST];
+    });
+    let all = |c: &mut bgpd_rib::PeerConfig, s: &mut bgpd_rib::Session| {
+        c.rr_client = true;
+        c.add_path_send = AddPathSend::All;
+        s.add_path_tx = vec![AfiSafi::IPV4_UNICAST];
+    };
+    let slow = lab.peer("10.0.0.12", 65000, all);
+    let fast = lab.peer("10.0.0.13", 65000, all);
+    lab.drain();
+    let list = prefixes(0..50);
+    let paths =
+        |id: u32| -> Vec<Nlri> { list.iter().map(|s| Nlri::with_path_id(p(s), id)).collect() };
+    let family = AfiSafi::IPV4_UNICAST;
+    lab.rib
+        .announce(source, family, &route(&[], "10.0.0.21"), &paths(1))
+        .unwrap();
+    lab.rib
+        .announce(source, family, &route(&[], "10.0.0.22"), &paths(2))
+        .unwrap();
+    lab.drain();
+    assert_eq!(lab.seen(slow).len(), 100);
+
+    lab.rib.peer_blocked(slow).unwrap();
+    lab.rib.withdraw(source, family, &paths(2)).unwrap();
+    lab.rib
+        .announce(source, family, &route(&[], "10.0.0.23"), &paths(3))
+        .unwrap();
+    lab.drain();
+    assert_eq!(lab.seen(slow).len(), 100, "blocked: still the old paths");
+
+    lab.rib.peer_writable(slow).unwrap();
+    while lab.rib.catching_up() {
+        lab.drain();
+    }
+    assert_eq!(lab.seen(slow).len(), 100);
+    assert_eq!(lab.seen(slow), lab.seen(fast));
+}
