@@ -108,8 +108,8 @@ pub struct Daemon {
     pub endpoint_ops: tokio::sync::Mutex<()>,
     /// Kernel table and protocol, for status.
     pub kernel_tag: (u32, u8),
-    /// The host firewall, when a policy file is configured.
-    pub firewall: std::sync::Mutex<Option<Firewall>>,
+    /// The host firewall: policy file and cluster policies.
+    pub firewall: std::sync::Mutex<Firewall>,
 }
 
 /// A wire prefix as a kernel prefix.
@@ -140,7 +140,7 @@ impl Daemon {
         health: Arc<EtcdHealth>,
         state: State,
         kernel_tag: (u32, u8),
-        firewall: Option<Firewall>,
+        firewall: Firewall,
     ) -> Daemon {
         Daemon {
             config_path,
@@ -158,16 +158,15 @@ impl Daemon {
         }
     }
 
-    /// Applies the host firewall for the endpoints and pools in `st` (no-op without a policy).
+    /// Applies the host firewall for the endpoints and pools in `st` (no-op without a policy
+    /// file or cluster policies).
     pub fn apply_firewall(&self, st: &State) {
-        let Ok(guard) = self.firewall.lock() else {
+        let Ok(mut firewall) = self.firewall.lock() else {
             return;
         };
-        if let Some(firewall) = guard.as_ref() {
-            match firewall.apply(st) {
-                Ok(()) => tracing::debug!("firewall applied"),
-                Err(e) => tracing::error!("firewall not applied: {e}"),
-            }
+        match firewall.apply(st) {
+            Ok(()) => tracing::debug!("firewall applied"),
+            Err(e) => tracing::error!("firewall not applied, the running table stays: {e}"),
         }
     }
 
@@ -439,6 +438,11 @@ impl Daemon {
                 reachable: last_error.is_none(),
                 last_error,
             },
+            policy: self
+                .firewall
+                .lock()
+                .map(|f| f.status().clone())
+                .unwrap_or_default(),
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! One module per concern: [`node`] (registry in etcd), [`mesh`] (which peers, pure),
 //! [`routes`] (which kernel routes, pure), [`daemon`] (state and `converge`), [`endpoints`],
-//! [`api`] (control socket), [`reload`], [`signals`], [`metrics`], [`address`], [`logging`],
+//! [`policies`] (cluster policies from etcd), [`api`] (control socket), [`reload`], [`signals`],
+//! [`metrics`], [`address`], [`logging`],
 //! and [`run`] (startup and the main loop).
 
 pub mod address;
@@ -16,6 +17,7 @@ pub mod logging;
 pub mod mesh;
 pub mod metrics;
 pub mod node;
+pub mod policies;
 pub mod reload;
 pub mod routes;
 pub mod run;

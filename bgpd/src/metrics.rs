@@ -44,6 +44,9 @@ pub struct Metrics {
     ipam_addresses: Gauge,
     ipam_borrowed: Gauge,
     etcd_errors: Counter,
+    policy_cluster_in_force: Gauge,
+    policy_cluster_refused: Gauge,
+    policy_applied: Gauge,
     /// Counts last seen, to turn the daemon's totals into counter increments.
     seen: Mutex<Seen>,
 }
@@ -73,6 +76,9 @@ impl Metrics {
             ipam_addresses: Gauge::default(),
             ipam_borrowed: Gauge::default(),
             etcd_errors: Counter::default(),
+            policy_cluster_in_force: Gauge::default(),
+            policy_cluster_refused: Gauge::default(),
+            policy_applied: Gauge::default(),
             seen: Mutex::new(Seen::default()),
             registry: Registry::default(),
         };
@@ -134,6 +140,21 @@ impl Metrics {
             m.ipam_borrowed.clone(),
         );
         registry.register("etcd_errors", "Failed etcd requests", m.etcd_errors.clone());
+        registry.register(
+            "policy_cluster_in_force",
+            "Cluster policies from etcd in force on this host",
+            m.policy_cluster_in_force.clone(),
+        );
+        registry.register(
+            "policy_cluster_refused",
+            "Cluster policies whose stored value is refused or that are left out on this host",
+            m.policy_cluster_refused.clone(),
+        );
+        registry.register(
+            "policy_applied",
+            "1 when the last firewall apply succeeded (else the previous table stays)",
+            m.policy_applied.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -178,6 +199,15 @@ impl Metrics {
             self.ipam_addresses.set(ips().count() as i64);
             self.ipam_borrowed
                 .set(ips().filter(|i| i.borrowed).count() as i64);
+        }
+        if let Ok(firewall) = daemon.firewall.lock() {
+            let status = firewall.status();
+            self.policy_cluster_in_force
+                .set(status.cluster_in_force.len() as i64);
+            self.policy_cluster_refused
+                .set(status.cluster_refused.len() as i64);
+            self.policy_applied
+                .set(i64::from(status.last_error.is_none()));
         }
         let mut text = String::new();
         if let Err(e) = encode(&mut text, &self.registry) {

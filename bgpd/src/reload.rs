@@ -65,7 +65,7 @@ impl Daemon {
         st.config.bgp = applicable(&st.config.bgp, &new.bgp);
         let mut applied = self.converge(&mut st).await;
         let policy_reloaded = match self.firewall.lock() {
-            Ok(mut guard) => match guard.as_mut().map(|f| f.reload()) {
+            Ok(mut guard) => match guard.reload() {
                 Some(Ok(())) => true,
                 Some(Err(e)) => {
                     tracing::error!("policy file not reloaded, the old policy stays: {e}");

@@ -214,7 +214,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         ));
     }
     // Read before anything on the host changes, so a bad policy file changes nothing either.
-    let firewall = Firewall::load(config.policy.file.as_deref())?;
+    let mut firewall = Firewall::load(config.policy.file.as_deref())?;
     enable_forwarding();
 
     let endpoints_list: Vec<String> = config
@@ -336,6 +336,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         bgpd_kernel::spawn(fib, monitor, initial, ReconcileOptions::default());
 
     let (registry_tx, mut registry_rx) = watch::channel(Registry::new());
+    let mut policies_rx =
+        crate::policies::watch(client.clone(), &ipam.keys().root(), health.clone());
+    if let Some(stored) =
+        crate::policies::first_list(&mut policies_rx, crate::policies::FIRST_LIST_PATIENCE).await
+    {
+        firewall.take_cluster(&stored);
+    }
     tokio::spawn(follow(
         client,
         ipam.keys().nodes(),
@@ -361,6 +368,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         daemon.apply_firewall(&st);
     }
 
+    tokio::spawn(daemon.clone().follow_cluster_policies(policies_rx));
     tokio::spawn(daemon.clone().maintain_ipam(Duration::from_secs(30)));
     let socket = config.api.socket.clone();
     let listener = crate::api::bind(&socket).map_err(|source| StartError::Socket {

@@ -192,12 +192,22 @@ pub enum EndpointCommand {
 /// `routectl policy …`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Which policies govern which local endpoint, in evaluation order.
-    Show(PolicySource),
-    /// Compiles the policy file and prints the nftables ruleset, applying nothing.
+    /// Which policies (the file's and the cluster's) govern which local endpoint, in
+    /// evaluation order; with --cluster, the cluster-wide policies stored in etcd.
+    Show {
+        /// Where the policy comes from.
+        #[command(flatten)]
+        source: PolicySource,
+        /// List the cluster-wide policies in etcd, with any value bgpd would refuse.
+        #[arg(long, conflicts_with = "file")]
+        cluster: bool,
+    },
+    /// Compiles the policy file and the cluster policies and prints the nftables ruleset,
+    /// applying nothing.
     DryRun(PolicySource),
     /// Compiles and checks the policy, then has bgpd reload it; with --file, applies that file
-    /// directly in one nft transaction.
+    /// directly in one nft transaction; with --cluster, writes the file's policies to etcd as
+    /// cluster-wide policies, which every bgpd applies.
     Apply {
         /// Where the policy comes from.
         #[command(flatten)]
@@ -206,6 +216,16 @@ pub enum PolicyCommand {
         /// lab host.
         #[arg(long, requires = "file")]
         netns: Option<String>,
+        /// Write every `[[policy]]` of this file to etcd in one transaction (refused whole on
+        /// any error).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["file", "netns"])]
+        cluster: Option<PathBuf>,
+    },
+    /// Deletes a cluster-wide policy from etcd.
+    Delete {
+        /// The policy's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
     },
     /// Packet and byte counters per policy rule and default deny, read from nftables.
     Counters {

@@ -1,11 +1,16 @@
-//! `routectl policy show|dry-run|apply|counters`: the policy file compiled by bgpd-policy with
-//! this host's endpoints (from bgpd) and the pools (from etcd), and nft for the kernel side.
+//! `routectl policy show|dry-run|apply|delete|counters`: the policy file and the cluster
+//! policies compiled by bgpd-policy with this host's endpoints (from bgpd) and the pools (from
+//! etcd), nft for the kernel side, and the cluster policies' keys in etcd.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use bgpd_policy::cluster::{self, ClusterFile, Stored};
+use bgpd_policy::model::{Name, Policy};
 use bgpd_policy::{
-    Counter, EndpointPlan, Inputs, Nft, PolicyFile, Pool, Ruleset, WorkloadEndpoint, compile, plan,
+    ClusterPolicies, Counter, Effective, EndpointPlan, Inputs, Nft, PolicyFile, Pool, Ruleset,
+    WorkloadEndpoint, check_pools, compile, plan,
 };
+use ipam::store::{Guard, Outcome, Read, Store, Txn, Write};
 use serde::Serialize;
 
 use crate::cli::{Output, PolicyCommand, PolicySource};
@@ -20,7 +25,11 @@ pub async fn run(
     output: Output,
 ) -> Result<(), Failure> {
     match command {
-        PolicyCommand::Show(source) => {
+        PolicyCommand::Show { cluster: true, .. } => {
+            let views = cluster_views(settings).await?;
+            emit(output, &views, |v| cluster_table(v))
+        }
+        PolicyCommand::Show { source, .. } => {
             let inputs = gather(settings, &source, Strictness::BestEffort).await?;
             let plans = plan(&inputs.borrow()).map_err(policy_failure)?;
             emit(output, &plans, |p| plans_table(p))
@@ -30,9 +39,14 @@ pub async fn run(
             let ruleset = compile(&inputs.borrow()).map_err(policy_failure)?;
             emit(output, &RulesetView::of(&ruleset), |r| r.script.clone())
         }
-        PolicyCommand::Apply { source, netns } => {
+        PolicyCommand::Apply {
+            cluster: Some(path),
+            ..
+        } => apply_cluster(settings, &path, output).await,
+        PolicyCommand::Apply { source, netns, .. } => {
             apply(settings, &source, nft(netns.as_deref()), output).await
         }
+        PolicyCommand::Delete { cluster: name } => delete_cluster(settings, &name, output).await,
         PolicyCommand::Counters { table: name, netns } => {
             let name = bgpd_policy::model::Name::try_from(name).map_err(Failure::Usage)?;
             let nft = nft(netns.as_deref());
@@ -150,16 +164,34 @@ async fn gather(
     source: &PolicySource,
     strictness: Strictness,
 ) -> Result<Gathered, Failure> {
-    let path: PathBuf = source
-        .file
-        .clone()
-        .or_else(|| settings.policy_file.clone())
-        .ok_or_else(|| {
-            Failure::Usage(
-                "no policy file: give --file or set policy.file in bgpd's config".to_string(),
-            )
-        })?;
-    let file = PolicyFile::load(&path).map_err(policy_failure)?;
+    let path: Option<PathBuf> = source.file.clone().or_else(|| settings.policy_file.clone());
+    let file = match &path {
+        Some(path) => PolicyFile::load(path).map_err(policy_failure)?,
+        None => PolicyFile::default(),
+    };
+    let held = match cluster_policies(settings).await {
+        Ok(held) => held,
+        Err(e) if strictness == Strictness::BestEffort => {
+            eprintln!("note: compiling without cluster policies: {e}");
+            ClusterPolicies::default()
+        }
+        Err(e) => return Err(e),
+    };
+    if path.is_none() && held.is_empty() {
+        return Err(Failure::Usage(
+            "no policy file and no cluster policies: give --file, set policy.file in bgpd's \
+             config, or write cluster policies with `policy apply --cluster`"
+                .to_string(),
+        ));
+    }
+    for (key, e) in held.refused() {
+        eprintln!("note: cluster policy {key}: value refused: {e}");
+    }
+    let effective = Effective::merge(&file, &held);
+    for (name, why) in &effective.left_out {
+        eprintln!("note: cluster policy {name} left out on this host: {why}");
+    }
+    let file = effective.file;
     let workloads = match workloads(settings).await {
         Ok(w) => w,
         Err(e) if strictness == Strictness::BestEffort => {
@@ -214,6 +246,262 @@ async fn pools(settings: &Settings) -> Result<Vec<Pool>, Failure> {
                 nat_outgoing: p.nat_outgoing,
             })
         })
+        .collect()
+}
+
+/// Every stored cluster policy, each read as bgpd reads it.
+async fn stored_policies(
+    settings: &Settings,
+) -> Result<Vec<(ipam::store::Entry, String)>, Failure> {
+    let ipam = settings.ipam().await?;
+    let prefix = cluster::prefix(&ipam.keys().root());
+    let (entries, _) = ipam
+        .store()
+        .read(vec![Read::Prefix(prefix.clone())])
+        .await
+        .map_err(|e| etcd_failure(settings, e))?;
+    Ok(entries
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.key.strip_prefix(&prefix)?.to_string();
+            Some((e, name))
+        })
+        .collect())
+}
+
+/// The cluster policies as a host holds them (good values; refused ones noted).
+async fn cluster_policies(settings: &Settings) -> Result<ClusterPolicies, Failure> {
+    let stored: Stored = stored_policies(settings)
+        .await?
+        .into_iter()
+        .map(|(e, name)| {
+            let value = cluster::parse_value(&name, &e.value);
+            (name, value)
+        })
+        .collect();
+    let mut held = ClusterPolicies::default();
+    held.update(&stored);
+    Ok(held)
+}
+
+fn etcd_failure(settings: &Settings, e: ipam::store::StoreError) -> Failure {
+    Failure::EtcdUnreachable {
+        endpoints: settings.etcd_endpoints.join(","),
+        reason: e.to_string(),
+    }
+}
+
+/// One cluster policy as `policy show --cluster` prints it.
+#[derive(Debug, Serialize)]
+struct ClusterPolicyView {
+    /// Its name (the key after `policies/`).
+    name: String,
+    /// The etcd key.
+    key: String,
+    /// The key's mod_revision.
+    revision: i64,
+    /// The policy, when its value reads.
+    policy: Option<Policy>,
+    /// Why bgpd refuses the value, when it does.
+    error: Option<String>,
+}
+
+async fn cluster_views(settings: &Settings) -> Result<Vec<ClusterPolicyView>, Failure> {
+    Ok(stored_policies(settings)
+        .await?
+        .into_iter()
+        .map(|(e, name)| {
+            let value = cluster::parse_value(&name, &e.value);
+            ClusterPolicyView {
+                key: e.key,
+                revision: e.mod_revision,
+                error: value.as_ref().err().map(ToString::to_string),
+                policy: value.ok(),
+                name,
+            }
+        })
+        .collect())
+}
+
+fn cluster_table(views: &[ClusterPolicyView]) -> String {
+    if views.is_empty() {
+        return "no cluster policies\n".to_string();
+    }
+    let mut t = table(&[
+        "name",
+        "order",
+        "selector",
+        "types",
+        "rules in/out",
+        "state",
+    ]);
+    for v in views {
+        let row = match &v.policy {
+            Some(p) => [
+                v.name.clone(),
+                render::or_dash(p.order),
+                p.selector.to_string(),
+                list(&p.types.iter().map(|d| d.as_str()).collect::<Vec<_>>(), ","),
+                format!("{}/{}", p.ingress.len(), p.egress.len()),
+                "ok".to_string(),
+            ],
+            None => [
+                v.name.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("refused: {}", v.error.as_deref().unwrap_or("unreadable")),
+            ],
+        };
+        t.add_row(row);
+    }
+    render::text(&t)
+}
+
+/// How many times a write that lost a race to another writer is tried again.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// What `policy apply --cluster` / `policy delete --cluster` did to one key.
+#[derive(Debug, Serialize)]
+struct KeyWrite {
+    /// The policy.
+    name: String,
+    /// Its key.
+    key: String,
+    /// created, updated, unchanged or deleted.
+    action: &'static str,
+}
+
+/// `policy apply --cluster FILE`: checks the file as a policy file is checked (model errors
+/// with file:line:column and key; the compiler's checks against the pools in etcd), then
+/// writes every policy in one transaction guarded by each key's revision, so all or none land
+/// and a concurrent writer is never overwritten unseen.
+async fn apply_cluster(settings: &Settings, path: &Path, output: Output) -> Result<(), Failure> {
+    let file = ClusterFile::load(path).map_err(policy_failure)?;
+    if file.policies.is_empty() {
+        return Err(Failure::Policy(format!(
+            "{}: no [[policy]] in it: expected at least one",
+            path.display()
+        )));
+    }
+    let pools = pools(settings).await?;
+    check_pools(&file.policies, &pools)
+        .map_err(|e| Failure::Policy(format!("{}: {e}", path.display())))?;
+    if let Some(local) = settings
+        .policy_file
+        .as_deref()
+        .and_then(|p| PolicyFile::load(p).ok())
+    {
+        for p in &file.policies {
+            if local.policies.iter().any(|l| l.name == p.name) {
+                eprintln!(
+                    "note: this host's policy file also has a policy {}: the file's wins here",
+                    p.name
+                );
+            }
+        }
+    }
+    let ipam = settings.ipam().await?;
+    let root = ipam.keys().root();
+    let keys: Vec<String> = file
+        .policies
+        .iter()
+        .map(|p| cluster::key(&root, &p.name))
+        .collect();
+    let values: Vec<Vec<u8>> = file
+        .policies
+        .iter()
+        .map(|p| p.to_toml().into_bytes())
+        .collect();
+    for _ in 0..WRITE_ATTEMPTS {
+        let (current, _) = ipam
+            .store()
+            .read(keys.iter().cloned().map(Read::Key).collect())
+            .await
+            .map_err(|e| etcd_failure(settings, e))?;
+        let mut report = Vec::new();
+        let mut txn = Txn::default();
+        for (((key, value), now), p) in keys.iter().zip(&values).zip(&current).zip(&file.policies) {
+            let now = now.first();
+            txn.guards.push(Guard::Revision(
+                key.clone(),
+                now.map_or(0, |e| e.mod_revision),
+            ));
+            txn.writes.push(Write::Put(key.clone(), value.clone()));
+            report.push(KeyWrite {
+                name: p.name.to_string(),
+                key: key.clone(),
+                action: match now {
+                    None => "created",
+                    Some(e) if &e.value == value => "unchanged",
+                    Some(_) => "updated",
+                },
+            });
+        }
+        match ipam
+            .store()
+            .txn(txn)
+            .await
+            .map_err(|e| etcd_failure(settings, e))?
+        {
+            Outcome::Applied(_) => return emit(output, &report, |r| writes_text(r)),
+            Outcome::Rejected(_) => continue,
+        }
+    }
+    Err(Failure::Policy(format!(
+        "other writers changed these keys {WRITE_ATTEMPTS} times while we wrote: try again"
+    )))
+}
+
+/// `policy delete --cluster NAME`: deletes the key, guarded by the revision just read.
+async fn delete_cluster(settings: &Settings, name: &str, output: Output) -> Result<(), Failure> {
+    let name = Name::try_from(name).map_err(Failure::Usage)?;
+    let ipam = settings.ipam().await?;
+    let key = cluster::key(&ipam.keys().root(), &name);
+    for _ in 0..WRITE_ATTEMPTS {
+        let (current, _) = ipam
+            .store()
+            .read(vec![Read::Key(key.clone())])
+            .await
+            .map_err(|e| etcd_failure(settings, e))?;
+        let Some(entry) = current.into_iter().flatten().next() else {
+            return Err(Failure::Policy(format!(
+                "no cluster policy {name} (no key {key})"
+            )));
+        };
+        let txn = Txn {
+            guards: vec![Guard::Revision(key.clone(), entry.mod_revision)],
+            writes: vec![Write::Delete(key.clone())],
+            on_reject: Vec::new(),
+        };
+        match ipam
+            .store()
+            .txn(txn)
+            .await
+            .map_err(|e| etcd_failure(settings, e))?
+        {
+            Outcome::Applied(_) => {
+                let report = vec![KeyWrite {
+                    name: name.to_string(),
+                    key,
+                    action: "deleted",
+                }];
+                return emit(output, &report, |r| writes_text(r));
+            }
+            Outcome::Rejected(_) => continue,
+        }
+    }
+    Err(Failure::Policy(format!(
+        "another writer changed {key} {WRITE_ATTEMPTS} times while we deleted it: try again"
+    )))
+}
+
+fn writes_text(writes: &[KeyWrite]) -> String {
+    writes
+        .iter()
+        .map(|w| format!("cluster policy {}: {} ({})\n", w.name, w.action, w.key))
         .collect()
 }
 

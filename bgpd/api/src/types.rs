@@ -41,6 +41,30 @@ pub struct Status {
     pub kernel: KernelStatus,
     /// Whether etcd answers.
     pub etcd: EtcdStatus,
+    /// The host firewall: cluster policies in force and refused (absent from older daemons).
+    #[serde(default)]
+    pub policy: PolicyStatus,
+}
+
+/// The host firewall as the daemon holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    /// Cluster policies (from etcd) in force on this host, by name.
+    pub cluster_in_force: Vec<String>,
+    /// Cluster policies whose stored value is refused (its last good version, if any, stays in
+    /// force) or that are left out on this host.
+    pub cluster_refused: Vec<RefusedPolicy>,
+    /// Why the last apply failed (the previous table stays); `None` once one succeeds.
+    pub last_error: Option<String>,
+}
+
+/// A cluster policy not in force as stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedPolicy {
+    /// Its name (the key after `policies/`).
+    pub name: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// A block and how full it is.

@@ -82,21 +82,9 @@ pub(crate) fn clauses_of(
             }
             side.not_nets = in_fam(&m.not_nets);
             if !m.pools.is_empty() {
-                let (base, fams) =
-                    sets.pools(&m.pools)
-                        .map_err(|pool| CompileError::UnknownPool {
-                            policy: policy.name.clone(),
-                            direction: dir.as_str(),
-                            rule: index,
-                            pool,
-                            known: sets
-                                .inputs
-                                .pools
-                                .iter()
-                                .map(|p| p.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        })?;
+                let (base, fams) = sets.pools(&m.pools).map_err(|pool| {
+                    CompileError::unknown_pool(policy, dir, index, pool, sets.inputs.pools)
+                })?;
                 if !fams.has(fam) {
                     continue 'family;
                 }

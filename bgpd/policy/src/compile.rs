@@ -63,6 +63,52 @@ pub enum CompileError {
     DuplicateInterface(IfName),
 }
 
+impl CompileError {
+    /// Rule `rule` of `policy` in `dir` names `pool`, which is not among `pools`.
+    pub(crate) fn unknown_pool(
+        policy: &Policy,
+        dir: Direction,
+        rule: usize,
+        pool: Name,
+        pools: &[Pool],
+    ) -> CompileError {
+        CompileError::UnknownPool {
+            policy: policy.name.clone(),
+            direction: dir.as_str(),
+            rule,
+            pool,
+            known: pools
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// Checks that every pool a rule names is among `pools`, for every policy whether or not it
+/// selects an endpoint here (`compile` only looks at the policies in use): the check routectl
+/// makes before writing cluster policies, which every host will compile.
+pub fn check_pools(policies: &[Policy], pools: &[Pool]) -> Result<(), CompileError> {
+    for p in policies {
+        for dir in Direction::ALL {
+            for (index, rule) in p.rules(dir).iter().enumerate() {
+                let mut named = rule.source.pools.iter().chain(&rule.destination.pools);
+                if let Some(pool) = named.find(|n| !pools.iter().any(|x| &x.name == *n)) {
+                    return Err(CompileError::unknown_pool(
+                        p,
+                        dir,
+                        index,
+                        pool.clone(),
+                        pools,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A compiled table: the `nft -f` script that replaces our table atomically.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ruleset {

@@ -18,7 +18,7 @@ pub mod selector;
 mod sets;
 
 pub use cluster::{ClusterFile, ClusterPolicies, Effective};
-pub use compile::{CompileError, EndpointPlan, Inputs, Ruleset, compile, plan};
+pub use compile::{CompileError, EndpointPlan, Inputs, Ruleset, check_pools, compile, plan};
 pub use counters::{Counter, CounterOwner};
 pub use endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};
 pub use model::{ModelError, PolicyFile};

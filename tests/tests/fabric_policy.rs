@@ -1,0 +1,367 @@
+//! End to end: cluster-wide policies written to etcd with `routectl policy apply --cluster`
+//! change what TCP and ICMP get through on two hosts without restarting bgpd; deleting one
+//! restores the traffic; a garbage value written with etcdctl leaves the old ruleset in force
+//! and bgpd running; an established connection survives an update; a bad file is refused
+//! whole with file:line:column and writes nothing.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use testkit::fabric::{Fabric, Role, etcd_url};
+use testkit::netns::Netns;
+use testkit::process::wait_until;
+
+/// How long a blocked connection attempt is waited for.
+const BLOCKED_WAIT: Duration = Duration::from_millis(800);
+/// How long a policy change may take to reach every host.
+const SPREAD: Duration = Duration::from_secs(15);
+
+const OPEN: u16 = 8080;
+const CLOSED: u16 = 9090;
+
+/// Workloads on every host accept TCP 8080 and 9090: ping hits the default deny.
+const TWO_PORTS: &str = r#"
+[[policy]]
+name = "only-8080"
+order = 10
+selector = 'all()'
+
+[[policy.ingress]]
+action = "allow"
+protocol = "tcp"
+destination = { ports = [8080, 9090] }
+"#;
+
+/// The update of [`TWO_PORTS`]: TCP 8080 only, 9090 hits the default deny.
+const ONLY_8080: &str = r#"
+[[policy]]
+name = "only-8080"
+order = 10
+selector = 'all()'
+
+[[policy.ingress]]
+action = "allow"
+protocol = "tcp"
+destination = { ports = [8080] }
+"#;
+
+/// Refused at line 8 (a selector that does not parse), so nothing of the file may land.
+const BAD: &str = r#"
+[[policy]]
+name = "fine"
+selector = 'all()'
+
+[[policy]]
+name = "broken"
+selector = 'role = "db"'
+"#;
+
+/// Runs `f` on a thread inside `ns`'s network namespace; sockets made there stay in it.
+fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = ns.path();
+    std::thread::spawn(move || {
+        let file = File::open(&path).expect("open namespace");
+        // SAFETY: setns only changes this thread's network namespace; the fd is valid.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+/// A TCP echo server in a namespace, stopped on drop.
+struct Server {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(ns: &Netns, port: u16) -> Server {
+    let listener = in_ns(ns, move || {
+        TcpListener::bind(("0.0.0.0", port)).expect("bind tcp")
+    });
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || echo(conn, &flag));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    Server {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+fn echo(mut conn: TcpStream, stop: &AtomicBool) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+    let Ok(clone) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(clone);
+    let mut line = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        match reader.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if conn.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+                line.clear();
+            }
+            Err(_) => continue,
+        }
+    }
+}
+
+/// An open connection that echoes lines.
+struct Held {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Held {
+    fn exchange(&mut self, text: &str) -> std::io::Result<String> {
+        writeln!(self.stream, "{text}")?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        Ok(line.trim_end().to_string())
+    }
+}
+
+/// A connection from `ns` to `ip:port` whose first exchange works; `None` if it is refused or
+/// dropped.
+fn connect(ns: &Netns, ip: IpAddr, port: u16) -> Option<Held> {
+    let addr = SocketAddr::new(ip, port);
+    let stream = in_ns(ns, move || {
+        TcpStream::connect_timeout(&addr, BLOCKED_WAIT).ok()
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let reader = BufReader::new(stream.try_clone().ok()?);
+    let mut held = Held { stream, reader };
+    (held.exchange("hello").ok()? == "hello").then_some(held)
+}
+
+fn tcp_ok(ns: &Netns, ip: IpAddr, port: u16) -> bool {
+    connect(ns, ip, port).is_some()
+}
+
+/// What gets through between containers a (host 1) and b (host 2), both ways.
+#[derive(Debug, PartialEq, Eq)]
+struct Reach {
+    open: (bool, bool),
+    closed: (bool, bool),
+    ping: (bool, bool),
+}
+
+fn reach(f: &Fabric) -> Reach {
+    let (a, b) = (&f.containers[0], &f.containers[1]);
+    let (ip_a, ip_b) = (a.ipv4().expect("a has IPv4"), b.ipv4().expect("b has IPv4"));
+    Reach {
+        open: (tcp_ok(&a.ns, ip_b, OPEN), tcp_ok(&b.ns, ip_a, OPEN)),
+        closed: (tcp_ok(&a.ns, ip_b, CLOSED), tcp_ok(&b.ns, ip_a, CLOSED)),
+        ping: (a.ns.ping(&ip_b.to_string()), b.ns.ping(&ip_a.to_string())),
+    }
+}
+
+const ALL_OPEN: Reach = Reach {
+    open: (true, true),
+    closed: (true, true),
+    ping: (true, true),
+};
+const TWO_OPEN: Reach = Reach {
+    open: (true, true),
+    closed: (true, true),
+    ping: (false, false),
+};
+const ONLY_OPEN: Reach = Reach {
+    open: (true, true),
+    closed: (false, false),
+    ping: (false, false),
+};
+
+fn wait_for(f: &Fabric, want: &Reach, what: &str) {
+    let mut last = reach(f);
+    let ok = *want == last
+        || wait_until(SPREAD, || {
+            last = reach(f);
+            last == *want
+        });
+    assert!(ok, "{what}: got {last:?}, want {want:?}\n{}", f.logs());
+}
+
+/// A host's policy status from `routectl status -o json`.
+fn policy_status(f: &Fabric, host: usize) -> serde_json::Value {
+    f.routectl_json(host, &["status"])
+        .map(|s| s["policy"].clone())
+        .unwrap_or_default()
+}
+
+fn etcdctl(f: &Fabric, args: &[&str]) {
+    let url = etcd_url();
+    let mut all = vec!["--endpoints", &url];
+    all.extend_from_slice(args);
+    f.hosts[0].ns.exec("etcdctl", &all).expect("etcdctl");
+}
+
+#[test]
+#[serial_test::serial]
+fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
+    let mut f = Fabric::new().expect("fabric");
+    for _ in 0..2 {
+        f.add_host(Role::Host).expect("host");
+    }
+    f.wait_converged(0, false, Duration::from_secs(60))
+        .expect("converged");
+    let a = f.add_container(0).expect("container on host 1");
+    let b = f.add_container(1).expect("container on host 2");
+    let _servers: Vec<Server> = [a, b]
+        .iter()
+        .flat_map(|&c| [OPEN, CLOSED].map(|p| serve(&f.containers[c].ns, p)))
+        .collect();
+    let pids: Vec<Option<u32>> = f.hosts.iter().map(|h| h.pid()).collect();
+    wait_for(&f, &ALL_OPEN, "no policy: everything flows");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, BAD).expect("write");
+    let refused = f
+        .routectl(0, &["policy", "apply", "--cluster", &bad.to_string_lossy()])
+        .expect_err("a bad file is refused");
+    let at = format!("{}:8:", bad.display());
+    assert!(refused.to_string().contains(&at), "no {at} in: {refused}");
+    let listed = f
+        .routectl_json(0, &["policy", "show", "--cluster"])
+        .expect("show --cluster");
+    assert_eq!(
+        listed,
+        serde_json::json!([]),
+        "nothing of a refused file lands"
+    );
+
+    let first = dir.path().join("two-ports.toml");
+    std::fs::write(&first, TWO_PORTS).expect("write");
+    let out = f
+        .routectl(
+            0,
+            &["policy", "apply", "--cluster", &first.to_string_lossy()],
+        )
+        .expect("apply --cluster");
+    assert!(out.contains("only-8080: created"), "{out}");
+    wait_for(
+        &f,
+        &TWO_OPEN,
+        "cluster policy: tcp 8080 and 9090, on both hosts",
+    );
+
+    // An established connection on the port the update closes.
+    let (ip_b, a_ns) = (f.containers[b].ipv4().expect("ip"), &f.containers[a].ns);
+    let mut held = connect(a_ns, ip_b, CLOSED).expect("9090 open before the update");
+
+    let good = dir.path().join("only-8080.toml");
+    std::fs::write(&good, ONLY_8080).expect("write");
+    let out = f
+        .routectl(
+            0,
+            &["policy", "apply", "--cluster", &good.to_string_lossy()],
+        )
+        .expect("apply --cluster");
+    assert!(out.contains("only-8080: updated"), "{out}");
+    wait_for(
+        &f,
+        &ONLY_OPEN,
+        "updated cluster policy: tcp 8080 only, on both hosts",
+    );
+    assert_eq!(
+        held.exchange("still here").expect("held connection"),
+        "still here",
+        "the connection made before the update still carries data"
+    );
+    let listed = f
+        .routectl_json(1, &["policy", "show", "--cluster"])
+        .expect("show --cluster");
+    assert_eq!(listed[0]["name"], "only-8080", "{listed}");
+    assert_eq!(listed[0]["error"], serde_json::Value::Null, "{listed}");
+    for host in 0..2 {
+        assert_eq!(
+            policy_status(&f, host)["cluster_in_force"],
+            serde_json::json!(["only-8080"])
+        );
+    }
+    let dry = f.routectl(1, &["policy", "dry-run"]).expect("dry-run");
+    assert!(dry.contains("chain pol-only-8080-ingress"), "{dry}");
+
+    // Garbage over the policy, and a new key with a selector that does not parse: both are
+    // refused, the last good version stays, bgpd keeps running.
+    etcdctl(&f, &["put", "/fabric/v1/policies/only-8080", "{ not toml"]);
+    etcdctl(
+        &f,
+        &[
+            "put",
+            "/fabric/v1/policies/junk",
+            "name = \"junk\"\nselector = 'nope nope'\n",
+        ],
+    );
+    let both_refused = wait_until(SPREAD, || {
+        (0..2).all(|h| {
+            let refused = policy_status(&f, h)["cluster_refused"].to_string();
+            refused.contains("only-8080") && refused.contains("junk")
+        })
+    });
+    assert!(both_refused, "refusals reported in status\n{}", f.logs());
+    assert_eq!(reach(&f), ONLY_OPEN, "the old ruleset stays in force");
+    assert_eq!(
+        f.hosts.iter().map(|h| h.pid()).collect::<Vec<_>>(),
+        pids,
+        "bgpd was not restarted"
+    );
+    let log = std::fs::read_to_string(&f.hosts[0].log_path).unwrap_or_default();
+    assert!(
+        log.contains("cluster policy refused, its last good version stays"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+
+    // A good value again, then deleting it, restores the traffic; the junk key changes nothing.
+    f.routectl(
+        0,
+        &["policy", "apply", "--cluster", &good.to_string_lossy()],
+    )
+    .expect("apply again");
+    let out = f
+        .routectl(1, &["policy", "delete", "--cluster", "only-8080"])
+        .expect("delete");
+    assert!(out.contains("only-8080: deleted"), "{out}");
+    wait_for(&f, &ALL_OPEN, "policy deleted: everything flows again");
+    assert!(
+        f.routectl(1, &["policy", "delete", "--cluster", "only-8080"])
+            .is_err(),
+        "deleting what is not there fails"
+    );
+    assert_eq!(
+        f.hosts.iter().map(|h| h.pid()).collect::<Vec<_>>(),
+        pids,
+        "bgpd was never restarted"
+    );
+}
