@@ -150,17 +150,32 @@ impl Registration {
     }
 }
 
+/// Why a client for etcd could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The TLS settings do not fit the endpoints.
+    #[error(transparent)]
+    Tls(#[from] ipam::TlsError),
+    /// The client refused its arguments.
+    #[error(transparent)]
+    Etcd(#[from] etcd_client::Error),
+}
+
 /// A client for long-lived streams (lease keep-alive, watch): unlike IPAM's, it has no
 /// per-request deadline (which would cut a stream after that long) and pings etcd no more
-/// often than etcd allows.
-pub async fn stream_client(endpoints: &[String]) -> Result<Client, etcd_client::Error> {
+/// often than etcd allows. With `tls`, every endpoint is `https://`.
+pub async fn stream_client(
+    endpoints: &[String],
+    tls: Option<&ipam::EtcdTls>,
+) -> Result<Client, ConnectError> {
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         // etcd refuses pings more often than its --grpc-keepalive-min-time (5 s by default)
         // with GOAWAY "too_many_pings", which would break the streams.
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
         .with_keep_alive_while_idle(true);
-    Client::connect(endpoints, Some(options)).await
+    let options = ipam::store::secure(options, endpoints, tls)?;
+    Ok(Client::connect(endpoints, Some(options)).await?)
 }
 
 /// Follows `<root>/nodes/`: lists it, then watches from the next revision, publishing the whole

@@ -14,7 +14,7 @@ use bgpd_endpoint::{Endpoints, RouteTag};
 use bgpd_kernel::{Fib, FibConfig, FibMonitor, ProtocolId, ReconcileOptions, RouteSet, TableId};
 use bgpd_speaker::{GracefulRestartConfig, Speaker, SpeakerConfig};
 use bgpd_wire::Asn;
-use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, Pool, PoolName};
+use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, Pool, PoolName, StoreOptions};
 use tokio::sync::watch;
 
 use crate::address::{AddressError, companion_v6, detect};
@@ -42,6 +42,9 @@ pub enum StartError {
     /// etcd settings we cannot honour.
     #[error("etcd: {0}")]
     Etcd(String),
+    /// `[etcd.tls]` is unusable (names the file).
+    #[error("etcd TLS: {0}")]
+    EtcdTls(#[from] ipam::TlsError),
     /// The kernel route task could not start.
     #[error("kernel routes: {0}")]
     Kernel(#[from] bgpd_kernel::Error),
@@ -208,12 +211,14 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         address,
     };
     tracing::info!(node = %host, %address, %router_id, asn = identity.asn, ?role, "starting");
-    if config.etcd.tls.is_some() || config.etcd.endpoints.iter().any(|e| e.is_https()) {
-        return Err(StartError::Etcd(
-            "TLS to etcd is not supported yet (the ipam client has no TLS options)".into(),
-        ));
-    }
-    // Read before anything on the host changes, so a bad policy file changes nothing either.
+    // Read before anything on the host changes, so a bad certificate or policy file changes
+    // nothing either.
+    let tls = config
+        .etcd
+        .tls
+        .as_ref()
+        .map(ipam::EtcdTls::from_config)
+        .transpose()?;
     let mut firewall = Firewall::load(config.policy.file.as_deref())?;
     enable_forwarding();
 
@@ -224,7 +229,14 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         .map(|e| e.as_str().to_string())
         .collect();
     let endpoints_text = endpoints_list.join(",");
-    let ipam = Ipam::connect(&endpoints_list, IpamOptions::default())
+    let ipam_options = IpamOptions {
+        store: StoreOptions {
+            tls: tls.clone(),
+            ..StoreOptions::default()
+        },
+        ..IpamOptions::default()
+    };
+    let ipam = Ipam::connect(&endpoints_list, ipam_options)
         .await
         .map_err(|e| StartError::Etcd(e.to_string()))?;
     let health = Arc::new(EtcdHealth::default());
@@ -240,7 +252,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         mesh: config.bgp.mesh,
         port: config.bgp.listen_port.get(),
     };
-    let client = crate::node::stream_client(&endpoints_list)
+    let client = crate::node::stream_client(&endpoints_list, tls.as_ref())
         .await
         .map_err(|e| StartError::Etcd(e.to_string()))?;
     let mut registration = Registration::new(

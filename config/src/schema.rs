@@ -115,6 +115,8 @@ pub struct TlsFiles {
     pub cert_file: Option<PathBuf>,
     /// Client key; with `cert_file`.
     pub key_file: Option<PathBuf>,
+    /// Name to verify the servers' certificates against instead of each endpoint's host.
+    pub server_name: Option<String>,
 }
 
 /// `[ipam]`: which pools this host draws container addresses from.

@@ -42,6 +42,12 @@ fn check_etcd(c: &Config) -> Result<(), Violation> {
         }
     }
     if let Some(tls) = &c.etcd.tls {
+        if let Some(i) = c.etcd.endpoints.iter().position(|e| !e.is_https()) {
+            return violation(
+                at.key("endpoints").index(i),
+                "[etcd.tls] is set, so every endpoint must be https://",
+            );
+        }
         if tls.cert_file.is_some() != tls.key_file.is_some() {
             return violation(
                 at.key("tls"),

@@ -250,6 +250,13 @@ fn errors_point_at_the_line_and_key() {
             "etcd.endpoints[0]",
             "[etcd.tls]",
         ),
+        (
+            "[node]\nasn = 1\n[etcd]\nendpoints = [\"https://e:2379\", \"http://f:2379\"]\n[etcd.tls]\nca_file = \"/ca.pem\"\n",
+            4,
+            32,
+            "etcd.endpoints[1]",
+            "must be https://",
+        ),
     ];
     let mut wrong = Vec::new();
     for &(text, line, column, key, phrase) in cases {

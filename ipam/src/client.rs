@@ -15,7 +15,7 @@ use crate::names::{HandleId, HostName};
 use crate::record::{Handle, IpamConfig, Keys, NodeRecord, VERSION, decode, encode};
 use crate::retry::{Retry, RetryPolicy};
 use crate::snapshot::Snapshot;
-use crate::store::{Entry, EtcdStore, Outcome, Read, Store, StoreOptions, Txn, Write};
+use crate::store::{Entry, EtcdStore, Outcome, Read, Store, StoreError, StoreOptions, Txn, Write};
 
 /// Settings of a client; the delays are short in tests and long in production.
 #[derive(Debug, Clone)]
@@ -85,12 +85,16 @@ pub(crate) fn first(entries: Option<&Vec<Entry>>) -> Option<&Entry> {
 }
 
 impl Ipam<EtcdStore> {
-    /// Connects to etcd through all `endpoints` (e.g. `http://127.0.0.1:2379`); the client
-    /// fails over between them.
+    /// Connects to etcd through all `endpoints` (e.g. `http://127.0.0.1:2379`, or `https://`
+    /// with `opts.store.tls`); the client fails over between them.
     pub async fn connect(endpoints: &[String], opts: IpamOptions) -> Result<Ipam<EtcdStore>> {
         let store = EtcdStore::connect(endpoints, &opts.store)
             .await
-            .map_err(|e| IpamError::DatastoreUnavailable(e.to_string()))?;
+            .map_err(|e| match e {
+                StoreError::Tls(e) => IpamError::Tls(e),
+                StoreError::Refused(e) => IpamError::DatastoreRefused(e),
+                StoreError::Unavailable(e) => IpamError::DatastoreUnavailable(e),
+            })?;
         Ok(Ipam::with_store(store, opts))
     }
 }

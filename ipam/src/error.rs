@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use crate::names::{HandleId, HostName, PoolName};
+use crate::store::TlsError;
 
 /// What went wrong; callers match on the kind, people read the message.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -64,6 +65,9 @@ pub enum IpamError {
         /// Why it was rejected.
         reason: String,
     },
+    /// The TLS settings for etcd cannot be used (names the file or endpoint).
+    #[error("etcd TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The request itself is invalid (bad CIDR, block size, selector, name).
     #[error("invalid input: {0}")]
     Invalid(String),

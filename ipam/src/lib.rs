@@ -32,4 +32,4 @@ pub use names::{HandleId, HostName, PoolName};
 pub use pools::PoolDeletion;
 pub use record::{Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool};
 pub use retry::RetryPolicy;
-pub use store::{EtcdStore, MemStore, StoreOptions};
+pub use store::{EtcdStore, EtcdTls, MemStore, StoreOptions, TlsError};

@@ -77,6 +77,7 @@ impl<'a> Retry<'a> {
             StoreError::Refused(msg) => {
                 return Err(IpamError::DatastoreRefused(format!("{}: {msg}", self.what)));
             }
+            StoreError::Tls(e) => return Err(IpamError::Tls(e)),
             StoreError::Unavailable(msg) => msg,
         };
         self.outages += 1;

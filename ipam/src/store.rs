@@ -5,11 +5,13 @@
 
 mod etcd;
 mod mem;
+mod tls;
 
 use std::future::Future;
 
 pub use etcd::{EtcdStore, StoreOptions};
 pub use mem::MemStore;
+pub use tls::{EtcdTls, TlsError, secure};
 
 /// One stored key with the revisions the guards compare against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,9 @@ pub enum StoreError {
     /// The store refused the request itself (too large, not permitted); retrying cannot help.
     #[error("{0}")]
     Refused(String),
+    /// The TLS settings cannot be used (a file is unreadable, endpoints do not match).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A datastore with etcd's transaction model.

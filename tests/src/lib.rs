@@ -4,6 +4,7 @@
 //! panics, so a failing test leaves no namespace, process or data dir behind. Names include the
 //! test process id, so concurrent test binaries never collide.
 
+pub mod certs;
 pub mod control_socket;
 pub mod etcd;
 pub mod fabric;

@@ -6,6 +6,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, TxnOp, TxnOpResponse,
 };
 
+use super::tls::{EtcdTls, TlsError, secure};
 use super::{Entry, Guard, Outcome, Read, Store, StoreError, Txn, Write};
 
 /// etcd's default limit of operations in one transaction.
@@ -24,6 +25,8 @@ pub struct StoreOptions {
     /// than its `--grpc-keepalive-min-time` (5 s by default), or any ping on an idle
     /// connection, with GOAWAY "too_many_pings", so this stays at 5 s or more.
     pub keep_alive: Duration,
+    /// TLS to every member (all endpoints `https://`); plain TCP when absent.
+    pub tls: Option<EtcdTls>,
 }
 
 impl Default for StoreOptions {
@@ -32,6 +35,7 @@ impl Default for StoreOptions {
             request_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             keep_alive: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -40,6 +44,9 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    /// TLS without a client certificate: a server that wants one (`--client-cert-auth`)
+    /// mostly just closes the connection, so failures get a hint.
+    anonymous_tls: bool,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -53,7 +60,11 @@ impl std::fmt::Debug for EtcdStore {
 /// OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED. Everything else may pass with time.
 const REFUSAL_CODES: [i32; 6] = [3, 7, 9, 11, 12, 16];
 
-fn unavailable(e: etcd_client::Error) -> StoreError {
+fn failure(e: etcd_client::Error) -> StoreError {
+    if let Some(tls) = tls_failure(&e) {
+        // A certificate or protocol failure does not pass with time: say so at once.
+        return StoreError::Tls(TlsError::Handshake(tls.to_string()));
+    }
     match &e {
         etcd_client::Error::GRpcStatus(s) if REFUSAL_CODES.contains(&(s.code() as i32)) => {
             StoreError::Refused(e.to_string())
@@ -65,8 +76,35 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
     }
 }
 
+/// The TLS error under a failed request, if that is why it failed: the server's certificate
+/// did not verify, the server refused ours (an alert), or the peer does not speak TLS.
+fn tls_failure(e: &etcd_client::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = match e {
+        etcd_client::Error::GRpcStatus(s) => Some(s),
+        etcd_client::Error::TransportError(t) => Some(t),
+        etcd_client::Error::IoError(io) => Some(io),
+        _ => None,
+    };
+    while let Some(c) = cause {
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An io::Error carries rustls' error inside without exposing it as its source.
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        cause = c.source();
+    }
+    None
+}
+
 impl EtcdStore {
-    /// Connects lazily to `endpoints` (`http://host:port`); fails only on bad arguments.
+    /// Connects lazily to `endpoints` (`http://host:port`, or `https://` with `opts.tls`);
+    /// fails only on bad arguments, so a TLS handshake failure shows on the first request.
     pub async fn connect(endpoints: &[String], opts: &StoreOptions) -> Result<Self, StoreError> {
         let options = ConnectOptions::new()
             .with_timeout(opts.request_timeout)
@@ -74,10 +112,26 @@ impl EtcdStore {
             .with_keep_alive(opts.keep_alive, opts.request_timeout)
             .with_keep_alive_while_idle(false)
             .with_require_leader(true);
+        let options = secure(options, endpoints, opts.tls.as_ref())?;
         let client = Client::connect(endpoints, Some(options))
             .await
-            .map_err(unavailable)?;
-        Ok(EtcdStore { client })
+            .map_err(failure)?;
+        Ok(EtcdStore {
+            client,
+            anonymous_tls: opts
+                .tls
+                .as_ref()
+                .is_some_and(|t| !t.has_client_certificate()),
+        })
+    }
+
+    fn failure(&self, e: etcd_client::Error) -> StoreError {
+        match failure(e) {
+            StoreError::Unavailable(msg) if self.anonymous_tls => StoreError::Unavailable(format!(
+                "{msg} (no client certificate is configured: does etcd require one?)"
+            )),
+            other => other,
+        }
     }
 
     /// The underlying client, for what IPAM does not wrap (leases, watches).
@@ -129,7 +183,7 @@ impl Store for EtcdStore {
                 .kv_client()
                 .txn(etcd_client::Txn::new().and_then(ops))
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.failure(e))?;
             first_rev.get_or_insert(resp.header().map(|h| h.revision()).unwrap_or(0));
             out.extend(entries(resp.op_responses()));
         }
@@ -169,7 +223,7 @@ impl Store for EtcdStore {
                     .or_else(reject),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failure(e))?;
         if resp.succeeded() {
             Ok(Outcome::Applied(
                 resp.header().map(|h| h.revision()).unwrap_or(0),
@@ -191,6 +245,6 @@ impl Store for EtcdStore {
             .put(key, value, opts)
             .await
             .map(|_| ())
-            .map_err(unavailable)
+            .map_err(|e| self.failure(e))
     }
 }

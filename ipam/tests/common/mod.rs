@@ -18,6 +18,7 @@ pub fn opts() -> IpamOptions {
             request_timeout: Duration::from_millis(1500),
             connect_timeout: Duration::from_millis(500),
             keep_alive: Duration::from_millis(300),
+            tls: None,
         },
         retry: RetryPolicy {
             unavailable_budget: Duration::from_secs(8),
