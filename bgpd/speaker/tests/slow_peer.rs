@@ -1,0 +1,254 @@
+//! A route-reflector client that stops reading must not grow the speaker's memory: the
+//! `bgp-speaker` process reflects an injector's churn (every route changed, many times over)
+//! to a monitor and to a client that completed its OPEN and then never reads. The monitor
+//! converges, the speaker's peak RSS stays under a ceiling far below what queueing the churn
+//! for the stalled client would take, and once the stalled client reads again it ends with
+//! exactly the final table. Loopback only (127.0.0.1–4).
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bgpd_wire::{
+    AfiSafi, Asn, Capability, Community, Header, Message, NextHop, Nlri, Open, Origin, PathAttrs,
+    Prefix, SessionContext, pack,
+};
+use bytes::BytesMut;
+use testkit::process::ChildGuard;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const ASN: u32 = 65000;
+const SPEAKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const INJECTOR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const STALLED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+const MONITOR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
+/// Prefixes, each with its own attribute set (one UPDATE per route, ~330 octets reflected).
+const PREFIXES: u32 = 10_000;
+/// Times every route is replaced: ~50 MiB of UPDATEs owed to the stalled client in all.
+const ROUNDS: u32 = 16;
+/// Growth of the speaker's peak RSS over the first round that the churn may cause.
+const CEILING_MIB: u64 = 24;
+const WAIT: Duration = Duration::from_secs(240);
+
+fn ctx() -> SessionContext {
+    SessionContext {
+        four_octet_as: true,
+        ..SessionContext::default()
+    }
+}
+
+fn prefix(i: u32) -> Prefix {
+    Prefix::new(IpAddr::V4(Ipv4Addr::from(0x6440_0000 + i)), 32).expect("a /32")
+}
+
+/// The route of prefix `i` in `round`: MED tells the round, communities make it large.
+fn attrs(i: u32, round: u32) -> PathAttrs {
+    let communities: Vec<Community> = (0..60).map(|c| Community(0xfde8_0000 + c)).collect();
+    PathAttrs {
+        origin: Some(Origin::Igp),
+        as_path: Some(Default::default()),
+        next_hop: Some(NextHop::V4(INJECTOR)),
+        local_pref: Some(100),
+        med: Some(round * PREFIXES + i),
+        communities: communities.into(),
+        ..PathAttrs::default()
+    }
+}
+
+/// A client session: connects from `from`, exchanges OPEN and KEEPALIVE.
+async fn connect(from: Ipv4Addr, port: u16) -> (TcpStream, BytesMut) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(IpAddr::V4(from), 0)).unwrap();
+        match socket
+            .connect(SocketAddr::new(IpAddr::V4(SPEAKER), port))
+            .await
+        {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("speaker not listening: {e}"),
+        }
+    };
+    let open = Message::Open(Open::new(
+        Asn(ASN),
+        240,
+        from,
+        vec![Capability::Multiprotocol(AfiSafi::IPV4_UNICAST)],
+    ));
+    let mut out = BytesMut::new();
+    open.encode(&ctx(), &mut out).unwrap();
+    Message::Keepalive.encode(&ctx(), &mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut opened = false;
+    while !opened {
+        match next(&mut stream, &mut buf).await {
+            Some(Message::Open(_)) => opened = true,
+            Some(Message::Notification(n)) => panic!("refused: {n:?}"),
+            Some(_) => {}
+            None => panic!("closed during OPEN"),
+        }
+    }
+    (stream, buf)
+}
+
+/// The next message, or `None` when the connection closes.
+async fn next(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Message> {
+    loop {
+        if let Some(h) = Header::peek(buf, 4096).unwrap()
+            && buf.len() >= h.len
+        {
+            let frame = buf.split_to(h.len);
+            return Some(Message::decode(&frame, &ctx()).unwrap());
+        }
+        if stream.read_buf(buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+/// Reads until every prefix holds its route of `round` (by MED); panics on a withdrawal.
+async fn converge(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    held: &mut HashMap<Prefix, u32>,
+    round: u32,
+) {
+    let current = |p: &Prefix, med: u32| med >= round * PREFIXES && *p == prefix(med % PREFIXES);
+    let mut done = held.iter().filter(|(p, m)| current(p, **m)).count();
+    while done < PREFIXES as usize {
+        match next(stream, buf).await {
+            Some(Message::Update(u)) => {
+                assert!(u.withdrawn.is_empty(), "nothing is withdrawn here");
+                if u.nlri.is_empty() {
+                    continue; // End-of-RIB
+                }
+                let med = u.attrs.med.expect("MED reflected");
+                for n in &u.nlri {
+                    let was = held.insert(n.prefix, med);
+                    let before = was.is_some_and(|m| current(&n.prefix, m));
+                    match (before, current(&n.prefix, med)) {
+                        (false, true) => done += 1,
+                        (true, false) => done -= 1,
+                        _ => {}
+                    }
+                }
+            }
+            Some(Message::Notification(n)) => panic!("session closed: {n:?}"),
+            Some(_) => {}
+            None => panic!("connection closed"),
+        }
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+#[tokio::test]
+#[serial_test::serial]
+async fn a_client_that_stops_reading_does_not_grow_memory() {
+    let port = std::net::TcpListener::bind((SPEAKER, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"local_as = {ASN}
+router_id = "{SPEAKER}"
+listen = ["{SPEAKER}:{port}"]
+cluster_id = "{SPEAKER}"
+fib = false
+
+[graceful_restart]
+enabled = false
+
+[[peer_ranges]]
+prefix = "127.0.0.0/29"
+remote_as = {ASN}
+rr_client = true
+hold_time = 240
+families = ["ipv4"]
+"#
+    );
+    std::fs::write(dir.path().join("speaker.toml"), config).unwrap();
+    let log = std::fs::File::create(dir.path().join("speaker.log")).unwrap();
+    let mut cmd = std::process::Command::new(support::binary());
+    cmd.arg("-c")
+        .arg(dir.path().join("speaker.toml"))
+        .env("RUST_LOG", "info")
+        .stderr(log);
+    let speaker = ChildGuard::spawn(&mut cmd, "bgp-speaker").unwrap();
+    let pid = speaker.pid();
+    let logs = || std::fs::read_to_string(dir.path().join("speaker.log")).unwrap_or_default();
+
+    let (mut stalled, _) = connect(STALLED, port).await;
+    let (mut monitor, mut monitor_buf) = connect(MONITOR, port).await;
+    let (mut injector, _) = connect(INJECTOR, port).await;
+    let mut monitor_held = HashMap::new();
+
+    let run = async {
+        let send_round = |round: u32| {
+            let mut out = BytesMut::new();
+            for i in 0..PREFIXES {
+                pack::announce(
+                    &ctx(),
+                    AfiSafi::IPV4_UNICAST,
+                    &attrs(i, round),
+                    &[Nlri::new(prefix(i))],
+                    &mut out,
+                )
+                .unwrap();
+            }
+            out
+        };
+        injector.write_all(&send_round(0)).await.unwrap();
+        converge(&mut monitor, &mut monitor_buf, &mut monitor_held, 0).await;
+        let base = rss_kib(pid, "VmRSS:");
+        for round in 1..=ROUNDS {
+            let bytes = send_round(round);
+            let (w, ()) = tokio::join!(
+                injector.write_all(&bytes),
+                converge(&mut monitor, &mut monitor_buf, &mut monitor_held, round)
+            );
+            w.unwrap();
+        }
+        let peak = rss_kib(pid, "VmHWM:");
+        (base, peak)
+    };
+    let (base, peak) = tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap_or_else(|_| panic!("the monitor did not converge\nlog:\n{}", logs()));
+    let growth_mib = peak.saturating_sub(base) / 1024;
+    eprintln!(
+        "speaker RSS after round 0: {} MiB, peak after {ROUNDS} rounds: {} MiB",
+        base / 1024,
+        peak / 1024
+    );
+    assert!(
+        growth_mib < CEILING_MIB,
+        "peak RSS grew by {growth_mib} MiB over the first round's {} MiB",
+        base / 1024
+    );
+
+    // Reading again, the stalled client catches up to exactly the final table.
+    let mut held = HashMap::new();
+    let mut buf = BytesMut::new();
+    tokio::time::timeout(WAIT, converge(&mut stalled, &mut buf, &mut held, ROUNDS))
+        .await
+        .unwrap_or_else(|_| panic!("the stalled client did not catch up\nlog:\n{}", logs()));
+    assert!(!logs().contains("panicked"), "{}", logs());
+}
