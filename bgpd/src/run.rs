@@ -44,7 +44,7 @@ pub enum StartError {
     Etcd(String),
     /// `[etcd.tls]` is unusable (names the file).
     #[error("etcd TLS: {0}")]
-    EtcdTls(#[from] ipam::TlsError),
+    EtcdTls(ipam::TlsError),
     /// The kernel route task could not start.
     #[error("kernel routes: {0}")]
     Kernel(#[from] bgpd_kernel::Error),
@@ -218,7 +218,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         .tls
         .as_ref()
         .map(ipam::EtcdTls::from_config)
-        .transpose()?;
+        .transpose()
+        .map_err(StartError::EtcdTls)?;
     let mut firewall = Firewall::load(config.policy.file.as_deref())?;
     enable_forwarding();
 

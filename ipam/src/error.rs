@@ -66,7 +66,7 @@ pub enum IpamError {
         reason: String,
     },
     /// The TLS settings for etcd cannot be used (names the file or endpoint).
-    #[error("etcd TLS: {0}")]
+    #[error(transparent)]
     Tls(#[from] TlsError),
     /// The request itself is invalid (bad CIDR, block size, selector, name).
     #[error("invalid input: {0}")]

@@ -43,6 +43,21 @@ pub struct Global {
     /// http://127.0.0.1:2379].
     #[arg(long, global = true, env = "ETCD_ENDPOINTS", value_delimiter = ',')]
     pub etcd_endpoints: Vec<String>,
+    /// CA bundle to verify etcd's certificates with; needed for https:// endpoints [default:
+    /// the config's etcd.tls.ca_file].
+    #[arg(long, global = true, env = "ETCD_CA_CERT_FILE", value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd's client-certificate auth, with --etcd-key [default: the
+    /// config's etcd.tls.cert_file].
+    #[arg(long, global = true, env = "ETCD_CERT_FILE", value_name = "FILE")]
+    pub etcd_cert: Option<PathBuf>,
+    /// Client key, with --etcd-cert [default: the config's etcd.tls.key_file].
+    #[arg(long, global = true, env = "ETCD_KEY_FILE", value_name = "FILE")]
+    pub etcd_key: Option<PathBuf>,
+    /// Name to verify etcd's certificates against instead of each endpoint's host
+    /// [default: the config's etcd.tls.server_name].
+    #[arg(long, global = true, env = "ETCD_SERVER_NAME", value_name = "NAME")]
+    pub etcd_server_name: Option<String>,
     /// Key root of the fabric's records in etcd.
     #[arg(
         long,

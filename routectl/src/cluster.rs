@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use ipam::store::{Read, Store};
+use ipam::store::{Read, Store, StoreError};
 use ipam::{BlockInfo, HandleId, HostName, Pool, PoolName, Selector};
 use serde::Serialize;
 
@@ -32,9 +32,12 @@ pub async fn nodes(settings: &Settings, output: Output) -> Result<(), Failure> {
         .store()
         .read(vec![Read::Prefix(prefix.clone())])
         .await
-        .map_err(|e| Failure::EtcdUnreachable {
-            endpoints: settings.etcd_endpoints.join(","),
-            reason: e.to_string(),
+        .map_err(|e| match e {
+            StoreError::Tls(e) => Failure::Ipam(e.into()),
+            e => Failure::EtcdUnreachable {
+                endpoints: settings.etcd_endpoints.join(","),
+                reason: e.to_string(),
+            },
         })?;
     let mut views = Vec::new();
     for e in entries.into_iter().flatten() {

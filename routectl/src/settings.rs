@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bgpd_config::Config;
-use ipam::{Ipam, IpamOptions, RetryPolicy};
+use bgpd_config::{Config, TlsFiles};
+use ipam::{EtcdTls, Ipam, IpamOptions, RetryPolicy, StoreOptions};
 
 use crate::cli::Global;
 use crate::failure::Failure;
@@ -20,6 +20,9 @@ pub struct Settings {
     pub socket: PathBuf,
     /// etcd client URLs.
     pub etcd_endpoints: Vec<String>,
+    /// TLS files for etcd, read when etcd is first needed (commands for the daemon never
+    /// need them, nor the right to read them).
+    pub etcd_tls: Option<TlsFiles>,
     /// Key root of the fabric in etcd.
     pub etcd_root: String,
     /// The configured policy file, if any.
@@ -48,9 +51,11 @@ impl Settings {
         } else {
             global.etcd_endpoints.clone()
         };
+        let etcd_tls = tls_files(global, config.as_ref().and_then(|c| c.etcd.tls.clone()))?;
         Ok(Settings {
             socket,
             etcd_endpoints,
+            etcd_tls,
             etcd_root: global.etcd_root.clone(),
             policy_file: config.and_then(|c| c.policy.file),
         })
@@ -63,11 +68,21 @@ impl Settings {
 
     /// An IPAM client over etcd that gives up on an unreachable etcd after a few seconds.
     pub async fn ipam(&self) -> Result<Ipam, Failure> {
+        let tls = self
+            .etcd_tls
+            .as_ref()
+            .map(EtcdTls::from_config)
+            .transpose()
+            .map_err(|e| Failure::Ipam(e.into()))?;
         let opts = IpamOptions {
             root: self.etcd_root.clone(),
             retry: RetryPolicy {
                 unavailable_budget: ETCD_PATIENCE,
                 ..RetryPolicy::default()
+            },
+            store: StoreOptions {
+                tls,
+                ..StoreOptions::default()
             },
             ..IpamOptions::default()
         };
@@ -79,6 +94,43 @@ impl Settings {
     /// Maps an IPAM error of this invocation's etcd.
     pub fn etcd_failure(&self, e: ipam::IpamError) -> Failure {
         Failure::from_ipam(&self.etcd_endpoints, e)
+    }
+}
+
+/// The TLS files: each flag (or its environment variable) over the config's `[etcd.tls]`.
+fn tls_files(global: &Global, config: Option<TlsFiles>) -> Result<Option<TlsFiles>, Failure> {
+    let ca = global
+        .etcd_ca
+        .clone()
+        .or(config.as_ref().map(|c| c.ca_file.clone()));
+    let cert_file = global
+        .etcd_cert
+        .clone()
+        .or(config.as_ref().and_then(|c| c.cert_file.clone()));
+    let key_file = global
+        .etcd_key
+        .clone()
+        .or(config.as_ref().and_then(|c| c.key_file.clone()));
+    let server_name = global
+        .etcd_server_name
+        .clone()
+        .or(config.and_then(|c| c.server_name));
+    if cert_file.is_some() != key_file.is_some() {
+        return Err(Failure::Usage(
+            "--etcd-cert and --etcd-key go together (or etcd.tls.cert_file and key_file)".into(),
+        ));
+    }
+    match ca {
+        Some(ca_file) => Ok(Some(TlsFiles {
+            ca_file,
+            cert_file,
+            key_file,
+            server_name,
+        })),
+        None if cert_file.is_some() || server_name.is_some() => Err(Failure::Usage(
+            "TLS to etcd needs --etcd-ca (or etcd.tls.ca_file in the config)".into(),
+        )),
+        None => Ok(None),
     }
 }
 

@@ -34,7 +34,8 @@ impl Pki {
             "-days",
             "2",
             "-subj",
-            "/CN=testkit-ca",
+            // Unrelated CAs get different names, so a wrong one is an unknown issuer.
+            &format!("/CN=testkit-ca-{}", serial()),
             "-keyout",
             &ca_key,
             "-out",

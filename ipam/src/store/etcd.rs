@@ -63,7 +63,7 @@ const REFUSAL_CODES: [i32; 6] = [3, 7, 9, 11, 12, 16];
 fn failure(e: etcd_client::Error) -> StoreError {
     if let Some(tls) = tls_failure(&e) {
         // A certificate or protocol failure does not pass with time: say so at once.
-        return StoreError::Tls(TlsError::Handshake(tls.to_string()));
+        return StoreError::Tls(TlsError::Handshake(explain(tls)));
     }
     match &e {
         etcd_client::Error::GRpcStatus(s) if REFUSAL_CODES.contains(&(s.code() as i32)) => {
@@ -73,6 +73,26 @@ fn failure(e: etcd_client::Error) -> StoreError {
             StoreError::Refused(e.to_string())
         }
         _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// What a person should check for a failed handshake.
+fn explain(e: &rustls::Error) -> String {
+    use rustls::CertificateError as Cert;
+    match e {
+        rustls::Error::InvalidCertificate(Cert::UnknownIssuer | Cert::BadSignature) => {
+            format!("etcd's certificate does not verify with the CA file given: {e}")
+        }
+        rustls::Error::InvalidCertificate(
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+        ) => format!(
+            "etcd's certificate does not name the host connected to: {e} (a server name override?)"
+        ),
+        rustls::Error::InvalidCertificate(_) => format!("etcd's certificate was rejected: {e}"),
+        rustls::Error::AlertReceived(_) => format!(
+            "etcd refused this client: {e} (no client certificate, or one its CA did not sign?)"
+        ),
+        _ => e.to_string(),
     }
 }
 
