@@ -6,8 +6,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Lab, block_on, host_address};
+use common::{
+    add_host, add_reflector, address, attach, attach_again, block, block_on, client, lab,
+    meshed_pair, status, wait_established,
+};
 use serial_test::serial;
+use testkit::fabric::{HostConfig, Pool, underlay_v6};
 use testkit::netns::Netns;
 use testkit::process::wait_until;
 
@@ -56,11 +60,12 @@ fn a_bad_config_exits_non_zero_naming_the_place_and_changes_nothing() {
 #[test]
 #[serial]
 fn one_host_registers_claims_blackholes_and_answers() {
-    let mut lab = Lab::new();
-    let h = lab.add_host(true, "");
-    lab.start(h);
-    let status = lab.status(h);
-    assert_eq!(status.node, "host-0");
+    let mut lab = lab();
+    let h = add_host(&mut lab, true, |_| {});
+    lab.start(h).unwrap();
+    let status = status(&lab, h);
+    let name = lab.hosts[h].config.name.clone();
+    assert_eq!(status.node, name);
     assert_eq!(status.asn, 64512);
     assert_eq!(status.blocks.len(), 1, "{status:?}");
     let block = status.blocks[0].cidr.to_string();
@@ -69,59 +74,62 @@ fn one_host_registers_claims_blackholes_and_answers() {
         "{block}"
     );
     // The node record is in etcd under the lease.
-    let record = lab.etcdctl(&["get", "/fabric/v1/nodes/host-0", "--print-value-only"]);
+    let key = format!("/fabric/v1/nodes/{name}");
+    let record = lab.etcdctl(&["get", &key, "--print-value-only"]).unwrap();
     let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
-    assert_eq!(record["address"], host_address(0));
+    assert_eq!(record["address"], address(&lab, h));
     assert_eq!(record["role"], "host");
     let ok = wait_until(Duration::from_secs(5), || {
-        lab.routes(h).contains(&format!("blackhole {block}"))
+        lab.bgpd_routes(h).contains(&format!("blackhole {block}"))
     });
-    assert!(ok, "no blackhole for {block}: {}", lab.routes(h));
-    assert!(wait_until(Duration::from_secs(5), || lab
-        .status(h)
-        .kernel
-        .in_sync));
+    assert!(ok, "no blackhole for {block}: {}", lab.bgpd_routes(h));
+    assert!(wait_until(Duration::from_secs(5), || common::status(
+        &lab, h
+    )
+    .kernel
+    .in_sync));
     // The socket is root-only and answers curl.
-    let mode = std::fs::metadata(&lab.hosts[h].socket).unwrap();
+    let mode = std::fs::metadata(lab.hosts[h].config.control_socket()).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
         0o600
     );
     let out = Command::new("curl")
         .args(["-s", "--unix-socket"])
-        .arg(&lab.hosts[h].socket)
+        .arg(lab.hosts[h].config.control_socket())
         .arg("http://localhost/v1/status")
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["node"], "host-0");
+    assert_eq!(v["node"], name.as_str());
     // Errors come back as JSON bodies with a kind.
-    let err = block_on(lab.client(h).detach("bad/id", "eth0"));
+    let err = block_on(client(&lab, h).detach("bad/id", "eth0"));
     assert!(err.is_err());
 }
 
 #[test]
 #[serial]
 fn two_hosts_mesh_and_their_containers_ping() {
-    let mut lab = Lab::new();
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    lab.wait_established(b, 1);
-    let (block_a, block_b) = (lab.block(a), lab.block(b));
+    let mut lab = lab();
+    let (a, b) = meshed_pair(&mut lab, |_| {});
+    wait_established(&lab, b, 1);
+    let (block_a, block_b) = (block(&lab, a), block(&lab, b));
     let learned = wait_until(Duration::from_secs(10), || {
-        lab.routes(a)
-            .contains(&format!("{block_b} via {}", host_address(b)))
+        lab.bgpd_routes(a)
+            .contains(&format!("{block_b} via {}", address(&lab, b)))
             && lab
-                .routes(b)
-                .contains(&format!("{block_a} via {}", host_address(a)))
+                .bgpd_routes(b)
+                .contains(&format!("{block_a} via {}", address(&lab, a)))
     });
-    assert!(learned, "a: {}\nb: {}", lab.routes(a), lab.routes(b));
+    assert!(
+        learned,
+        "a: {}\nb: {}",
+        lab.bgpd_routes(a),
+        lab.bgpd_routes(b)
+    );
 
-    let (ca, ea) = lab.container(a, "ctr-a");
-    let (cb, eb) = lab.container(b, "ctr-b");
+    let (ca, ea) = attach(&mut lab, a, "ctr-a");
+    let (cb, eb) = attach(&mut lab, b, "ctr-b");
     let ip_a = ea.ips[0].address.ip();
     let ip_b = eb.ips[0].address.ip();
     assert!(ea.ips[0].address.to_string().ends_with("/32"));
@@ -129,44 +137,45 @@ fn two_hosts_mesh_and_their_containers_ping() {
     assert!(net_a.contains(ip_a), "{ip_a} not in {block_a}");
     assert_eq!(ea.ips[0].gateway.to_string(), "169.254.1.1");
     assert!(
-        lab.routes(a)
+        lab.bgpd_routes(a)
             .contains(&format!("{ip_a} dev {}", ea.host_ifname))
     );
     let ping = wait_until(Duration::from_secs(10), || {
-        lab.containers[ca].ping(&ip_b.to_string()) && lab.containers[cb].ping(&ip_a.to_string())
+        lab.containers[ca].ns.ping(&ip_b.to_string())
+            && lab.containers[cb].ns.ping(&ip_a.to_string())
     });
     assert!(ping, "containers cannot reach each other");
     // Same request again: same address (idempotent).
-    let again = lab.container_again(a, "ctr-a", ca);
+    let again = attach_again(&lab, a, "ctr-a", ca);
     assert_eq!(again.ips, ea.ips);
     // The listing and IPAM view show it.
-    let listed = block_on(lab.client(a).endpoints()).unwrap();
+    let listed = block_on(client(&lab, a).endpoints()).unwrap();
     assert_eq!(listed.len(), 1);
-    let ipam = block_on(lab.client(a).ipam()).unwrap();
+    let ipam = block_on(client(&lab, a).ipam()).unwrap();
     assert_eq!(ipam.addresses[0].ip, ip_a);
     // Detach releases the address and removes the host route.
-    let report = block_on(lab.client(a).detach("ctr-a", "eth0")).unwrap();
+    let report = block_on(client(&lab, a).detach("ctr-a", "eth0")).unwrap();
     assert!(report.removed);
     assert_eq!(report.released, vec![ip_a]);
     assert!(wait_until(Duration::from_secs(5), || !lab
-        .routes(a)
+        .bgpd_routes(a)
         .contains(&format!("{ip_a} dev"))));
-    let report = block_on(lab.client(a).detach("ctr-a", "eth0")).unwrap();
+    let report = block_on(client(&lab, a).detach("ctr-a", "eth0")).unwrap();
     assert!(!report.removed && report.released.is_empty());
 }
 
 #[test]
 #[serial]
 fn hosts_peer_only_with_a_reflector_found_in_etcd() {
-    let mut lab = Lab::new();
-    let rr = lab.add_reflector();
-    let hosts: Vec<usize> = (0..3).map(|_| lab.add_host(true, "")).collect();
-    lab.start(rr);
+    let mut lab = lab();
+    let rr = add_reflector(&mut lab);
+    let hosts: Vec<usize> = (0..3).map(|_| add_host(&mut lab, true, |_| {})).collect();
+    lab.start(rr).unwrap();
     for &h in &hosts {
-        lab.start(h);
+        lab.start(h).unwrap();
     }
-    lab.wait_established(rr, 3);
-    let status = lab.status(rr);
+    wait_established(&lab, rr, 3);
+    let status = status(&lab, rr);
     assert_eq!(status.role, bgpd_api::Role::Reflector);
     assert!(status.blocks.is_empty(), "a reflector claims no block");
     assert!(
@@ -176,15 +185,15 @@ fn hosts_peer_only_with_a_reflector_found_in_etcd() {
             .all(|p| p.kind == bgpd_api::PeerKind::ReflectorClient)
     );
     for &h in &hosts {
-        lab.wait_established(h, 1);
-        let peers = block_on(lab.client(h).peers()).unwrap();
+        wait_established(&lab, h, 1);
+        let peers = block_on(client(&lab, h).peers()).unwrap();
         assert_eq!(
             peers.len(),
             1,
             "host {h} peers with more than the reflector"
         );
         assert_eq!(peers[0].kind, bgpd_api::PeerKind::Reflector);
-        assert_eq!(peers[0].address.to_string(), host_address(rr));
+        assert_eq!(peers[0].address.to_string(), address(&lab, rr));
     }
     // Every host learns every other host's block with the originator's next hop, and the
     // reflected routes carry ORIGINATOR_ID and CLUSTER_LIST.
@@ -193,15 +202,17 @@ fn hosts_peer_only_with_a_reflector_found_in_etcd() {
             if h == o {
                 continue;
             }
-            let want = format!("{} via {}", lab.block(o), host_address(o));
+            let want = format!("{} via {}", block(&lab, o), address(&lab, o));
             assert!(
-                wait_until(Duration::from_secs(10), || lab.routes(h).contains(&want)),
+                wait_until(Duration::from_secs(10), || lab
+                    .bgpd_routes(h)
+                    .contains(&want)),
                 "host {h} lacks {want}: {}",
-                lab.routes(h)
+                lab.bgpd_routes(h)
             );
         }
     }
-    let routes = block_on(lab.client(hosts[0]).routes(Some("10.244.0.0/16"))).unwrap();
+    let routes = block_on(client(&lab, hosts[0]).routes(Some("10.244.0.0/16"))).unwrap();
     let reflected: Vec<_> = routes.rib.iter().filter(|r| r.from.is_some()).collect();
     assert_eq!(reflected.len(), 2, "{routes:?}");
     assert!(
@@ -210,17 +221,19 @@ fn hosts_peer_only_with_a_reflector_found_in_etcd() {
             .all(|r| r.originator_id.is_some() && r.cluster_list.len() == 1)
     );
     // Containers on two hosts reach each other through routes learned from the reflector.
-    let (c1, _) = lab.container(hosts[0], "r1");
-    let (_, e2) = lab.container(hosts[2], "r2");
+    let (c1, _) = attach(&mut lab, hosts[0], "r1");
+    let (_, e2) = attach(&mut lab, hosts[2], "r2");
     let target = e2.ips[0].address.ip().to_string();
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[c1].ping(&target)));
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[c1]
+        .ns
+        .ping(&target)));
 }
 
 #[test]
 #[serial]
 fn policy_file_governs_containers_and_metrics_are_served() {
-    let mut lab = Lab::new();
-    let policy = lab.dir.path().join("policy.toml");
+    let mut lab = lab();
+    let policy = lab.dir().join("policy.toml");
     std::fs::write(
         &policy,
         r#"
@@ -236,28 +249,27 @@ destination = { ports = [80] }
 "#,
     )
     .unwrap();
-    let a = lab.add_host(
-        true,
-        &format!(
-            "\n[policy]\nfile = \"{}\"\n\n[metrics]\naddress = \"127.0.0.1:9179\"\n",
-            policy.display()
-        ),
-    );
-    let b = lab.add_host(true, "");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    let (ca, ea) = lab.container(a, "pa");
-    let (cb, eb) = lab.container(b, "pb");
+    let a = add_host(&mut lab, true, |c| {
+        c.policy = Some(policy.clone());
+        c.metrics = Some("127.0.0.1:9179".parse().unwrap());
+    });
+    let b = add_host(&mut lab, true, |_| {});
+    lab.start(a).unwrap();
+    lab.start(b).unwrap();
+    wait_established(&lab, a, 1);
+    let (ca, ea) = attach(&mut lab, a, "pa");
+    let (cb, eb) = attach(&mut lab, b, "pb");
     let (ip_a, ip_b) = (
         ea.ips[0].address.ip().to_string(),
         eb.ips[0].address.ip().to_string(),
     );
     // Egress from a's container is not governed: it reaches b's, and the reply comes back.
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca].ping(&ip_b)));
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+        .ns
+        .ping(&ip_b)));
     // Ingress to a's container allows only TCP 80: b's ping is dropped.
     assert!(
-        !lab.containers[cb].ping(&ip_a),
+        !lab.containers[cb].ns.ping(&ip_a),
         "the policy did not stop ICMP"
     );
     let table = lab.hosts[a].ns.exec("nft", &["list", "tables"]).unwrap();
@@ -282,38 +294,37 @@ destination = { ports = [80] }
 #[test]
 #[serial]
 fn a_borrowed_address_is_advertised_as_a_host_route() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     // One /26 block in the whole pool: the second host must borrow from the first.
-    lab.pool = "10.244.0.0/26".to_string();
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    assert_eq!(lab.status(a).blocks.len(), 1);
-    assert!(lab.status(b).blocks.is_empty());
-    let (ca, ea) = lab.container(a, "own");
-    let (_, eb) = lab.container(b, "borrower");
+    let pool = |c: &mut HostConfig| c.pools[0].cidr = "10.244.0.0/26".to_string();
+    let (a, b) = meshed_pair(&mut lab, pool);
+    assert_eq!(status(&lab, a).blocks.len(), 1);
+    assert!(status(&lab, b).blocks.is_empty());
+    let (ca, ea) = attach(&mut lab, a, "own");
+    let (_, eb) = attach(&mut lab, b, "borrower");
     assert!(!ea.ips[0].borrowed);
     assert!(eb.ips[0].borrowed, "{eb:?}");
     let ip_b = eb.ips[0].address.ip();
     // a routes the borrowed /32 to b instead of blackholing it with its block.
-    let want = format!("{ip_b} via {}", host_address(b));
+    let want = format!("{ip_b} via {}", address(&lab, b));
     assert!(
-        wait_until(Duration::from_secs(10), || lab.routes(a).contains(&want)),
+        wait_until(Duration::from_secs(10), || lab
+            .bgpd_routes(a)
+            .contains(&want)),
         "{}",
-        lab.routes(a)
+        lab.bgpd_routes(a)
     );
     assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+        .ns
         .ping(&ip_b.to_string())));
 }
 
 #[test]
 #[serial]
 fn sd_notify_ready_is_sent() {
-    let mut lab = Lab::new();
-    let h = lab.add_host(true, "");
-    let path = lab.dir.path().join("notify.sock");
+    let mut lab = lab();
+    let h = add_host(&mut lab, true, |_| {});
+    let path = lab.dir().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -324,7 +335,8 @@ fn sd_notify_ready_is_sent() {
             ("NOTIFY_SOCKET", path.to_str().unwrap()),
             ("WATCHDOG_USEC", "1000000"),
         ],
-    );
+    )
+    .unwrap();
     let mut seen = String::new();
     let mut buf = [0u8; 512];
     while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1")) {
@@ -385,16 +397,17 @@ fn an_unreachable_etcd_is_retried_with_a_clear_log_and_sigterm_still_stops() {
 #[test]
 #[serial]
 fn dual_stack_containers_reach_each_other_over_an_ipv4_mesh() {
-    let mut lab = Lab::new();
-    lab.pool_v6 = Some("fd00:244::/56".to_string());
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    assert_eq!(lab.status(a).blocks.len(), 2, "{:?}", lab.status(a).blocks);
-    let (ca, ea) = lab.container(a, "d1");
-    let (_, eb) = lab.container(b, "d2");
+    let mut lab = lab();
+    let v6 = |c: &mut HostConfig| c.pools.push(Pool::new("pool6", "fd00:244::/56"));
+    let (a, b) = meshed_pair(&mut lab, v6);
+    assert_eq!(
+        status(&lab, a).blocks.len(),
+        2,
+        "{:?}",
+        status(&lab, a).blocks
+    );
+    let (ca, ea) = attach(&mut lab, a, "d1");
+    let (_, eb) = attach(&mut lab, b, "d2");
     assert_eq!(ea.ips.len(), 2, "{ea:?}");
     let v6_b = eb
         .ips
@@ -417,15 +430,19 @@ fn dual_stack_containers_reach_each_other_over_an_ipv4_mesh() {
             .unwrap_or_default()
     };
     assert!(
-        wait_until(Duration::from_secs(10), || v6_routes()
-            .contains(&format!("via {}", common::host_address_v6(b)))),
+        wait_until(Duration::from_secs(10), || v6_routes().contains(&format!(
+            "via {}",
+            underlay_v6(lab.hosts[b].config.address)
+        ))),
         "{}",
         v6_routes()
     );
     assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+        .ns
         .ping(&v4_b.to_string())));
     assert!(
         wait_until(Duration::from_secs(10), || lab.containers[ca]
+            .ns
             .ping(&v6_b.to_string())),
         "no IPv6 reach: {}",
         v6_routes()
@@ -435,24 +452,22 @@ fn dual_stack_containers_reach_each_other_over_an_ipv4_mesh() {
 #[test]
 #[serial]
 fn a_block_claimed_when_the_first_is_full_is_blackholed_and_advertised() {
-    let mut lab = Lab::new();
-    lab.pool = "10.244.0.0/24".to_string();
-    lab.block_size = Some(30);
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    let first = lab.block(a);
+    let mut lab = lab();
+    let small_blocks = |c: &mut HostConfig| {
+        c.pools[0].cidr = "10.244.0.0/24".to_string();
+        c.pools[0].block_size = Some(30);
+    };
+    let (a, b) = meshed_pair(&mut lab, small_blocks);
+    let first = block(&lab, a);
     let mut last = None;
     for n in 0..5 {
-        last = Some(lab.container(a, &format!("full{n}")));
+        last = Some(attach(&mut lab, a, &format!("full{n}")));
     }
     let (_, e) = last.unwrap();
     let ip = e.ips[0].address.ip();
     let first_net: ipnetwork::IpNetwork = first.parse().unwrap();
     assert!(!first_net.contains(ip), "{ip} should be in a second block");
-    let blocks = lab.status(a).blocks;
+    let blocks = status(&lab, a).blocks;
     assert_eq!(blocks.len(), 2, "{blocks:?}");
     let second = blocks
         .iter()
@@ -461,16 +476,17 @@ fn a_block_claimed_when_the_first_is_full_is_blackholed_and_advertised() {
         .cidr
         .to_string();
     assert!(wait_until(Duration::from_secs(5), || lab
-        .routes(a)
+        .bgpd_routes(a)
         .contains(&format!("blackhole {second}"))));
     assert!(
         wait_until(Duration::from_secs(10), || lab
-            .routes(b)
-            .contains(&format!("{second} via {}", host_address(a)))),
+            .bgpd_routes(b)
+            .contains(&format!("{second} via {}", address(&lab, a)))),
         "{}",
-        lab.routes(b)
+        lab.bgpd_routes(b)
     );
-    let (cb, _) = lab.container(b, "far");
+    let (cb, _) = attach(&mut lab, b, "far");
     assert!(wait_until(Duration::from_secs(10), || lab.containers[cb]
+        .ns
         .ping(&ip.to_string())));
 }

@@ -5,78 +5,75 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Lab, block_on, host_address};
+use common::{
+    add_host, address, attach, block, block_on, client, lab, meshed_pair, peer, wait_established,
+};
 use serial_test::serial;
+use testkit::fabric::ExplicitPeer;
 use testkit::process::wait_until;
-
-fn peer(lab: &Lab, i: usize, address: &str) -> Option<bgpd_api::Peer> {
-    block_on(lab.client(i).peers())
-        .ok()?
-        .into_iter()
-        .find(|p| p.address.to_string() == address)
-}
 
 #[test]
 #[serial]
 fn sighup_adds_a_peer_and_leaves_the_other_session_alone() {
-    let mut lab = Lab::new();
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "");
+    let mut lab = lab();
+    let a = add_host(&mut lab, true, |_| {});
+    let b = add_host(&mut lab, true, |_| {});
     // c is not in the mesh; it peers with a by configuration only.
-    let c = lab.add_host(
-        false,
-        &format!(
-            "\n[[bgp.peers]]\nname = \"a\"\naddress = \"{}\"\nasn = 64512\n",
-            host_address(0)
-        ),
-    );
+    let a_address = lab.hosts[a].config.address;
+    let c = add_host(&mut lab, false, |c| {
+        c.peers.push(ExplicitPeer {
+            name: "a".into(),
+            address: a_address.into(),
+            asn: 64512,
+        })
+    });
     for i in [a, b, c] {
-        lab.start(i);
+        lab.start(i).unwrap();
     }
-    lab.wait_established(a, 1);
-    let before = peer(&lab, a, &host_address(b)).unwrap();
+    wait_established(&lab, a, 1);
+    let before = peer(&lab, a, &address(&lab, b)).unwrap();
     assert_eq!(before.established_count, 1);
-    assert!(peer(&lab, a, &host_address(c)).is_none());
+    assert!(peer(&lab, a, &address(&lab, c)).is_none());
 
     let mut file = std::fs::OpenOptions::new()
         .append(true)
-        .open(&lab.hosts[a].config)
+        .open(&lab.hosts[a].config_path)
         .unwrap();
     write!(
         file,
         "\n[[bgp.peers]]\nname = \"c\"\naddress = \"{}\"\nasn = 64512\n",
-        host_address(c)
+        address(&lab, c)
     )
     .unwrap();
     drop(file);
-    lab.signal(a, libc::SIGHUP);
-    lab.wait_established(a, 2);
-    let c_peer = peer(&lab, a, &host_address(c)).unwrap();
+    lab.signal(a, libc::SIGHUP).unwrap();
+    wait_established(&lab, a, 2);
+    let c_peer = peer(&lab, a, &address(&lab, c)).unwrap();
     assert_eq!(c_peer.kind, bgpd_api::PeerKind::Configured);
     assert_eq!(c_peer.name, "c");
-    let after = peer(&lab, a, &host_address(b)).unwrap();
+    let after = peer(&lab, a, &address(&lab, b)).unwrap();
     assert_eq!(after.state, "Established");
     assert_eq!(after.established_count, 1, "the mesh session was reset");
     assert!(after.uptime_secs >= before.uptime_secs);
 
     // Changing c's settings resets c's session alone. Counted from c's own count: when both
     // sides connect at once, collision resolution may already have established it twice.
-    let c_before = peer(&lab, a, &host_address(c)).unwrap().established_count;
-    let text = std::fs::read_to_string(&lab.hosts[a].config).unwrap();
+    let c_before = peer(&lab, a, &address(&lab, c)).unwrap().established_count;
+    let text = std::fs::read_to_string(&lab.hosts[a].config_path).unwrap();
     let changed = text.replace("name = \"c\"\n", "name = \"c\"\nhold_time = 30\n");
     assert_ne!(text, changed);
-    std::fs::write(&lab.hosts[a].config, changed).unwrap();
-    let report = block_on(lab.client(a).reload()).unwrap();
+    std::fs::write(&lab.hosts[a].config_path, changed).unwrap();
+    let report = block_on(client(&lab, a).reload()).unwrap();
     assert!(
         report.applied.iter().any(|l| l.contains("changed")),
         "{report:?}"
     );
     let reset = wait_until(Duration::from_secs(20), || {
-        peer(&lab, a, &host_address(c))
+        peer(&lab, a, &address(&lab, c))
             .is_some_and(|p| p.established_count > c_before && p.state == "Established")
     });
-    assert!(reset, "{:?}", peer(&lab, a, &host_address(c)));
-    let c_after = peer(&lab, a, &host_address(c)).unwrap();
+    assert!(reset, "{:?}", peer(&lab, a, &address(&lab, c)));
+    let c_after = peer(&lab, a, &address(&lab, c)).unwrap();
     assert!(
         c_after
             .last_notification_sent
@@ -85,35 +82,34 @@ fn sighup_adds_a_peer_and_leaves_the_other_session_alone() {
         "c's session was reset by the change: {c_after:?}"
     );
     // (The negotiated hold time stays 9: the smaller of both offers.)
-    let b_after = peer(&lab, a, &host_address(b)).unwrap();
+    let b_after = peer(&lab, a, &address(&lab, b)).unwrap();
     assert_eq!(b_after.established_count, 1, "the mesh session was reset");
 
     // A bad file on reload is refused and changes nothing.
-    std::fs::write(&lab.hosts[a].config, "[node]\nasn = \"x\"\n").unwrap();
-    let err = block_on(lab.client(a).reload()).unwrap_err();
+    std::fs::write(&lab.hosts[a].config_path, "[node]\nasn = \"x\"\n").unwrap();
+    let err = block_on(client(&lab, a).reload()).unwrap_err();
     assert!(err.to_string().contains(":2:"), "{err}");
-    lab.wait_established(a, 2);
+    wait_established(&lab, a, 2);
 }
 
 #[test]
 #[serial]
 fn kill_9_and_restart_keeps_forwarding_and_sigterm_keeps_routes() {
-    let mut lab = Lab::new();
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    let (ca, _) = lab.container(a, "ka");
-    let (_, eb) = lab.container(b, "kb");
+    let mut lab = lab();
+    let (a, b) = meshed_pair(&mut lab, |_| {});
+    let (ca, _) = attach(&mut lab, a, "ka");
+    let (_, eb) = attach(&mut lab, b, "kb");
     let target = eb.ips[0].address.ip().to_string();
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca].ping(&target)));
-    let block_b = lab.block(b);
-    let block_a = lab.block(a);
-    let routes_a = lab.routes(a);
+    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+        .ns
+        .ping(&target)));
+    let block_b = block(&lab, b);
+    let block_a = block(&lab, a);
+    let routes_a = lab.bgpd_routes(a);
 
     // 10 pings a second for 8 seconds, across the kill and the restart.
     let pinger = lab.containers[ca]
+        .ns
         .cmd("ping")
         .args(["-i", "0.1", "-c", "80", "-W", "1", &target])
         .stdout(std::process::Stdio::piped())
@@ -124,17 +120,17 @@ fn kill_9_and_restart_keeps_forwarding_and_sigterm_keeps_routes() {
     std::thread::sleep(Duration::from_secs(2));
     // While a is down: its kernel routes stay, and b keeps a's block (graceful restart helper).
     assert!(
-        lab.routes(a).contains(&format!("{block_b} via")),
+        lab.bgpd_routes(a).contains(&format!("{block_b} via")),
         "{}",
-        lab.routes(a)
+        lab.bgpd_routes(a)
     );
     assert!(
-        lab.routes(b).contains(&format!("{block_a} via")),
+        lab.bgpd_routes(b).contains(&format!("{block_a} via")),
         "{}",
-        lab.routes(b)
+        lab.bgpd_routes(b)
     );
-    lab.start(a);
-    lab.wait_established(a, 1);
+    lab.start(a).unwrap();
+    wait_established(&lab, a, 1);
     let out = pinger.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let received: u32 = text
@@ -145,61 +141,59 @@ fn kill_9_and_restart_keeps_forwarding_and_sigterm_keeps_routes() {
     assert!(received >= 70, "lost more than a second of pings: {text}");
     // The restart changed nothing in the kernel.
     assert!(
-        wait_until(Duration::from_secs(5), || lab.routes(a) == routes_a),
+        wait_until(Duration::from_secs(5), || lab.bgpd_routes(a) == routes_a),
         "{}\nvs\n{}",
-        lab.routes(a),
+        lab.bgpd_routes(a),
         routes_a
     );
 
     // SIGTERM keeps the routes (keep_routes_on_exit defaults to true).
-    lab.signal(a, libc::SIGTERM);
-    let exited = wait_until(Duration::from_secs(10), || {
-        lab.hosts[a].daemon.as_mut().is_some_and(|d| d.has_exited())
-    });
+    lab.signal(a, libc::SIGTERM).unwrap();
+    let exited = wait_until(Duration::from_secs(10), || lab.hosts[a].exited());
     assert!(exited);
-    assert_eq!(lab.routes(a), routes_a);
+    assert_eq!(lab.bgpd_routes(a), routes_a);
 }
 
 #[test]
 #[serial]
 fn a_host_joining_is_learned_and_a_host_leaving_is_forgotten() {
-    let mut lab = Lab::new();
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "\n[kernel]\nkeep_routes_on_exit = false\n");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    let block_b = lab.block(b);
+    let mut lab = lab();
+    let a = add_host(&mut lab, true, |_| {});
+    let b = add_host(&mut lab, true, |c| c.keep_routes_on_exit = false);
+    lab.start(a).unwrap();
+    lab.start(b).unwrap();
+    wait_established(&lab, a, 1);
+    let block_b = block(&lab, b);
     assert!(wait_until(Duration::from_secs(10), || lab
-        .routes(a)
+        .bgpd_routes(a)
         .contains(&block_b)));
     // A third host joins: a learns its block without a restart.
-    let c = lab.add_host(true, "");
-    lab.start(c);
-    lab.wait_established(a, 2);
-    let block_c = lab.block(c);
+    let c = add_host(&mut lab, true, |_| {});
+    lab.start(c).unwrap();
+    wait_established(&lab, a, 2);
+    let block_c = block(&lab, c);
     assert!(wait_until(Duration::from_secs(10), || lab
-        .routes(a)
+        .bgpd_routes(a)
         .contains(&block_c)));
     // b stops for good (routes not kept): its routes go everywhere, its own kernel is clean.
-    lab.signal(b, libc::SIGTERM);
+    lab.signal(b, libc::SIGTERM).unwrap();
     assert!(
         wait_until(Duration::from_secs(20), || !lab
-            .routes(a)
+            .bgpd_routes(a)
             .contains(&block_b)
-            && !lab.routes(c).contains(&block_b)),
+            && !lab.bgpd_routes(c).contains(&block_b)),
         "{}",
-        lab.routes(a)
+        lab.bgpd_routes(a)
     );
     assert!(
-        wait_until(Duration::from_secs(5), || lab.routes(b).is_empty()),
+        wait_until(Duration::from_secs(5), || lab.bgpd_routes(b).is_empty()),
         "{}",
-        lab.routes(b)
+        lab.bgpd_routes(b)
     );
     assert!(wait_until(Duration::from_secs(20), || peer(
         &lab,
         a,
-        &host_address(b)
+        &address(&lab, b)
     )
     .is_none()));
 }
@@ -207,29 +201,27 @@ fn a_host_joining_is_learned_and_a_host_leaving_is_forgotten() {
 #[test]
 #[serial]
 fn a_host_killed_for_good_is_forgotten_when_its_lease_expires() {
-    let mut lab = Lab::new();
-    let a = lab.add_host(true, "");
-    let b = lab.add_host(true, "");
-    lab.start(a);
-    lab.start(b);
-    lab.wait_established(a, 1);
-    let block_b = lab.block(b);
+    let mut lab = lab();
+    let (a, b) = meshed_pair(&mut lab, |_| {});
+    let block_b = block(&lab, b);
     assert!(wait_until(Duration::from_secs(10), || lab
-        .routes(a)
+        .bgpd_routes(a)
         .contains(&block_b)));
     lab.kill(b);
     // Graceful restart keeps b's routes a while; its node record goes with its lease (15 s),
     // and with it the session and the routes.
     assert!(
         wait_until(Duration::from_secs(30), || !lab
-            .routes(a)
+            .bgpd_routes(a)
             .contains(&block_b)),
         "{}",
-        lab.routes(a)
+        lab.bgpd_routes(a)
     );
-    assert!(peer(&lab, a, &host_address(b)).is_none());
+    assert!(peer(&lab, a, &address(&lab, b)).is_none());
+    let key = format!("/fabric/v1/nodes/{}", lab.hosts[b].config.name);
     assert_eq!(
-        lab.etcdctl(&["get", "/fabric/v1/nodes/host-1", "--print-value-only"])
+        lab.etcdctl(&["get", &key, "--print-value-only"])
+            .unwrap()
             .trim(),
         ""
     );

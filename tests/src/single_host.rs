@@ -3,11 +3,12 @@
 //! Killed and removed on drop, also when a test panics.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::fabric::{Binaries, api, start_etcd};
 use crate::netns::Netns;
 use crate::process::{ChildGuard, wait_until};
 
@@ -17,31 +18,6 @@ pub const ADDRESS: &str = "10.97.0.11";
 pub const POOL: &str = "10.244.0.0/16";
 /// etcd's client URL, inside the namespace.
 pub const ETCD_URL: &str = "http://127.0.0.1:2379";
-
-/// The bgpd binary: `$BGPD_BIN`, else beside the running test's profile dir
-/// (`target/debug/bgpd`, built by `cargo build -p bgpd` or `cargo test --workspace`).
-pub fn bgpd_binary() -> io::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("BGPD_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let bin = dir.join("bgpd");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!(
-                "{} is missing: build it first (cargo build -p bgpd) or set BGPD_BIN",
-                bin.display()
-            ),
-        ))
-    }
-}
 
 /// A running bgpd with etcd, in one namespace.
 #[derive(Debug)]
@@ -63,7 +39,7 @@ impl SingleHost {
     /// Like [`SingleHost::start`], with `extra` TOML appended to bgpd's config (e.g.
     /// `[[bgp.peers]]` tables).
     pub fn start_with(extra: &str) -> io::Result<SingleHost> {
-        let bgpd = bgpd_binary()?;
+        let bgpd = Binaries::locate()?.bgpd;
         let dir = tempfile::Builder::new().prefix("testkit-host-").tempdir()?;
         let ns = Netns::new("host")?;
         // A veth pair with both ends inside (this kernel has no dummy links): an underlay
@@ -91,30 +67,7 @@ impl SingleHost {
             "dev",
             "uplink",
         ])?;
-        let data = dir.path().join("etcd");
-        let mut etcd_cmd = ns.cmd("etcd");
-        etcd_cmd
-            .args([
-                "--name",
-                "m0",
-                "--data-dir",
-                &data.to_string_lossy(),
-                "--listen-client-urls",
-                ETCD_URL,
-                "--advertise-client-urls",
-                ETCD_URL,
-                "--listen-peer-urls",
-                "http://127.0.0.1:2380",
-                "--initial-advertise-peer-urls",
-                "http://127.0.0.1:2380",
-                "--initial-cluster",
-                "m0=http://127.0.0.1:2380",
-                "--log-level",
-                "error",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let etcd = ChildGuard::spawn(&mut etcd_cmd, "etcd")?;
+        let etcd = start_etcd(&ns, ETCD_URL, dir.path())?;
         let config = dir.path().join("bgpd.toml");
         let socket = dir.path().join("bgpd.sock");
         std::fs::write(
@@ -156,7 +109,7 @@ socket = "{}"
         };
         let ready = wait_until(Duration::from_secs(60), || {
             // The daemon may pretty-print: compare without blanks.
-            host.get("/v1/status").is_some_and(|s| {
+            api::get(&host.socket(), "/v1/status").is_some_and(|s| {
                 let compact: String = s.split_whitespace().collect();
                 compact.contains(r#""blocks":[{"#)
             })
@@ -188,21 +141,5 @@ socket = "{}"
     /// bgpd's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("bgpd.log")).unwrap_or_default()
-    }
-
-    /// `GET path` on the control socket (one HTTP/1.1 exchange); the body if it answered 200.
-    fn get(&self, path: &str) -> Option<String> {
-        use std::io::{Read, Write};
-        let mut stream = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).ok()?;
-        let (head, body) = reply.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
     }
 }

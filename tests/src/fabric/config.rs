@@ -1,7 +1,7 @@
 //! The bgpd configuration file of one fabric host, rendered from a few choices.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 /// The fabric's AS: every host and reflector is in it (iBGP), as Calico's default.
@@ -10,6 +10,8 @@ pub const FABRIC_ASN: u32 = 64512;
 pub const POOL_V4: &str = "10.244.0.0/16";
 /// The IPv6 container pool.
 pub const POOL_V6: &str = "fd00:244::/56";
+/// bgpd's control socket when the config names none.
+const DEFAULT_SOCKET: &str = "/run/bgpd/bgpd.sock";
 
 /// What bgpd does on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,39 @@ pub struct ExplicitPeer {
     pub asn: u32,
 }
 
+/// One IPAM pool (`[[ipam.pools]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Its name.
+    pub name: String,
+    /// Its CIDR.
+    pub cidr: String,
+    /// The block prefix length; `None` leaves bgpd's default for the family.
+    pub block_size: Option<u8>,
+}
+
+impl Pool {
+    /// A pool named `name` over `cidr` with bgpd's default block size.
+    pub fn new(name: &str, cidr: &str) -> Pool {
+        Pool {
+            name: name.to_string(),
+            cidr: cidr.to_string(),
+            block_size: None,
+        }
+    }
+
+    /// The fabric's default pools: [`POOL_V4`] in /26 blocks and [`POOL_V6`].
+    pub fn defaults() -> Vec<Pool> {
+        vec![
+            Pool {
+                block_size: Some(26),
+                ..Pool::new("default-ipv4", POOL_V4)
+            },
+            Pool::new("default-ipv6", POOL_V6),
+        ]
+    }
+}
+
 /// Everything that differs between the hosts' configuration files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
@@ -50,6 +85,14 @@ pub struct HostConfig {
     pub peers: Vec<ExplicitPeer>,
     /// Graceful restart time in seconds; `None` turns graceful restart off.
     pub graceful_restart: Option<u16>,
+    /// The IPAM pools (a reflector has none).
+    pub pools: Vec<Pool>,
+    /// Whether bgpd leaves its kernel routes in place when it stops.
+    pub keep_routes_on_exit: bool,
+    /// Where bgpd serves Prometheus metrics (`[metrics] address`); `None`: nowhere.
+    pub metrics: Option<SocketAddr>,
+    /// The host-firewall policy file (`[policy] file`); `None`: no firewall.
+    pub policy: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -67,12 +110,16 @@ impl HostConfig {
             addr = self.address,
             etcd = self.etcd,
         );
-        if !reflector {
+        for pool in &self.pools {
             let _ = writeln!(
                 t,
-                "[[ipam.pools]]\nname = \"default-ipv4\"\ncidr = \"{POOL_V4}\"\nblock_size = 26\n\n\
-                 [[ipam.pools]]\nname = \"default-ipv6\"\ncidr = \"{POOL_V6}\"\n"
+                "[[ipam.pools]]\nname = \"{}\"\ncidr = \"{}\"",
+                pool.name, pool.cidr
             );
+            if let Some(size) = pool.block_size {
+                let _ = writeln!(t, "block_size = {size}");
+            }
+            t.push('\n');
         }
         let _ = writeln!(
             t,
@@ -98,11 +145,25 @@ impl HostConfig {
         }
         let _ = writeln!(
             t,
-            "\n[kernel]\nkeep_routes_on_exit = true\n\n[log]\nlevel = \"info\""
+            "\n[kernel]\nkeep_routes_on_exit = {}\n\n[log]\nlevel = \"info\"",
+            self.keep_routes_on_exit
         );
+        if let Some(policy) = &self.policy {
+            let _ = writeln!(t, "\n[policy]\nfile = \"{}\"", policy.display());
+        }
+        if let Some(address) = self.metrics {
+            let _ = writeln!(t, "\n[metrics]\naddress = \"{address}\"");
+        }
         if let Some(socket) = &self.socket {
             let _ = writeln!(t, "\n[api]\nsocket = \"{}\"", socket.display());
         }
         t
+    }
+
+    /// The control socket bgpd listens on: the configured one or bgpd's default.
+    pub fn control_socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
     }
 }

@@ -6,6 +6,7 @@
 //! namespace, also when a test panics. The binaries are the real `bgpd` and `routectl`,
 //! found by [`Binaries::locate`].
 
+pub mod api;
 pub mod config;
 pub mod containerd;
 pub mod ping;
@@ -25,7 +26,7 @@ use crate::peers::bird::Bird;
 use crate::peers::{Neighbor, PeerConfig};
 use crate::process::{ChildGuard, run, wait_until};
 
-pub use config::{ExplicitPeer, FABRIC_ASN, HostConfig, POOL_V4, POOL_V6, Role};
+pub use config::{ExplicitPeer, FABRIC_ASN, HostConfig, POOL_V4, POOL_V6, Pool, Role};
 
 /// The underlay subnet every host, etcd and extra peer sits on.
 pub const UNDERLAY_PREFIX_LEN: u8 = 24;
@@ -72,6 +73,13 @@ pub fn node_config(role: Role, i: usize, socket_dir: Option<&Path>) -> HostConfi
         mesh: true,
         peers: Vec::new(),
         graceful_restart: Some(120),
+        policy: None,
+        pools: match role {
+            Role::Host => Pool::defaults(),
+            Role::Reflector => Vec::new(),
+        },
+        keep_routes_on_exit: true,
+        metrics: None,
     }
 }
 
@@ -83,20 +91,21 @@ pub fn lab_configs() -> Vec<HostConfig> {
     nodes
 }
 
-/// Where the `bgpd` and `routectl` executables are.
+/// Where the `bgpd`, `routectl` and `bgpd-cni` executables are: the one way tests find them.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     /// The daemon.
     pub bgpd: PathBuf,
-    /// The CLI.
+    /// The CLI (checked when used: `bgpd`'s own tests run without it).
     pub routectl: PathBuf,
     dir: PathBuf,
 }
 
 impl Binaries {
-    /// `$FABRIC_BIN_DIR`, else the cargo profile dir this executable was built into
-    /// (`target/debug` for tests and for the `labs` runner), which `cargo build -p bgpd
-    /// -p routectl` (or `cargo test --workspace`) fills.
+    /// `$BGPD_BIN` for the daemon, the others in `$FABRIC_BIN_DIR`; else all in the cargo
+    /// profile dir this executable was built into (`target/debug` for tests and for the
+    /// `labs` runner), which `cargo build -p bgpd -p routectl` (or `cargo test --workspace`)
+    /// fills. The daemon must be there.
     pub fn locate() -> io::Result<Binaries> {
         let dir = match std::env::var_os("FABRIC_BIN_DIR") {
             Some(d) => PathBuf::from(d),
@@ -109,36 +118,53 @@ impl Binaries {
                 dir
             }
         };
-        let bins = Binaries {
-            bgpd: dir.join("bgpd"),
+        let bgpd = std::env::var_os("BGPD_BIN").map_or_else(|| dir.join("bgpd"), PathBuf::from);
+        check_built(&bgpd, "bgpd")?;
+        Ok(Binaries {
+            bgpd,
             routectl: dir.join("routectl"),
             dir,
-        };
-        for b in [&bins.bgpd, &bins.routectl] {
-            if !b.is_file() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "{} is missing: build it first (cargo build -p bgpd -p routectl) or set FABRIC_BIN_DIR",
-                        b.display()
-                    ),
-                ));
-            }
-        }
-        Ok(bins)
+        })
+    }
+
+    /// The daemon at `bgpd` (a test's `env!("CARGO_BIN_EXE_bgpd")`), the others beside it.
+    pub fn beside(bgpd: impl Into<PathBuf>) -> io::Result<Binaries> {
+        let bgpd = bgpd.into();
+        check_built(&bgpd, "bgpd")?;
+        let dir = bgpd.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Binaries {
+            routectl: dir.join("routectl"),
+            bgpd,
+            dir,
+        })
+    }
+
+    /// The CLI, if it is built.
+    pub fn routectl(&self) -> io::Result<&Path> {
+        check_built(&self.routectl, "routectl")?;
+        Ok(&self.routectl)
     }
 
     /// The CNI plugin `bgpd-cni` next to the others (`cargo build -p bgpd-cni`).
     pub fn cni_plugin(&self) -> io::Result<PathBuf> {
         let plugin = self.dir.join("bgpd-cni");
-        if plugin.is_file() {
-            Ok(plugin)
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} is missing: cargo build -p bgpd-cni", plugin.display()),
-            ))
-        }
+        check_built(&plugin, "bgpd-cni")?;
+        Ok(plugin)
+    }
+}
+
+/// An error saying how to build `package` unless `path` is a file.
+fn check_built(path: &Path, package: &str) -> io::Result<()> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} is missing: build it first (cargo build -p {package}) or set FABRIC_BIN_DIR",
+                path.display()
+            ),
+        ))
     }
 }
 
@@ -186,6 +212,11 @@ impl Host {
     pub fn pid(&self) -> Option<u32> {
         self.bgpd.as_ref().map(ChildGuard::pid)
     }
+
+    /// Whether its bgpd was started and has exited since (reaping it).
+    pub fn exited(&mut self) -> bool {
+        self.bgpd.as_mut().is_some_and(ChildGuard::has_exited)
+    }
 }
 
 /// The fabric: switch, etcd, hosts, containers. Fields drop in order: containers and hosts
@@ -206,9 +237,13 @@ pub struct Fabric {
 }
 
 impl Fabric {
-    /// Starts the switch and etcd; no hosts yet.
+    /// Starts the switch and etcd; no hosts yet. The binaries are [`Binaries::locate`]'s.
     pub fn new() -> io::Result<Fabric> {
-        let bins = Binaries::locate()?;
+        Fabric::with_binaries(Binaries::locate()?)
+    }
+
+    /// Like [`Fabric::new`], running `bins`.
+    pub fn with_binaries(bins: Binaries) -> io::Result<Fabric> {
         let dir = tempfile::Builder::new().prefix("fabric-").tempdir()?;
         let switch = Netns::new("sw")?;
         switch.ip(&["link", "add", "br0", "type", "bridge"])?;
@@ -224,36 +259,7 @@ impl Fabric {
         ])?;
         let etcd_ns = Netns::new("etcd")?;
         plug(&switch, 0, &etcd_ns, ETCD_ADDRESS)?;
-        let url = etcd_url();
-        let log = File::create(dir.path().join("etcd.log"))?;
-        let mut cmd = etcd_ns.cmd("etcd");
-        cmd.arg("--name")
-            .arg("fabric")
-            .arg("--data-dir")
-            .arg(dir.path().join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
-            .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
-            .args(["--initial-cluster", "fabric=http://127.0.0.1:2380"])
-            .stdout(Stdio::null())
-            .stderr(log);
-        let etcd = ChildGuard::spawn(&mut cmd, "etcd")?;
-        let healthy = wait_until(Duration::from_secs(20), || {
-            etcd_ns
-                .exec("etcdctl", &["--endpoints", &url, "endpoint", "health"])
-                .is_ok()
-        });
-        if !healthy {
-            return Err(io::Error::other(format!(
-                "etcd did not become healthy at {url}: {}",
-                read_tail(&dir.path().join("etcd.log"))
-            )));
-        }
+        let etcd = start_etcd(&etcd_ns, &etcd_url(), dir.path())?;
         Ok(Fabric {
             containers: Vec::new(),
             hosts: Vec::new(),
@@ -282,6 +288,14 @@ impl Fabric {
     /// Adds a node with `config` (a free underlay address, a socket path) and starts its
     /// bgpd; returns its index.
     pub fn add_host_with(&mut self, config: HostConfig) -> io::Result<usize> {
+        let i = self.add_host_stopped(config)?;
+        self.start(i)?;
+        Ok(i)
+    }
+
+    /// Adds a node with `config` and writes its configuration file, but does not start its
+    /// bgpd ([`Fabric::start`] does); returns its index.
+    pub fn add_host_stopped(&mut self, config: HostConfig) -> io::Result<usize> {
         let i = self.hosts.len();
         let ns = Netns::new(&config.name)?;
         let port = self.take_port();
@@ -302,7 +316,6 @@ impl Fabric {
         };
         self.hosts.push(host);
         self.write_config(i)?;
-        self.start(i)?;
         Ok(i)
     }
 
@@ -357,6 +370,11 @@ impl Fabric {
 
     /// Starts host `i`'s bgpd (if not running) and waits until its control socket answers.
     pub fn start(&mut self, i: usize) -> io::Result<()> {
+        self.start_with_env(i, &[])
+    }
+
+    /// Like [`Fabric::start`], with extra environment variables for bgpd.
+    pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) -> io::Result<()> {
         if self.hosts[i].bgpd.is_some() {
             return Ok(());
         }
@@ -368,13 +386,14 @@ impl Fabric {
         let mut cmd = h.ns.cmd(&self.bins.bgpd.to_string_lossy());
         cmd.arg("--config")
             .arg(&h.config_path)
+            .envs(env.iter().copied())
             .stdout(log.try_clone()?)
             .stderr(log);
         let child = ChildGuard::spawn(&mut cmd, "bgpd")?;
         self.hosts[i].bgpd = Some(child);
+        let socket = self.hosts[i].config.control_socket();
         let up = wait_until(Duration::from_secs(30), || {
-            self.hosts[i].bgpd.as_mut().is_some_and(|c| !c.has_exited())
-                && self.routectl(i, &["status"]).is_ok()
+            !self.hosts[i].exited() && api::get(&socket, "/v1/status").is_some()
         });
         if up {
             Ok(())
@@ -409,9 +428,27 @@ impl Fabric {
         }
     }
 
+    /// Host `i`'s bgpd log so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.hosts[i].log_path).unwrap_or_default()
+    }
+
     /// The last lines of host `i`'s bgpd log, for error messages.
     pub fn log_tail(&self, i: usize) -> String {
         read_tail(&self.hosts[i].log_path)
+    }
+
+    /// The fabric's temp dir (configs, logs, sockets); a test may put its own files there.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `etcdctl args…` against the fabric's etcd; stdout.
+    pub fn etcdctl(&self, args: &[&str]) -> io::Result<String> {
+        let url = etcd_url();
+        let mut all = vec!["--endpoints", &url];
+        all.extend_from_slice(args);
+        self.etcd_ns.exec("etcdctl", &all)
     }
 
     /// Every host's log tail, labelled, for a failing assertion's message.
@@ -429,7 +466,7 @@ impl Fabric {
         let h = &self.hosts[i];
         run(h
             .ns
-            .cmd(&self.bins.routectl.to_string_lossy())
+            .cmd(&self.bins.routectl()?.to_string_lossy())
             .arg("--config")
             .arg(&h.config_path)
             .args(args))
@@ -492,6 +529,14 @@ impl Fabric {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// Host `i`'s kernel routes that bgpd installed (`ip route show proto 98`, IPv4).
+    pub fn bgpd_routes(&self, i: usize) -> String {
+        self.hosts[i]
+            .ns
+            .ip(&["route", "show", "proto", "98"])
+            .unwrap_or_default()
     }
 
     /// Host `i`'s kernel route for exactly `prefix` (`ip route show <prefix>` in its
@@ -559,10 +604,20 @@ impl Fabric {
 
     /// Adds a container on host `i` through `routectl endpoint add` and returns its index.
     pub fn add_container(&mut self, host: usize) -> io::Result<usize> {
+        self.add_labelled_container(host, &[])
+    }
+
+    /// Adds a container with `labels` (`key=value`, `routectl endpoint add --label`) on host
+    /// `i` and returns its index.
+    pub fn add_labelled_container(&mut self, host: usize, labels: &[&str]) -> io::Result<usize> {
         let n = self.containers.len();
         let ns = Netns::new(&format!("c{n}"))?;
         let id = format!("ctr-{}-{n}", self.hosts[host].config.name);
-        let printed = self.routectl_json(host, &["endpoint", "add", &id, "--netns", ns.name()])?;
+        let mut args = vec!["endpoint", "add", &id, "--netns", ns.name()];
+        for label in labels {
+            args.extend(["--label", label]);
+        }
+        let printed = self.routectl_json(host, &args)?;
         // routectl prints a list of endpoints (one here) or the one endpoint.
         let ep = printed.get(0).unwrap_or(&printed);
         let ips = ep["ips"]
@@ -642,6 +697,36 @@ fn plug(switch: &Netns, port: usize, ns: &Netns, address: Ipv4Addr) -> io::Resul
     link(switch, &sw_if, &[], ns, "eth0", &[&cidr, &cidr_v6])?;
     switch.ip(&["link", "set", &sw_if, "master", "br0"])?;
     Ok(())
+}
+
+/// Starts etcd in `ns` serving clients at `url` (its data and `etcd.log` in `dir`) and waits
+/// until it is healthy.
+pub fn start_etcd(ns: &Netns, url: &str, dir: &Path) -> io::Result<ChildGuard> {
+    let log = File::create(dir.join("etcd.log"))?;
+    let mut cmd = ns.cmd("etcd");
+    cmd.arg("--name")
+        .arg("fabric")
+        .arg("--data-dir")
+        .arg(dir.join("etcd"))
+        .args(["--listen-client-urls", url, "--advertise-client-urls", url])
+        .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
+        .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
+        .args(["--initial-cluster", "fabric=http://127.0.0.1:2380"])
+        .stdout(Stdio::null())
+        .stderr(log);
+    let etcd = ChildGuard::spawn(&mut cmd, "etcd")?;
+    let healthy = wait_until(Duration::from_secs(20), || {
+        ns.exec("etcdctl", &["--endpoints", url, "endpoint", "health"])
+            .is_ok()
+    });
+    if healthy {
+        Ok(etcd)
+    } else {
+        Err(io::Error::other(format!(
+            "etcd did not become healthy at {url}: {}",
+            read_tail(&dir.join("etcd.log"))
+        )))
+    }
 }
 
 /// The last 40 lines of a log file.

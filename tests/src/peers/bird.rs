@@ -12,9 +12,10 @@ use std::str::FromStr;
 
 use ipnetwork::IpNetwork;
 
+use super::daemon::Launch;
 use super::{
     BgpPeer, Community, Daemon, Family, GracefulRestart, LargeCommunity, PeerConfig, PeerError,
-    Result, RibRoute, Route, STARTUP, Session, SessionState, wait_ready,
+    Result, RibRoute, Route, Session, SessionState,
 };
 use crate::netns::Netns;
 
@@ -24,15 +25,13 @@ const NAME: &str = "bird";
 #[derive(Debug)]
 pub struct Bird {
     daemon: Daemon,
-    config: PeerConfig,
 }
 
 impl Bird {
     /// Renders `config`, starts BIRD in `netns` and waits until it answers on its socket.
     pub fn start(netns: &Netns, config: PeerConfig) -> Result<Bird> {
         let mut bird = Bird {
-            daemon: Daemon::new(NAME, netns)?,
-            config,
+            daemon: Daemon::new(NAME, netns, config)?,
         };
         bird.launch(false)?;
         Ok(bird)
@@ -44,7 +43,8 @@ impl Bird {
     }
 
     fn protocol_of(&self, neighbor: IpAddr) -> Result<String> {
-        self.config
+        self.daemon
+            .config()
             .neighbors
             .iter()
             .position(|n| n.address == neighbor)
@@ -57,7 +57,7 @@ impl Bird {
 
     fn launch(&mut self, recovering: bool) -> Result<()> {
         self.daemon
-            .write("bird.conf", &render(&self.config, &self.daemon))?;
+            .write("bird.conf", &render(self.daemon.config(), &self.daemon))?;
         let mut args = vec![
             "-f".to_string(),
             "-c".to_string(),
@@ -71,16 +71,19 @@ impl Bird {
             // Graceful restart recovery: neighbours keep our routes until we are back.
             args.push("-R".to_string());
         }
-        self.daemon.remove_stale_socket("bird.ctl")?;
-        self.daemon.start("bird", &args)?;
-        wait_ready(&mut self.daemon, NAME, "control socket", STARTUP, |d| {
-            birdc(d, &["show", "status"]).is_ok()
+        self.daemon.launch(Launch {
+            program: "bird",
+            args,
+            env: Vec::new(),
+            socket: Some("bird.ctl"),
+            ready: "control socket",
+            probe: |d| birdc(d, &["show", "status"]).is_ok(),
         })
     }
 
     fn reconfigure(&mut self) -> Result<()> {
         self.daemon
-            .write("bird.conf", &render(&self.config, &self.daemon))?;
+            .write("bird.conf", &render(self.daemon.config(), &self.daemon))?;
         let out = self.birdc(&["configure"])?;
         if out.contains("Reconfigured") || out.contains("Reconfiguration in progress") {
             Ok(())
@@ -95,14 +98,6 @@ impl Bird {
 }
 
 impl BgpPeer for Bird {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn config(&self) -> &PeerConfig {
-        &self.config
-    }
-
     fn daemon(&self) -> &Daemon {
         &self.daemon
     }
@@ -113,7 +108,7 @@ impl BgpPeer for Bird {
 
     fn sessions(&self) -> Result<Vec<Session>> {
         let out = self.birdc(&["show", "protocols"])?;
-        Ok(parse_protocols(&out, &self.config))
+        Ok(parse_protocols(&out, self.daemon.config()))
     }
 
     fn routes(&self, family: Family) -> Result<Vec<RibRoute>> {
@@ -122,15 +117,18 @@ impl BgpPeer for Bird {
             Family::Ipv6Unicast => "master6",
         };
         let out = self.birdc(&["show", "route", "all", "table", table])?;
-        let mut routes = parse_routes(&out, &self.config).map_err(|reason| PeerError::Parse {
-            daemon: NAME,
-            query: format!("show route all table {table}"),
-            reason,
-        })?;
+        let mut routes =
+            parse_routes(&out, self.daemon.config()).map_err(|reason| PeerError::Parse {
+                daemon: NAME,
+                query: format!("show route all table {table}"),
+                reason,
+            })?;
         // BIRD shows only long-lived stale routes as such; routes kept over a graceful restart
         // are stale while their protocol says "Neighbor graceful restart active".
-        let restarting =
-            restarting_neighbors(&self.birdc(&["show", "protocols", "all"])?, &self.config);
+        let restarting = restarting_neighbors(
+            &self.birdc(&["show", "protocols", "all"])?,
+            self.daemon.config(),
+        );
         for route in &mut routes {
             route.stale |= route.from.is_some_and(|f| restarting.contains(&f));
         }
@@ -138,18 +136,18 @@ impl BgpPeer for Bird {
     }
 
     fn announce(&mut self, route: Route) -> Result<()> {
-        self.config.upsert_route(route);
+        self.daemon.config_mut().upsert_route(route);
         self.reconfigure()
     }
 
     fn withdraw(&mut self, prefix: IpNetwork) -> Result<()> {
-        self.config.remove_route(prefix);
+        self.daemon.config_mut().remove_route(prefix);
         self.reconfigure()
     }
 
     fn restart(&mut self) -> Result<()> {
         self.daemon.kill();
-        self.launch(self.config.graceful_restart_enabled())
+        self.launch(self.daemon.config().graceful_restart_enabled())
     }
 
     fn set_session_enabled(

@@ -1,5 +1,6 @@
-//! The part every launcher shares: a daemon process inside a namespace, and its own temp dir
-//! holding config, control socket, pid file and log.
+//! The part every launcher shares: a daemon process inside a namespace, the [`PeerConfig`] it
+//! runs, and its own temp dir holding config file, control socket, pid file and log; starting
+//! it and waiting until it answers.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -8,8 +9,9 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+use super::{PeerConfig, PeerError, Result, STARTUP};
 use crate::netns::Netns;
-use crate::process::{ChildGuard, run};
+use crate::process::{ChildGuard, run, wait_until};
 
 /// A daemon running in a namespace; killed on drop, its dir removed with it.
 ///
@@ -18,22 +20,84 @@ use crate::process::{ChildGuard, run};
 #[derive(Debug)]
 pub struct Daemon {
     what: &'static str,
+    config: PeerConfig,
     netns: String,
     dir: TempDir,
     child: Option<ChildGuard>,
 }
 
+/// How a launcher runs its daemon and tells that it is up.
+pub(crate) struct Launch<'a> {
+    /// The executable.
+    pub program: &'a str,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment variables it reads its settings from.
+    pub env: Vec<(&'a str, String)>,
+    /// The control socket in the temp dir, removed first: one a killed instance left behind
+    /// would stop the next from listening.
+    pub socket: Option<&'a str>,
+    /// What being up means, for the timeout message.
+    pub ready: &'a str,
+    /// Whether it is up yet.
+    pub probe: fn(&Daemon) -> bool,
+}
+
 impl Daemon {
-    /// A not yet started `what` (e.g. `"bird"`) in `netns` with a fresh temp dir.
-    pub(crate) fn new(what: &'static str, netns: &Netns) -> io::Result<Daemon> {
+    /// A not yet started `what` (e.g. `"bird"`) running `config` in `netns`, with a fresh
+    /// temp dir.
+    pub(crate) fn new(what: &'static str, netns: &Netns, config: PeerConfig) -> io::Result<Daemon> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("testkit-{what}-"))
             .tempdir()?;
         Ok(Daemon {
             what,
+            config,
             netns: netns.name().to_string(),
             dir,
             child: None,
+        })
+    }
+
+    /// Which daemon it is (`"bird"`, `"frr"` …).
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+
+    /// The config it runs, with the routes changed at run time.
+    pub fn config(&self) -> &PeerConfig {
+        &self.config
+    }
+
+    /// The config, for a launcher that changes it at run time.
+    pub(crate) fn config_mut(&mut self) -> &mut PeerConfig {
+        &mut self.config
+    }
+
+    /// Starts the daemon as `launch` says (killing an earlier instance) and waits until its
+    /// probe answers; fails at once if it exits (a config error, say).
+    pub(crate) fn launch(&mut self, launch: Launch) -> Result<()> {
+        if let Some(socket) = launch.socket {
+            self.remove_stale_socket(socket)?;
+        }
+        self.start(launch.program, &launch.args, &launch.env)?;
+        let mut exited = false;
+        let up = wait_until(STARTUP, || {
+            exited = !self.is_running();
+            exited || (launch.probe)(self)
+        });
+        if up && !exited {
+            return Ok(());
+        }
+        Err(PeerError::Timeout {
+            daemon: self.what,
+            what: if exited {
+                format!("{} (the daemon exited)", launch.ready)
+            } else {
+                launch.ready.to_string()
+            },
+            after: STARTUP,
+            logs: self.logs(),
         })
     }
 
@@ -64,28 +128,17 @@ impl Daemon {
         fs::write(self.path(name), contents)
     }
 
-    /// Removes a unix socket a killed instance left behind, which would stop the next one
-    /// from listening.
-    pub(crate) fn remove_stale_socket(&self, name: &str) -> io::Result<()> {
+    /// Removes a unix socket a killed instance left behind.
+    fn remove_stale_socket(&self, name: &str) -> io::Result<()> {
         match fs::remove_file(self.path(name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
 
-    /// Starts `program args…` in the namespace with stdout and stderr appended to
+    /// Starts `program args…` with `env` in the namespace, stdout and stderr appended to
     /// `<what>.out`; kills an earlier instance first.
-    pub(crate) fn start(&mut self, program: &str, args: &[String]) -> io::Result<()> {
-        self.start_with_env(program, args, &[])
-    }
-
-    /// Like [`start`](Self::start) with environment variables set.
-    pub(crate) fn start_with_env(
-        &mut self,
-        program: &str,
-        args: &[String],
-        env: &[(&str, String)],
-    ) -> io::Result<()> {
+    fn start(&mut self, program: &str, args: &[String], env: &[(&str, String)]) -> io::Result<()> {
         self.kill();
         let out = self.output_file()?;
         let mut cmd = self.in_netns(program);

@@ -17,9 +17,10 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
+use super::daemon::Launch;
 use super::{
     BgpPeer, Community, Daemon, Family, GracefulRestart, LargeCommunity, Neighbor, PeerConfig,
-    PeerError, Result, RibRoute, Route, STARTUP, Session, SessionState, wait_ready,
+    PeerError, Result, RibRoute, Route, Session, SessionState,
 };
 use crate::netns::Netns;
 
@@ -29,7 +30,6 @@ const NAME: &str = "exabgp";
 #[derive(Debug)]
 pub struct Exabgp {
     daemon: Daemon,
-    config: PeerConfig,
 }
 
 impl Exabgp {
@@ -52,8 +52,7 @@ impl Exabgp {
             )));
         }
         let mut exabgp = Exabgp {
-            daemon: Daemon::new(NAME, netns)?,
-            config,
+            daemon: Daemon::new(NAME, netns, config)?,
         };
         exabgp.launch()?;
         Ok(exabgp)
@@ -62,7 +61,7 @@ impl Exabgp {
     fn launch(&mut self) -> Result<()> {
         let dir = self.daemon.dir().to_path_buf();
         self.daemon
-            .write("exabgp.conf", &render(&self.config, &self.daemon))?;
+            .write("exabgp.conf", &render(self.daemon.config(), &self.daemon))?;
         // A fresh start replays nothing: the config holds the current routes.
         self.daemon.write("commands", "")?;
         self.daemon.write("events.json", "")?;
@@ -74,7 +73,8 @@ impl Exabgp {
         );
         self.daemon.write("api.sh", &script)?;
         let passive: Vec<String> = self
-            .config
+            .daemon
+            .config()
             .neighbors
             .iter()
             .filter(|n| n.passive)
@@ -84,7 +84,7 @@ impl Exabgp {
                     .unwrap_or_else(|| unspecified(n.family()).to_string())
             })
             .collect();
-        let env = [
+        let env = vec![
             ("exabgp_daemon_user", "root".to_string()),
             ("exabgp_daemon_drop", "false".to_string()),
             ("exabgp_daemon_daemonize", "false".to_string()),
@@ -96,13 +96,22 @@ impl Exabgp {
             ),
             // Listens only for passive neighbours; otherwise it only connects out.
             ("exabgp_tcp_bind", passive.join(" ")),
-            ("exabgp_tcp_port", self.config.listen_port.to_string()),
+            (
+                "exabgp_tcp_port",
+                self.daemon.config().listen_port.to_string(),
+            ),
         ];
         let conf = dir.join("exabgp.conf").to_string_lossy().into_owned();
-        self.daemon.start_with_env("exabgp", &[conf], &env)?;
-        wait_ready(&mut self.daemon, NAME, "API process", STARTUP, |d| {
-            d.control_here("pgrep", &["-f", &d.path("commands").to_string_lossy()])
-                .is_ok()
+        self.daemon.launch(Launch {
+            program: "exabgp",
+            args: vec![conf],
+            env,
+            socket: None,
+            ready: "API process",
+            probe: |d| {
+                d.control_here("pgrep", &["-f", &d.path("commands").to_string_lossy()])
+                    .is_ok()
+            },
         })
     }
 
@@ -136,14 +145,6 @@ impl Exabgp {
 }
 
 impl BgpPeer for Exabgp {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn config(&self) -> &PeerConfig {
-        &self.config
-    }
-
     fn daemon(&self) -> &Daemon {
         &self.daemon
     }
@@ -153,7 +154,7 @@ impl BgpPeer for Exabgp {
     }
 
     fn sessions(&self) -> Result<Vec<Session>> {
-        Ok(replay_sessions(&self.events()?, &self.config))
+        Ok(replay_sessions(&self.events()?, self.daemon.config()))
     }
 
     fn routes(&self, family: Family) -> Result<Vec<RibRoute>> {
@@ -162,7 +163,7 @@ impl BgpPeer for Exabgp {
             query: "events.json".to_string(),
             reason,
         })?;
-        routes.extend(self.config.routes.iter().map(|r| {
+        routes.extend(self.daemon.config().routes.iter().map(|r| {
             let mut own = RibRoute::new(r.prefix);
             own.best = true;
             own.next_hop = r.next_hop;
@@ -179,7 +180,8 @@ impl BgpPeer for Exabgp {
 
     fn announce(&mut self, route: Route) -> Result<()> {
         let lines: Vec<String> = self
-            .config
+            .daemon
+            .config()
             .neighbors
             .iter()
             .filter(|n| n.family() == route.family())
@@ -187,19 +189,20 @@ impl BgpPeer for Exabgp {
                 format!(
                     "neighbor {} announce {}",
                     n.address,
-                    route_spec(&route, n, self.config.asn)
+                    route_spec(&route, n, self.daemon.config().asn)
                 )
             })
             .collect();
-        self.config.upsert_route(route);
+        self.daemon.config_mut().upsert_route(route);
         self.daemon
-            .write("exabgp.conf", &render(&self.config, &self.daemon))?;
+            .write("exabgp.conf", &render(self.daemon.config(), &self.daemon))?;
         self.send(&lines)
     }
 
     fn withdraw(&mut self, prefix: IpNetwork) -> Result<()> {
         let lines: Vec<String> = self
-            .config
+            .daemon
+            .config()
             .neighbors
             .iter()
             .filter(|n| n.family() == Family::of(prefix.ip()))
@@ -210,9 +213,9 @@ impl BgpPeer for Exabgp {
                 )
             })
             .collect();
-        self.config.remove_route(prefix);
+        self.daemon.config_mut().remove_route(prefix);
         self.daemon
-            .write("exabgp.conf", &render(&self.config, &self.daemon))?;
+            .write("exabgp.conf", &render(self.daemon.config(), &self.daemon))?;
         self.send(&lines)
     }
 

@@ -8,36 +8,109 @@
 //! attributes come from one route-map per route. Runtime changes go through vtysh and are
 //! written back to the config file, so a restart brings them back.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
+use super::daemon::Launch;
 use super::{
     BgpPeer, Community, Daemon, Family, GracefulRestart, LargeCommunity, PeerConfig, PeerError,
-    Result, RibRoute, Route, STARTUP, Session, SessionState, wait_ready,
+    Result, RibRoute, Route, Session, SessionState,
 };
 use crate::netns::Netns;
+use crate::process::wait_until;
 
 const NAME: &str = "frr";
+
+/// How long a withdrawn prefix may stay in FRR's adj-out before it counts as lost.
+const WITHDRAWN: Duration = Duration::from_secs(3);
+/// How often a lost withdrawal is made again.
+const WITHDRAW_ATTEMPTS: usize = 3;
 
 /// An FRR bgpd in a namespace, killed on drop.
 #[derive(Debug)]
 pub struct Frr {
     daemon: Daemon,
-    config: PeerConfig,
+    /// The route-map that gives each originated prefix its attributes. A re-announced route
+    /// gets a new one, bound to its `network` statement before the old one is deleted: FRR 8.4
+    /// corrupts its heap (bgpd aborts in `malloc_consolidate`, about one run in ten under
+    /// load) when a route-map that a `network` statement uses is deleted and made again.
+    route_maps: BTreeMap<IpNetwork, String>,
+    /// Route-maps made so far, so that a new one never takes a name in use.
+    made: u32,
 }
 
 impl Frr {
     /// Renders `config`, starts bgpd in `netns` and waits until vtysh reaches it.
     pub fn start(netns: &Netns, config: PeerConfig) -> Result<Frr> {
+        let prefixes: Vec<IpNetwork> = config.routes.iter().map(|r| r.prefix).collect();
         let mut frr = Frr {
-            daemon: Daemon::new(NAME, netns)?,
-            config,
+            daemon: Daemon::new(NAME, netns, config)?,
+            route_maps: BTreeMap::new(),
+            made: 0,
         };
+        for prefix in prefixes {
+            frr.new_route_map(prefix);
+        }
         frr.launch()?;
         Ok(frr)
+    }
+
+    /// Names a new route-map for `prefix` and makes it the prefix's; returns the name.
+    fn new_route_map(&mut self, prefix: IpNetwork) -> String {
+        self.made += 1;
+        let mut name = String::from("ORIGINATE-");
+        name.extend(
+            prefix
+                .to_string()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
+        name.push_str(&format!("-{}", self.made));
+        self.route_maps.insert(prefix, name.clone());
+        name
+    }
+
+    /// `route-map …` and `network … route-map …` lines originating `route`; the route-map is
+    /// a new one.
+    fn originate(&mut self, route: &Route) -> Vec<String> {
+        let name = self.new_route_map(route.prefix);
+        let mut lines = route_map(route, &name);
+        lines.extend(self.address_family(route.family()));
+        lines.push(network(route, &name));
+        lines.extend(["exit-address-family".to_string(), "exit".to_string()]);
+        lines
+    }
+
+    /// Whether any Established neighbour of `prefix`'s family still has `prefix` in FRR's
+    /// adj-out (`advertised-routes`).
+    fn advertised(&self, prefix: IpNetwork) -> Result<bool> {
+        let family = Family::of(prefix.ip());
+        for session in self.sessions()? {
+            if session.state != SessionState::Established || Family::of(session.neighbor) != family
+            {
+                continue;
+            }
+            let query = format!(
+                "show bgp {} unicast neighbors {} advertised-routes json",
+                afi(family),
+                session.neighbor
+            );
+            let out = self.vtysh(&[&query])?;
+            let all: Value = serde_json::from_str(&out).map_err(|e| PeerError::Parse {
+                daemon: NAME,
+                query: query.clone(),
+                reason: e.to_string(),
+            })?;
+            if all["advertisedRoutes"].get(prefix.to_string()).is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Runs vtysh commands (each one `-c`) against this instance; returns the output.
@@ -46,7 +119,8 @@ impl Frr {
     }
 
     fn launch(&mut self) -> Result<()> {
-        self.daemon.write("frr.conf", &render(&self.config))?;
+        self.daemon
+            .write("frr.conf", &render(self.daemon.config(), &self.route_maps))?;
         let path = |name: &str| self.daemon.path(name).to_string_lossy().into_owned();
         let mut args = vec![
             "-f".to_string(),
@@ -69,15 +143,18 @@ impl Frr {
             "-P".to_string(),
             "0".to_string(),
             "-p".to_string(),
-            self.config.listen_port.to_string(),
+            self.daemon.config().listen_port.to_string(),
         ];
-        for addr in &self.config.listen_addresses {
+        for addr in &self.daemon.config().listen_addresses {
             args.extend(["-l".to_string(), addr.to_string()]);
         }
-        self.daemon.remove_stale_socket("bgpd.vty")?;
-        self.daemon.start("/usr/lib/frr/bgpd", &args)?;
-        wait_ready(&mut self.daemon, NAME, "vty socket", STARTUP, |d| {
-            vtysh(d, &["show version"]).is_ok()
+        self.daemon.launch(Launch {
+            program: "/usr/lib/frr/bgpd",
+            args,
+            env: Vec::new(),
+            socket: Some("bgpd.vty"),
+            ready: "vty socket",
+            probe: |d| vtysh(d, &["show version"]).is_ok(),
         })
     }
 
@@ -94,27 +171,20 @@ impl Frr {
                 reason: out,
             });
         }
-        self.daemon.write("frr.conf", &render(&self.config))?;
+        self.daemon
+            .write("frr.conf", &render(self.daemon.config(), &self.route_maps))?;
         Ok(())
     }
 
     fn address_family(&self, family: Family) -> Vec<String> {
         vec![
-            format!("router bgp {}", self.config.asn),
+            format!("router bgp {}", self.daemon.config().asn),
             format!("address-family {} unicast", afi(family)),
         ]
     }
 }
 
 impl BgpPeer for Frr {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn config(&self) -> &PeerConfig {
-        &self.config
-    }
-
     fn daemon(&self) -> &Daemon {
         &self.daemon
     }
@@ -143,29 +213,53 @@ impl BgpPeer for Frr {
     }
 
     fn announce(&mut self, route: Route) -> Result<()> {
-        let mut lines = Vec::new();
-        if self.config.routes.iter().any(|r| r.prefix == route.prefix) {
-            // Start the route-map afresh so attributes not set any more are gone.
-            lines.push(format!("no route-map {}", route_map_name(&route)));
-        }
-        lines.extend(route_map(&route));
-        lines.extend(self.address_family(route.family()));
-        lines.push(network(&route));
-        self.config.upsert_route(route);
+        // The old route-map goes once the statement uses the new one.
+        let old = self.route_maps.get(&route.prefix).cloned();
+        let mut lines = self.originate(&route);
+        lines.extend(old.map(|name| format!("no route-map {name}")));
+        self.daemon.config_mut().upsert_route(route);
         self.configure(&lines)
     }
 
+    /// Removes the `network` statement, then waits until no neighbour's adj-out holds the
+    /// prefix. FRR 8.4 sometimes never sends a withdrawal that meets a ROUTE-REFRESH from the
+    /// neighbour (BIRD asks for one at every `birdc configure`): the prefix is gone from its
+    /// table but stays in the adj-out for good. Originating it again and withdrawing it again
+    /// sends the withdrawal.
     fn withdraw(&mut self, prefix: IpNetwork) -> Result<()> {
-        let Some(route) = self.config.routes.iter().find(|r| r.prefix == prefix) else {
+        let Some(route) = self
+            .daemon
+            .config()
+            .routes
+            .iter()
+            .find(|r| r.prefix == prefix)
+            .cloned()
+        else {
             return Ok(());
         };
-        let mut lines = self.address_family(route.family());
-        lines.push(format!("no network {prefix}"));
-        lines.push("exit-address-family".to_string());
-        lines.push("exit".to_string());
-        lines.push(format!("no route-map {}", route_map_name(route)));
-        self.config.remove_route(prefix);
-        self.configure(&lines)
+        self.daemon.config_mut().remove_route(prefix);
+        for attempt in 0..WITHDRAW_ATTEMPTS {
+            if attempt > 0 {
+                let lines = self.originate(&route);
+                self.configure(&lines)?;
+                self.wait_for(&format!("{prefix} originated again"), WITHDRAWN, &|| {
+                    self.advertised(prefix)
+                })?;
+            }
+            let mut lines = self.address_family(route.family());
+            lines.push(format!("no network {prefix}"));
+            lines.extend(["exit-address-family".to_string(), "exit".to_string()]);
+            lines.extend(
+                self.route_maps
+                    .remove(&prefix)
+                    .map(|name| format!("no route-map {name}")),
+            );
+            self.configure(&lines)?;
+            if wait_until(WITHDRAWN, || self.advertised(prefix).is_ok_and(|a| !a)) {
+                return Ok(());
+            }
+        }
+        Err(self.timeout(&format!("{prefix} withdrawn from the adj-out"), WITHDRAWN))
     }
 
     fn restart(&mut self) -> Result<()> {
@@ -184,7 +278,7 @@ impl BgpPeer for Frr {
             (false, Some(m)) => format!("neighbor {neighbor} shutdown message {m}"),
             (false, None) => format!("neighbor {neighbor} shutdown"),
         };
-        self.configure(&[format!("router bgp {}", self.config.asn), line])
+        self.configure(&[format!("router bgp {}", self.daemon.config().asn), line])
     }
 }
 
@@ -205,21 +299,9 @@ fn afi(family: Family) -> &'static str {
     }
 }
 
-fn route_map_name(route: &Route) -> String {
-    let mut name = String::from("ORIGINATE-");
-    name.extend(
-        route
-            .prefix
-            .to_string()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
-    );
-    name
-}
-
-/// The route-map that gives an originated route its attributes.
-fn route_map(route: &Route) -> Vec<String> {
-    let mut lines = vec![format!("route-map {} permit 10", route_map_name(route))];
+/// The route-map `name` that gives an originated route its attributes.
+fn route_map(route: &Route, name: &str) -> Vec<String> {
+    let mut lines = vec![format!("route-map {name} permit 10")];
     if let Some(nh) = route.next_hop {
         lines.push(match nh {
             IpAddr::V4(a) => format!(" set ip next-hop {a}"),
@@ -252,19 +334,16 @@ fn route_map(route: &Route) -> Vec<String> {
     lines
 }
 
-fn network(route: &Route) -> String {
-    format!(
-        "network {} route-map {}",
-        route.prefix,
-        route_map_name(route)
-    )
+fn network(route: &Route, route_map: &str) -> String {
+    format!("network {} route-map {route_map}", route.prefix)
 }
 
-/// The whole frr.conf for `config`.
-fn render(config: &PeerConfig) -> String {
+/// The whole frr.conf for `config`, each route with its route-map in `route_maps`.
+fn render(config: &PeerConfig, route_maps: &BTreeMap<IpNetwork, String>) -> String {
+    let map = |route: &Route| route_maps.get(&route.prefix).cloned().unwrap_or_default();
     let mut c = String::from("frr defaults traditional\n!\n");
     for route in &config.routes {
-        for line in route_map(route) {
+        for line in route_map(route, &map(route)) {
             let _ = writeln!(c, "{line}");
         }
     }
@@ -321,7 +400,7 @@ fn render(config: &PeerConfig) -> String {
     for family in [Family::Ipv4Unicast, Family::Ipv6Unicast] {
         let _ = writeln!(c, " address-family {} unicast", afi(family));
         for route in config.routes.iter().filter(|r| r.family() == family) {
-            let _ = writeln!(c, "  {}", network(route));
+            let _ = writeln!(c, "  {}", network(route, &map(route)));
         }
         for n in config.neighbors.iter().filter(|n| n.family() == family) {
             let a = n.address;

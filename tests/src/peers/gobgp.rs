@@ -11,9 +11,10 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
+use super::daemon::Launch;
 use super::{
     BgpPeer, Community, Daemon, Family, GracefulRestart, LargeCommunity, PeerConfig, PeerError,
-    Result, RibRoute, Route, STARTUP, Session, SessionState, wait_ready,
+    Result, RibRoute, Route, Session, SessionState,
 };
 use crate::netns::Netns;
 
@@ -23,15 +24,13 @@ const NAME: &str = "gobgp";
 #[derive(Debug)]
 pub struct Gobgp {
     daemon: Daemon,
-    config: PeerConfig,
 }
 
 impl Gobgp {
     /// Renders `config`, starts gobgpd in `netns`, waits for its API and adds the routes.
     pub fn start(netns: &Netns, config: PeerConfig) -> Result<Gobgp> {
         let mut gobgp = Gobgp {
-            daemon: Daemon::new(NAME, netns)?,
-            config,
+            daemon: Daemon::new(NAME, netns, config)?,
         };
         gobgp.launch(false)?;
         Ok(gobgp)
@@ -43,7 +42,8 @@ impl Gobgp {
     }
 
     fn launch(&mut self, restarting: bool) -> Result<()> {
-        self.daemon.write("gobgpd.toml", &render(&self.config))?;
+        self.daemon
+            .write("gobgpd.toml", &render(self.daemon.config()))?;
         let mut args = vec![
             "-f".to_string(),
             self.daemon
@@ -63,12 +63,15 @@ impl Gobgp {
             // Sets the Restart State bit so neighbours keep our routes as stale.
             args.push("--graceful-restart".to_string());
         }
-        self.daemon.remove_stale_socket("gobgp.sock")?;
-        self.daemon.start("gobgpd", &args)?;
-        wait_ready(&mut self.daemon, NAME, "gRPC API", STARTUP, |d| {
-            gobgp(d, &["global"]).is_ok()
+        self.daemon.launch(Launch {
+            program: "gobgpd",
+            args,
+            env: Vec::new(),
+            socket: Some("gobgp.sock"),
+            ready: "gRPC API",
+            probe: |d| gobgp(d, &["global"]).is_ok(),
         })?;
-        for route in self.config.routes.clone() {
+        for route in self.daemon.config().routes.clone() {
             self.add(&route)?;
         }
         Ok(())
@@ -83,14 +86,6 @@ impl Gobgp {
 }
 
 impl BgpPeer for Gobgp {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn config(&self) -> &PeerConfig {
-        &self.config
-    }
-
     fn daemon(&self) -> &Daemon {
         &self.daemon
     }
@@ -120,7 +115,7 @@ impl BgpPeer for Gobgp {
 
     fn announce(&mut self, route: Route) -> Result<()> {
         self.add(&route)?;
-        self.config.upsert_route(route);
+        self.daemon.config_mut().upsert_route(route);
         Ok(())
     }
 
@@ -128,13 +123,13 @@ impl BgpPeer for Gobgp {
         let afi = afi(Family::of(prefix.ip()));
         let prefix_text = prefix.to_string();
         self.gobgp(&["global", "rib", "del", "-a", afi, &prefix_text])?;
-        self.config.remove_route(prefix);
+        self.daemon.config_mut().remove_route(prefix);
         Ok(())
     }
 
     fn restart(&mut self) -> Result<()> {
         self.daemon.kill();
-        self.launch(self.config.graceful_restart_enabled())
+        self.launch(self.daemon.config().graceful_restart_enabled())
     }
 
     fn set_session_enabled(

@@ -94,17 +94,21 @@ pub type Result<T> = std::result::Result<T, PeerError>;
 
 /// A running BGP daemon that tests drive: query, change routes, freeze, crash and restart.
 pub trait BgpPeer {
-    /// Short daemon name for messages (`"bird"`, `"gobgp"` …).
-    fn name(&self) -> &'static str;
-
-    /// The config it runs (routes included as changed by `announce`/`withdraw`).
-    fn config(&self) -> &PeerConfig;
-
-    /// The daemon process and its dir.
+    /// The daemon process, its config and its dir.
     fn daemon(&self) -> &Daemon;
 
-    /// The daemon process and its dir, mutably.
+    /// The daemon process, its config and its dir, mutably.
     fn daemon_mut(&mut self) -> &mut Daemon;
+
+    /// Short daemon name for messages (`"bird"`, `"gobgp"` …).
+    fn name(&self) -> &'static str {
+        self.daemon().what()
+    }
+
+    /// The config it runs (routes included as changed by `announce`/`withdraw`).
+    fn config(&self) -> &PeerConfig {
+        self.daemon().config()
+    }
 
     /// The state of every configured neighbour's session.
     fn sessions(&self) -> Result<Vec<Session>>;
@@ -226,35 +230,6 @@ pub trait BgpPeer {
             logs: self.daemon().logs(),
         }
     }
-}
-
-/// Polls `ready` until it holds or `timeout` passes, failing at once if the daemon exits (a
-/// config error, say): for a daemon that was just started and is not yet a [`BgpPeer`].
-pub(crate) fn wait_ready(
-    daemon: &mut Daemon,
-    name: &'static str,
-    what: &str,
-    timeout: Duration,
-    mut ready: impl FnMut(&Daemon) -> bool,
-) -> Result<()> {
-    let mut exited = false;
-    let up = wait_until(timeout, || {
-        exited = !daemon.is_running();
-        exited || ready(daemon)
-    });
-    if up && !exited {
-        return Ok(());
-    }
-    Err(PeerError::Timeout {
-        daemon: name,
-        what: if exited {
-            format!("{what} (the daemon exited)")
-        } else {
-            what.to_string()
-        },
-        after: timeout,
-        logs: daemon.logs(),
-    })
 }
 
 /// How long a freshly started daemon may take to open its control socket.
