@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use bgpd_api::{AttachRequest, ErrorBody, ErrorKind, paths};
+use bgpd_api::{AttachRequest, ErrorBody, ErrorKind, LabelsRequest, paths};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
@@ -168,6 +168,14 @@ async fn handle(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>
             Err(e) => error(&e),
         },
         (Method::POST, paths::RELOAD) => reply(daemon.reload().await),
+        (Method::PUT, p) if paths::parse_endpoint_labels(p).is_some() => {
+            let (id, ifname) = paths::parse_endpoint_labels(p).unwrap_or_default();
+            let (id, ifname) = (id.to_string(), ifname.to_string());
+            match body::<LabelsRequest>(req).await {
+                Ok(request) => reply(daemon.relabel(&id, &ifname, request.labels).await),
+                Err(e) => error(&e),
+            }
+        }
         (Method::DELETE, p) if paths::parse_endpoint(p).is_some() => {
             let (id, ifname) = paths::parse_endpoint(p).unwrap_or_default();
             reply(daemon.detach(id, ifname).await)
@@ -182,7 +190,8 @@ async fn handle(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>
                 paths::RELOAD,
             ]
             .contains(&p)
-                || paths::parse_endpoint(p).is_some() =>
+                || paths::parse_endpoint(p).is_some()
+                || paths::parse_endpoint_labels(p).is_some() =>
         {
             error(&ApiError::new(
                 ErrorKind::MethodNotAllowed,

@@ -26,6 +26,7 @@ use crate::health::EtcdHealth;
 use crate::mesh::{MeshInputs, PeerPlan, desired_peers};
 use crate::node::{NodeRecord, Registry};
 use crate::routes::{RouteInputs, Wanted, diff, wanted};
+use crate::workloads::{WorkloadStore, Workloads};
 
 /// Who this node is; fixed for the life of the process.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub struct Attached {
     pub mtu: Option<u32>,
     /// Its addresses.
     pub ips: Vec<AssignedIp>,
+    /// Its labels (policy selectors); after a restart, from its record in etcd.
+    pub labels: bgpd_api::Labels,
 }
 
 /// Everything that changes while the daemon runs.
@@ -78,6 +81,10 @@ pub struct State {
     pub peers: BTreeMap<IpAddr, PeerPlan>,
     /// The node registry as last seen.
     pub registry: Registry,
+    /// Every host's endpoint records in etcd as last seen.
+    pub workloads: Workloads,
+    /// Containers on other (registered) hosts, for policy rule selectors.
+    pub remote: Vec<bgpd_policy::RemoteEndpoint>,
     /// Our own node record.
     pub record: NodeRecord,
     /// The configuration in force.
@@ -110,6 +117,8 @@ pub struct Daemon {
     pub kernel_tag: (u32, u8),
     /// The host firewall: policy file and cluster policies.
     pub firewall: std::sync::Mutex<Firewall>,
+    /// This host's endpoint records in etcd.
+    pub workloads: WorkloadStore,
 }
 
 /// A wire prefix as a kernel prefix.
@@ -141,6 +150,7 @@ impl Daemon {
         state: State,
         kernel_tag: (u32, u8),
         firewall: Firewall,
+        workloads: WorkloadStore,
     ) -> Daemon {
         Daemon {
             config_path,
@@ -155,6 +165,7 @@ impl Daemon {
             endpoint_ops: tokio::sync::Mutex::new(()),
             kernel_tag,
             firewall: std::sync::Mutex::new(firewall),
+            workloads,
         }
     }
 

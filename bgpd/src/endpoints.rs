@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use bgpd_api::{
-    AttachRequest, DetachReport, Endpoint, EndpointIp, ErrorKind, IpamAddress, IpamView,
+    AttachRequest, DetachReport, Endpoint, EndpointIp, ErrorKind, IpamAddress, IpamView, Labels,
 };
 use bgpd_endpoint::{
     ContainerId, Detach, EndpointSpec, Endpoints, GATEWAY_V4, GATEWAY_V6, IfName, Mtu, NetnsRef,
@@ -16,6 +16,7 @@ use ipnetwork::IpNetwork;
 
 use crate::api::ApiError;
 use crate::daemon::{Attached, Daemon};
+use crate::workloads::WorkloadRecord;
 
 /// The IPAM handle of a container interface: `<container id>:<ifname>` (neither may hold a
 /// `:`, so the pair is unambiguous).
@@ -75,7 +76,12 @@ fn as_endpoint(container_id: &str, ifname: &str, a: &Attached) -> Endpoint {
             })
             .collect(),
         mtu: a.mtu,
+        labels: a.labels.clone(),
     }
+}
+
+fn check_labels(labels: &Labels) -> Result<(), ApiError> {
+    bgpd_api::check_labels(labels).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 impl Daemon {
@@ -88,6 +94,7 @@ impl Daemon {
         let netns = NetnsRef::parse(&req.netns).map_err(bad)?;
         let mtu = Mtu::new(req.mtu.unwrap_or(1500)).map_err(bad)?;
         let handle = handle_of(id.as_str(), ifname.as_str())?;
+        check_labels(&req.labels)?;
         if req.ips.len() > 1 {
             return Err(ApiError::bad_request(
                 "at most one requested address is supported",
@@ -135,7 +142,9 @@ impl Daemon {
             mac: Some(attachment.container_mac.to_string()),
             mtu: Some(attachment.mtu.get()),
             ips: assignment.ips.clone(),
+            labels: req.labels.clone(),
         };
+        let record = WorkloadRecord::of(id.as_str(), ifname.as_str(), &attached);
         let endpoint = as_endpoint(id.as_str(), ifname.as_str(), &attached);
         tracing::info!(container = %id, ifname = %ifname, ips = ?addresses_of(&assignment.ips), "endpoint attached");
         let mut st = self.state.lock().await;
@@ -152,6 +161,8 @@ impl Daemon {
         );
         self.converge(&mut st).await;
         self.apply_firewall(&st);
+        drop(st);
+        self.publish(&record).await;
         Ok(endpoint)
     }
 
@@ -174,12 +185,42 @@ impl Daemon {
             self.converge(&mut st).await;
             self.apply_firewall(&st);
         }
+        if let Err(e) = self.workloads.delete(container_id, ifname).await {
+            tracing::warn!(container = %container_id, ifname, "deleting the endpoint record: {e}; retried on the next sync");
+        }
         let released = self.ipam.release(&handle).await.map_err(ipam_error)?;
         tracing::info!(container = %container_id, ifname, ?released, "endpoint detached");
         Ok(DetachReport {
             removed: removed == Detach::Removed,
             released,
         })
+    }
+
+    /// Replaces a running endpoint's labels, re-applies the firewall and rewrites its record.
+    pub async fn relabel(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        labels: Labels,
+    ) -> Result<Endpoint, ApiError> {
+        check_labels(&labels)?;
+        let _serial = self.endpoint_ops.lock().await;
+        let mut st = self.state.lock().await;
+        let key = (container_id.to_string(), ifname.to_string());
+        let Some(attached) = st.attached.get_mut(&key) else {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no endpoint {container_id}/{ifname}"),
+            ));
+        };
+        attached.labels = labels;
+        let endpoint = as_endpoint(container_id, ifname, attached);
+        let record = WorkloadRecord::of(container_id, ifname, attached);
+        tracing::info!(container = %container_id, ifname, labels = ?endpoint.labels, "endpoint relabelled");
+        self.apply_firewall(&st);
+        drop(st);
+        self.publish(&record).await;
+        Ok(endpoint)
     }
 
     /// `/v1/endpoints`.
@@ -244,6 +285,8 @@ pub async fn restore(
                         mac: None,
                         mtu: None,
                         ips: a.ips,
+                        // From the endpoint records (`WorkloadStore::restore`).
+                        labels: Labels::new(),
                     },
                 );
             }

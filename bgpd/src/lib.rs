@@ -3,9 +3,10 @@
 //!
 //! One module per concern: [`node`] (registry in etcd), [`mesh`] (which peers, pure),
 //! [`routes`] (which kernel routes, pure), [`daemon`] (state and `converge`), [`endpoints`],
-//! [`policies`] (cluster policies from etcd), [`api`] (control socket), [`reload`], [`signals`],
-//! [`metrics`], [`address`], [`logging`],
-//! and [`run`] (startup and the main loop).
+//! [`workloads`] (endpoint records in etcd, other hosts' containers), [`prefix_watch`] (a live
+//! view of an etcd prefix), [`policies`] (cluster policies from etcd), [`api`] (control socket),
+//! [`reload`], [`signals`], [`metrics`], [`address`], [`logging`], and [`run`] (startup and the
+//! main loop).
 
 pub mod address;
 pub mod api;
@@ -18,7 +19,9 @@ pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod policies;
+pub mod prefix_watch;
 pub mod reload;
 pub mod routes;
 pub mod run;
 pub mod signals;
+pub mod workloads;

@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::node::{NodeRecord, RECORD_VERSION, Registration, Registry, follow};
 use crate::routes::{RouteInputs, keepable, wanted};
 use crate::signals::{Request, Signals};
+use crate::workloads::{WorkloadStore, Workloads};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -300,13 +301,17 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
             "no route covers 169.254.1.1: containers' IPv4 gateway will not be answered by proxy ARP until this host has a default route"
         );
     }
-    let attached = match crate::endpoints::restore(&endpoints, &ipam, &host).await {
+    let mut attached = match crate::endpoints::restore(&endpoints, &ipam, &host).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!("restoring endpoints: {e}");
             BTreeMap::new()
         }
     };
+    let workloads = WorkloadStore::new(client.clone(), &ipam.keys().root(), host.clone());
+    if let Err(e) = workloads.restore(&mut attached).await {
+        tracing::warn!("restoring endpoint labels from etcd: {e}");
+    }
 
     let speaker = Speaker::start(speaker_config(&config, &identity, restarting))?;
     let mut fib_changes = speaker.subscribe_fib()?;
@@ -321,6 +326,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         originated: Default::default(),
         peers: BTreeMap::new(),
         registry: Registry::new(),
+        workloads: Workloads::new(),
+        remote: Vec::new(),
         record,
         config: config.clone(),
     };
@@ -349,6 +356,15 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         bgpd_kernel::spawn(fib, monitor, initial, ReconcileOptions::default());
 
     let (registry_tx, mut registry_rx) = watch::channel(Registry::new());
+    let (workloads_tx, mut workloads_rx) = watch::channel(Workloads::new());
+    tokio::spawn(crate::prefix_watch::follow(
+        client.clone(),
+        workloads.prefix().to_string(),
+        workloads_tx,
+        health.clone(),
+        "endpoint records",
+        crate::workloads::fold,
+    ));
     let mut policies_rx =
         crate::policies::watch(client.clone(), &ipam.keys().root(), health.clone());
     if let Some(stored) =
@@ -374,6 +390,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         state,
         (table, proto),
         firewall,
+        workloads,
     ));
     {
         let mut st = daemon.state.lock().await;
@@ -383,6 +400,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
 
     tokio::spawn(daemon.clone().follow_cluster_policies(policies_rx));
     tokio::spawn(daemon.clone().maintain_ipam(Duration::from_secs(30)));
+    tokio::spawn(daemon.clone().maintain_workloads(Duration::from_secs(30)));
     let socket = config.api.socket.clone();
     let listener = crate::api::bind(&socket).map_err(|source| StartError::Socket {
         path: socket.clone(),
@@ -428,6 +446,16 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 let mut st = daemon.state.lock().await;
                 st.registry = registry;
                 daemon.converge(&mut st).await;
+                daemon.refresh_remote(&mut st);
+            }
+            changed = workloads_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let workloads = workloads_rx.borrow_and_update().clone();
+                let mut st = daemon.state.lock().await;
+                st.workloads = workloads;
+                daemon.refresh_remote(&mut st);
             }
             batch = fib_changes.recv() => {
                 let Some(batch) = batch else { return Err(StartError::SpeakerStopped) };

@@ -191,6 +191,21 @@ pub enum EndpointCommand {
         /// MTU of both veth ends [default: 1500].
         #[arg(long)]
         mtu: Option<u32>,
+        /// A label for policy selectors, `key=value` (repeatable; Kubernetes label syntax).
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// Replaces a running container's labels (all of them; none given removes them all) and
+    /// re-applies the host firewall.
+    Label {
+        /// The container id.
+        container_id: String,
+        /// Interface name inside the container.
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+        /// A label, `key=value` (repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
     },
     /// Removes a container's interface and releases its addresses (idempotent).
     Del {
@@ -202,6 +217,11 @@ pub enum EndpointCommand {
     },
     /// Lists the endpoints on this host.
     List,
+}
+
+/// `key=value`, checked by the daemon's rules, so a bad label is a usage error (exit 2).
+fn parse_label(text: &str) -> Result<(String, String), bgpd_api::LabelError> {
+    bgpd_api::parse_label(text)
 }
 
 /// `routectl policy …`.

@@ -70,6 +70,7 @@ pub async fn endpoint(
             ifname,
             ips,
             mtu,
+            labels,
         } => {
             let request = AttachRequest {
                 container_id,
@@ -77,8 +78,18 @@ pub async fn endpoint(
                 netns,
                 ips,
                 mtu,
+                labels: labels.into_iter().collect(),
             };
             let endpoint = client.attach(&request).await?;
+            emit(output, &[endpoint], |e| endpoints_table(e))
+        }
+        EndpointCommand::Label {
+            container_id,
+            ifname,
+            labels,
+        } => {
+            let labels = labels.into_iter().collect();
+            let endpoint = client.set_labels(&container_id, &ifname, &labels).await?;
             emit(output, &[endpoint], |e| endpoints_table(e))
         }
         EndpointCommand::Del {
@@ -381,6 +392,7 @@ fn endpoints_table(endpoints: &[Endpoint]) -> String {
         "gateways",
         "mac",
         "mtu",
+        "labels",
     ]);
     for e in endpoints {
         let addresses: Vec<String> = e
@@ -400,9 +412,20 @@ fn endpoints_table(endpoints: &[Endpoint]) -> String {
             list(&gateways, ", "),
             or_dash(e.mac.as_ref()),
             or_dash(e.mtu),
+            labels_text(&e.labels),
         ]);
     }
     render::text(&t)
+}
+
+/// `k=v, k=v`, or `-` for none.
+fn labels_text(labels: &bgpd_api::Labels) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if pairs.is_empty() {
+        "-".to_string()
+    } else {
+        pairs.join(", ")
+    }
 }
 
 fn detach_text(container_id: &str, ifname: &str, r: &DetachReport) -> String {

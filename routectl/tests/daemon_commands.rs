@@ -32,6 +32,11 @@ fn daemon() -> ControlSocket {
             Answer::ok(fixture("endpoint.json")),
         ),
         (
+            "PUT",
+            "/v1/endpoints/c0ffee/eth0/labels",
+            Answer::ok(fixture("endpoint.json")),
+        ),
+        (
             "DELETE",
             "/v1/endpoints/c0ffee/eth0",
             Answer::ok(r#"{"removed":true,"released":["10.244.3.65","fd00:244::41"]}"#),
@@ -108,6 +113,7 @@ fn json_output_is_the_api_types() {
     let eps: Vec<Endpoint> =
         serde_json::from_str(&parse(&["endpoint", "list", "-o", "json"])).unwrap();
     assert_eq!(eps[0].host_ifindex, 12);
+    assert_eq!(eps[0].labels["role"], "db");
     // Each JSON document is the daemon's own, re-serialized unchanged.
     let recorded: Status = serde_json::from_str(&fixture("status.json")).unwrap();
     assert_eq!(status, recorded);
@@ -182,9 +188,14 @@ fn endpoints_add_list_delete() {
             "10.244.3.65",
             "--mtu",
             "1400",
+            "--label",
+            "role=db",
+            "--label",
+            "fabric.io/namespace=prod",
         ],
     ));
     assert!(out.contains("c0ffee"), "{out}");
+    assert!(out.contains("fabric.io/namespace=prod, role=db"), "{out}");
     assert!(out.contains("10.244.3.65/32, fd00:244::41/128"), "{out}");
     let post = d
         .received()
@@ -195,8 +206,22 @@ fn endpoints_add_list_delete() {
     assert_eq!(
         body,
         serde_json::json!({"container_id":"c0ffee","ifname":"eth0","netns":"/run/netns/c1",
-                           "ips":["10.244.3.65"],"mtu":1400})
+                           "ips":["10.244.3.65"],"mtu":1400,
+                           "labels":{"role":"db","fabric.io/namespace":"prod"}})
     );
+    let out = stdout(&routectl(
+        &d.path(),
+        &["endpoint", "label", "c0ffee", "--label", "role=db"],
+    ));
+    assert!(out.contains("role=db"), "{out}");
+    let put = d
+        .received()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("PUT sent");
+    assert_eq!(put.path, "/v1/endpoints/c0ffee/eth0/labels");
+    let body: serde_json::Value = serde_json::from_str(&put.body).unwrap();
+    assert_eq!(body, serde_json::json!({"labels": {"role": "db"}}));
     let out = stdout(&routectl(&d.path(), &["endpoint", "del", "c0ffee"]));
     assert_eq!(
         out,
@@ -277,7 +302,7 @@ fn daemon_errors_are_exit_1_with_its_words() {
 #[test]
 fn odd_arguments_are_usage_errors_not_panics() {
     let d = daemon();
-    let cases: [&[&str]; 12] = [
+    let cases: [&[&str]; 15] = [
         &[],
         &["frobnicate"],
         &["peer"],
@@ -288,6 +313,11 @@ fn odd_arguments_are_usage_errors_not_panics() {
         &["-o", "yaml", "status"],
         &["endpoint", "add", "c1"],
         &["endpoint", "add", "c1", "--netns", "x", "--mtu", "-5"],
+        &["endpoint", "add", "c1", "--netns", "x", "--label", "role"],
+        &[
+            "endpoint", "add", "c1", "--netns", "x", "--label", "ro le=db",
+        ],
+        &["endpoint", "label", "c1", "--label", "role=-db"],
         &[
             "ipam",
             "pools",

@@ -13,7 +13,8 @@ use tokio::net::UnixStream;
 
 use crate::paths;
 use crate::types::{
-    AttachRequest, DetachReport, Endpoint, ErrorBody, IpamView, Peer, ReloadReport, Routes, Status,
+    AttachRequest, DetachReport, Endpoint, ErrorBody, IpamView, LabelsRequest, Peer, ReloadReport,
+    Routes, Status,
 };
 
 /// Why a call failed.
@@ -116,6 +117,20 @@ impl Client {
     ) -> Result<DetachReport, ClientError> {
         let path = paths::endpoint(container_id, ifname);
         self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// `PUT /v1/endpoints/<id>/<ifname>/labels`: replace a running endpoint's labels.
+    pub async fn set_labels(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        labels: &crate::Labels,
+    ) -> Result<Endpoint, ClientError> {
+        let path = paths::endpoint_labels(container_id, ifname);
+        let body = LabelsRequest {
+            labels: labels.clone(),
+        };
+        self.call(Method::PUT, &path, Some(&body)).await
     }
 
     /// `POST /v1/reload`: re-read the configuration file, apply the difference.

@@ -6,11 +6,13 @@
 //! `/work/notes/api-contract.md` and in this crate's README.
 
 pub mod client;
+pub mod labels;
 pub mod node;
 pub mod paths;
 pub mod types;
 
 pub use client::{Client, ClientError};
+pub use labels::{LabelError, Labels, check_label, check_labels, parse_label};
 pub use node::{NodeRecord, RECORD_VERSION};
 pub use types::*;
 

@@ -19,6 +19,17 @@ pub fn endpoint(container_id: &str, ifname: &str) -> String {
     format!("{ENDPOINTS}/{container_id}/{ifname}")
 }
 
+/// `PUT /v1/endpoints/<container id>/<ifname>/labels` [`crate::LabelsRequest`]:
+/// [`crate::Endpoint`].
+pub fn endpoint_labels(container_id: &str, ifname: &str) -> String {
+    format!("{}/labels", endpoint(container_id, ifname))
+}
+
+/// Splits `/v1/endpoints/<container id>/<ifname>/labels` back into its parts.
+pub fn parse_endpoint_labels(path: &str) -> Option<(&str, &str)> {
+    parse_endpoint(path.strip_suffix("/labels")?)
+}
+
 /// Splits `/v1/endpoints/<container id>/<ifname>` back into its parts.
 pub fn parse_endpoint(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix(ENDPOINTS)?.strip_prefix('/')?;
@@ -46,5 +57,11 @@ mod tests {
         ] {
             assert_eq!(parse_endpoint(bad), None, "{bad}");
         }
+        let l = endpoint_labels("abc123", "eth0");
+        assert_eq!(l, "/v1/endpoints/abc123/eth0/labels");
+        assert_eq!(parse_endpoint_labels(&l), Some(("abc123", "eth0")));
+        assert_eq!(parse_endpoint(&l), None);
+        assert_eq!(parse_endpoint_labels("/v1/endpoints/a/labels"), None);
+        assert_eq!(parse_endpoint_labels(&p), None);
     }
 }

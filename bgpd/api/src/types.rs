@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use crate::labels::Labels;
+
 /// What a node is in the fabric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -323,6 +325,9 @@ pub struct AttachRequest {
     /// MTU of both veth ends; 1500 when absent.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Labels policy selectors match (rules in [`crate::labels`]); none when absent.
+    #[serde(default)]
+    pub labels: Labels,
 }
 
 fn default_ifname() -> String {
@@ -346,6 +351,17 @@ pub struct Endpoint {
     pub ips: Vec<EndpointIp>,
     /// MTU; absent when listed after a restart.
     pub mtu: Option<u32>,
+    /// Its labels (absent from daemons older than labels: empty).
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// `PUT /v1/endpoints/<container id>/<ifname>/labels`: replaces a running endpoint's labels;
+/// answers the [`Endpoint`] as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelsRequest {
+    /// The endpoint's new labels, all of them.
+    pub labels: Labels,
 }
 
 /// One address of an endpoint, as a CNI result wants it.
@@ -430,6 +446,13 @@ mod tests {
         assert_eq!(r.ifname, "eth0");
         assert!(r.ips.is_empty());
         assert_eq!(r.mtu, None);
+        assert!(r.labels.is_empty());
+        let r: AttachRequest = serde_json::from_str(
+            r#"{"container_id":"c1","netns":"n","labels":{"role":"db","fabric.io/pod":"p"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.labels["role"], "db");
+        assert_eq!(r.labels.len(), 2);
     }
 
     #[test]

@@ -3,7 +3,15 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use bgpd_api::Labels;
+
 use crate::error::{CniError, Code};
+
+/// The label a Kubernetes pod's namespace (CNI_ARGS `K8S_POD_NAMESPACE`) becomes.
+pub const NAMESPACE_LABEL: &str = "fabric.io/namespace";
+/// The label a Kubernetes pod's name (CNI_ARGS `K8S_POD_NAME`) becomes, when it is a valid
+/// label value (pod names may run to 253 characters, label values to 63: longer ones get none).
+pub const POD_LABEL: &str = "fabric.io/pod";
 
 /// CNI_COMMAND.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +39,12 @@ pub struct Invocation {
     pub ifname: String,
     /// CNI_ARGS' `IP=` addresses, if given.
     pub ips: Vec<IpAddr>,
+    /// Labels from CNI_ARGS: [`NAMESPACE_LABEL`] and [`POD_LABEL`].
+    pub labels: Labels,
 }
 
-/// CNI_ARGS keys Kubernetes and containerd pass that we accept and do not need.
+/// CNI_ARGS keys Kubernetes and containerd pass that we accept (the pod's namespace and name
+/// become labels; the rest we do not need).
 const KNOWN_ARGS: [&str; 5] = [
     "K8S_POD_NAMESPACE",
     "K8S_POD_NAME",
@@ -65,6 +76,7 @@ impl Invocation {
                 netns: None,
                 ifname: String::new(),
                 ips: Vec::new(),
+                labels: Labels::new(),
             });
         }
         let container_id = required(env, "CNI_CONTAINERID")?;
@@ -92,13 +104,14 @@ impl Invocation {
         if netns.is_none() && command != Command::Del {
             return Err(invalid("CNI_NETNS", "not set"));
         }
-        let ips = parse_args(env.get("CNI_ARGS").map_or("", String::as_str))?;
+        let Parsed { ips, labels } = parse_args(env.get("CNI_ARGS").map_or("", String::as_str))?;
         Ok(Invocation {
             command,
             container_id,
             netns,
             ifname,
             ips,
+            labels,
         })
     }
 }
@@ -114,9 +127,16 @@ fn invalid(key: &str, what: &str) -> CniError {
     CniError::new(Code::InvalidEnv, format!("invalid {key}"), what)
 }
 
-/// `K=V;K=V`: `IP=a[,b]` gives addresses; Kubernetes' keys are accepted; any other key is an
-/// error unless `IgnoreUnknown=1` (or `true`), as libcni's convention has it.
-fn parse_args(args: &str) -> Result<Vec<IpAddr>, CniError> {
+/// What CNI_ARGS gives us.
+struct Parsed {
+    ips: Vec<IpAddr>,
+    labels: Labels,
+}
+
+/// `K=V;K=V`: `IP=a[,b]` gives addresses; Kubernetes' keys are accepted, the pod's namespace
+/// and name become labels; any other key is an error unless `IgnoreUnknown=1` (or `true`), as
+/// libcni's convention has it.
+fn parse_args(args: &str) -> Result<Parsed, CniError> {
     let pairs = args
         .split(';')
         .filter(|p| !p.is_empty())
@@ -130,8 +150,17 @@ fn parse_args(args: &str) -> Result<Vec<IpAddr>, CniError> {
             && matches!(v.to_ascii_lowercase().as_str(), "1" | "true")
     });
     let mut ips = Vec::new();
+    let mut labels = Labels::new();
     for (key, value) in pairs {
-        if key == "IP" {
+        if key == "K8S_POD_NAMESPACE" && !value.is_empty() {
+            bgpd_api::check_label(NAMESPACE_LABEL, value)
+                .map_err(|e| invalid("CNI_ARGS", &format!("K8S_POD_NAMESPACE: {e}")))?;
+            labels.insert(NAMESPACE_LABEL.to_string(), value.to_string());
+        } else if key == "K8S_POD_NAME" && !value.is_empty() {
+            if bgpd_api::check_label(POD_LABEL, value).is_ok() {
+                labels.insert(POD_LABEL.to_string(), value.to_string());
+            }
+        } else if key == "IP" {
             for ip in value.split(',') {
                 ips.push(ip.parse().map_err(|_| {
                     invalid("CNI_ARGS", &format!("IP={value}: {ip:?} is not an address"))
@@ -144,7 +173,7 @@ fn parse_args(args: &str) -> Result<Vec<IpAddr>, CniError> {
             ));
         }
     }
-    Ok(ips)
+    Ok(Parsed { ips, labels })
 }
 
 #[cfg(test)]
@@ -170,9 +199,12 @@ mod tests {
         let mut e = env(&ADD);
         e.insert(
             "CNI_ARGS".into(),
-            "IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.244.1.7,fd00::7;FOO=bar".into(),
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=prod;K8S_POD_NAME=web-0;IP=10.244.1.7,fd00::7;FOO=bar"
+                .into(),
         );
         let i = Invocation::from_env(&e).unwrap();
+        assert_eq!(i.labels[NAMESPACE_LABEL], "prod");
+        assert_eq!(i.labels[POD_LABEL], "web-0");
         assert_eq!(i.command, Command::Add);
         assert_eq!(i.container_id, "abc-123_x.y");
         assert_eq!(i.netns.as_deref(), Some("/var/run/netns/cni-1234"));
@@ -212,6 +244,30 @@ mod tests {
             assert_eq!(err.code, Code::InvalidEnv, "{key}: {err}");
             assert!(err.msg.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn pod_labels_from_cni_args() {
+        let with = |args: &str| {
+            let mut e = env(&ADD);
+            e.insert("CNI_ARGS".into(), args.into());
+            Invocation::from_env(&e)
+        };
+        assert!(with("").unwrap().labels.is_empty());
+        assert!(
+            with("K8S_POD_NAME=;K8S_POD_NAMESPACE=")
+                .unwrap()
+                .labels
+                .is_empty()
+        );
+        // A pod name longer than a label value may be is a valid pod: it just gets no label.
+        let long = format!("K8S_POD_NAMESPACE=ns;K8S_POD_NAME={}", "p".repeat(64));
+        let i = with(&long).unwrap();
+        assert_eq!(i.labels.keys().collect::<Vec<_>>(), vec![NAMESPACE_LABEL]);
+        let e = with("K8S_POD_NAMESPACE=not a namespace").unwrap_err();
+        assert_eq!(e.code, Code::InvalidEnv);
+        assert!(e.details.contains("K8S_POD_NAMESPACE"), "{e}");
+        assert!(e.msg.contains("CNI_ARGS"), "{e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use bgpd_api::Labels;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CniError, Code};
@@ -42,6 +43,34 @@ pub struct NetConf {
     /// The result of the previous ADD (CHECK compares against it).
     #[serde(rename = "prevResult", default)]
     pub prev_result: Option<serde_json::Value>,
+    /// Per-container arguments from the runtime (CNI conventions, `args.cni.labels`).
+    #[serde(default)]
+    pub args: Args,
+}
+
+/// `args`: the runtime's per-container arguments; other plugins' keys are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Args {
+    /// The `cni` namespace of the conventions.
+    #[serde(default)]
+    pub cni: CniArgs,
+}
+
+/// `args.cni`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct CniArgs {
+    /// `labels: [{"key": …, "value": …}]`: the container's labels.
+    #[serde(default)]
+    pub labels: Vec<LabelArg>,
+}
+
+/// One entry of `args.cni.labels`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LabelArg {
+    /// The label key.
+    pub key: String,
+    /// The label value.
+    pub value: String,
 }
 
 /// `runtimeConfig`: what the runtime fills for capabilities we declare.
@@ -121,6 +150,22 @@ impl NetConf {
         self.cni_version.starts_with("0.")
     }
 
+    /// The labels of `args.cni.labels`, checked (a key given twice: the last value wins).
+    pub fn labels(&self) -> Result<Labels, CniError> {
+        let mut labels = Labels::new();
+        for l in &self.args.cni.labels {
+            bgpd_api::check_label(&l.key, &l.value).map_err(|e| {
+                CniError::new(
+                    Code::InvalidNetconf,
+                    "invalid network config",
+                    format!("args.cni.labels: {e}"),
+                )
+            })?;
+            labels.insert(l.key.clone(), l.value.clone());
+        }
+        Ok(labels)
+    }
+
     /// The addresses the runtime asks for (`runtimeConfig.ips`).
     pub fn requested_ips(&self) -> Result<Vec<IpAddr>, CniError> {
         self.runtime_config
@@ -186,6 +231,42 @@ mod tests {
         ] {
             let err = NetConf::parse(stdin.as_bytes()).unwrap_err();
             assert_eq!(err.code, code, "{stdin}: {err}");
+        }
+    }
+
+    #[test]
+    fn labels_from_args_cni() {
+        let conf = NetConf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"bgpd-cni",
+                 "args":{"cni":{"labels":[{"key":"role","value":"db"},
+                                          {"key":"app.kubernetes.io/name","value":"pg"},
+                                          {"key":"role","value":"web"}]},
+                         "other-plugin":{"x":1}}}"#,
+        )
+        .unwrap();
+        let labels = conf.labels().unwrap();
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels["role"], "web");
+        assert_eq!(labels["app.kubernetes.io/name"], "pg");
+        let none = NetConf::parse(br#"{"cniVersion":"1.0.0","name":"n","type":"bgpd-cni"}"#);
+        assert!(none.unwrap().labels().unwrap().is_empty());
+        let bad = NetConf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"bgpd-cni",
+                 "args":{"cni":{"labels":[{"key":"ro le","value":"db"}]}}}"#,
+        )
+        .unwrap();
+        let e = bad.labels().unwrap_err();
+        assert_eq!(e.code, Code::InvalidNetconf);
+        assert!(e.details.contains("label \"ro le\""), "{e}");
+        for shape in [
+            r#""args":{"cni":{"labels":"role=db"}}"#,
+            r#""args":{"cni":{"labels":[{"key":"role"}]}}"#,
+            r#""args":{"cni":{"labels":[{"key":1,"value":"x"}]}}"#,
+            r#""args":{"cni":"labels"}"#,
+        ] {
+            let stdin = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bgpd-cni",{shape}}}"#);
+            let e = NetConf::parse(stdin.as_bytes()).unwrap_err();
+            assert_eq!(e.code, Code::InvalidNetconf, "{shape}: {e}");
         }
     }
 

@@ -84,12 +84,16 @@ async fn add(client: &Client, conf: &NetConf, inv: &Invocation) -> Result<Value,
             ips.push(*ip);
         }
     }
+    // The runtime's facts (the pod's namespace and name) override the config's labels.
+    let mut labels = conf.labels()?;
+    labels.extend(inv.labels.clone());
     let request = AttachRequest {
         container_id: inv.container_id.clone(),
         ifname: inv.ifname.clone(),
         netns: netns.clone(),
         ips,
         mtu: conf.mtu,
+        labels,
     };
     let endpoint = within_deadline(client.attach(&request)).await?;
     serde_json::to_value(Success::of(conf, &endpoint, &netns))

@@ -80,8 +80,13 @@ fn add_attaches_through_bgpd_and_prints_the_result() {
     let bgpd = ControlSocket::serve(vec![("POST", "/v1/endpoints", Answer::ok(ENDPOINT))]).unwrap();
     let netns = "/var/run/netns/cni-5ba2d8e1";
     let mut e = env("ADD", netns);
-    e[5].1 = "IgnoreUnknown=1;IP=10.244.3.65";
-    let (code, doc) = plugin(&e, &conf("1.0.0", &bgpd.path()));
+    e[5].1 = "IgnoreUnknown=1;IP=10.244.3.65;K8S_POD_NAMESPACE=prod;K8S_POD_NAME=web-0";
+    let mut stdin: Value = serde_json::from_str(&conf("1.0.0", &bgpd.path())).unwrap();
+    stdin["args"] = json!({"cni": {"labels": [
+        {"key": "role", "value": "web"},
+        {"key": "fabric.io/namespace", "value": "overridden-by-cni-args"}
+    ]}});
+    let (code, doc) = plugin(&e, &stdin.to_string());
     assert_eq!(code, 0, "{doc}");
     assert_eq!(
         doc,
@@ -108,7 +113,8 @@ fn add_attaches_through_bgpd_and_prints_the_result() {
     assert_eq!(
         body,
         json!({"container_id": "c0ffee", "ifname": "eth0", "netns": netns,
-               "ips": ["10.244.3.65"], "mtu": null})
+               "ips": ["10.244.3.65"], "mtu": null,
+               "labels": {"role": "web", "fabric.io/namespace": "prod", "fabric.io/pod": "web-0"}})
     );
 }
 
@@ -181,6 +187,12 @@ fn errors_carry_the_spec_codes() {
     no_id.retain(|(k, _)| *k != "CNI_CONTAINERID");
     let mut bad_args = env("ADD", "/proc/1/ns/net");
     bad_args[5].1 = "FOO=bar";
+    let mut bad_namespace = env("ADD", "/proc/1/ns/net");
+    bad_namespace[5].1 = "K8S_POD_NAMESPACE=-bad-";
+    let mut bad_label: Value = serde_json::from_str(&good).unwrap();
+    bad_label["args"] = json!({"cni": {"labels": [{"key": "role", "value": "d b"}]}});
+    let mut bad_label_shape = bad_label.clone();
+    bad_label_shape["args"] = json!({"cni": {"labels": {"role": "db"}}});
     let cases: Vec<(Env, String, u64)> = vec![
         (
             env("ADD", "/proc/1/ns/net"),
@@ -195,6 +207,9 @@ fn errors_carry_the_spec_codes() {
         ),
         (no_id, good.clone(), 4),
         (bad_args, good.clone(), 4),
+        (bad_namespace, good.clone(), 4),
+        (env("ADD", "/proc/1/ns/net"), bad_label.to_string(), 7),
+        (env("ADD", "/proc/1/ns/net"), bad_label_shape.to_string(), 7),
         (env("NOPE", "/proc/1/ns/net"), good.clone(), 4),
         (vec![], good.clone(), 4),
         (env("ADD", "/proc/1/ns/net"), "not json".into(), 6),

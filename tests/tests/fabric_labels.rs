@@ -1,0 +1,163 @@
+//! End to end, workload labels across hosts: a policy on host A lets only containers labelled
+//! `role=web` reach its `role=db` container on TCP 5432, and the `web` container is on host B,
+//! so the rule's source selector can only match through B's endpoint records in etcd. Real
+//! etcd, real bgpd processes in namespaces, real TCP connections.
+
+use std::time::Duration;
+
+use testkit::fabric::{Fabric, Role};
+use testkit::process::{ChildGuard, wait_until};
+
+const CONVERGE: Duration = Duration::from_secs(60);
+/// How long a label change may take to reach the other host's firewall.
+const PROPAGATE: Duration = Duration::from_secs(20);
+const PORT: &str = "5432";
+
+const POLICY: &str = r#"
+[[policy]]
+name = "db"
+selector = 'role == "db"'
+
+[[policy.ingress]]
+action = "allow"
+protocol = "tcp"
+source = { selector = 'role == "web"' }
+destination = { ports = [5432] }
+"#;
+
+/// Whether a TCP connection from container `from` to container `to` on [`PORT`] is accepted
+/// within two seconds.
+fn connects(fabric: &Fabric, from: usize, to: usize) -> bool {
+    let target = fabric.containers[to]
+        .ipv4()
+        .expect("IPv4 address")
+        .to_string();
+    fabric.containers[from]
+        .ns
+        .exec("nc", &["-z", "-w", "2", &target, PORT])
+        .is_ok()
+}
+
+/// A TCP listener on [`PORT`] in container `c`.
+fn listen(fabric: &Fabric, c: usize) -> ChildGuard {
+    fabric.containers[c]
+        .ns
+        .spawn("nc", &["-l", "-k", PORT])
+        .expect("nc listener")
+}
+
+fn labels_of(fabric: &Fabric, host: usize, id: &str) -> serde_json::Value {
+    let list = fabric
+        .routectl_json(host, &["endpoint", "list"])
+        .expect("endpoint list");
+    list.as_array()
+        .and_then(|l| l.iter().find(|e| e["container_id"] == id))
+        .map(|e| e["labels"].clone())
+        .unwrap_or_default()
+}
+
+#[test]
+#[serial_test::serial]
+fn rule_selectors_match_labels_of_containers_on_other_hosts() {
+    let mut fabric = Fabric::new().expect("fabric");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).expect("policy file");
+    for _ in 0..2 {
+        let mut config = fabric.next_host_config(Role::Host);
+        config.policy = Some(policy.clone());
+        fabric.add_host_with(config).expect("host");
+    }
+    for i in 0..2 {
+        fabric.wait_established(i, 1, CONVERGE).expect("session");
+    }
+    let db = fabric
+        .add_labelled_container(0, &["role=db", "fabric.io/namespace=prod"])
+        .expect("db on host A");
+    let web = fabric
+        .add_labelled_container(1, &["role=web"])
+        .expect("web on host B");
+    let other = fabric
+        .add_labelled_container(1, &["role=other"])
+        .expect("other on host B");
+    fabric.wait_converged(0, false, CONVERGE).expect("routes");
+    let _server = listen(&fabric, db);
+    assert_eq!(
+        labels_of(&fabric, 0, &fabric.containers[db].id),
+        serde_json::json!({"role": "db", "fabric.io/namespace": "prod"})
+    );
+
+    // web on B reaches db on A once A has B's endpoint records; other is refused.
+    assert!(
+        wait_until(PROPAGATE, || connects(&fabric, web, db)),
+        "role=web on host B cannot reach role=db on host A\n{}",
+        fabric.logs()
+    );
+    assert!(
+        !connects(&fabric, other, db),
+        "role=other on host B reached role=db"
+    );
+
+    // Relabelling on B changes A's firewall: other becomes web, web becomes other.
+    let other_id = fabric.containers[other].id.clone();
+    let web_id = fabric.containers[web].id.clone();
+    fabric
+        .routectl(1, &["endpoint", "label", &other_id, "--label", "role=web"])
+        .expect("relabel other");
+    fabric
+        .routectl(1, &["endpoint", "label", &web_id, "--label", "role=other"])
+        .expect("relabel web");
+    assert!(
+        wait_until(PROPAGATE, || connects(&fabric, other, db)
+            && !connects(&fabric, web, db)),
+        "relabelling on host B did not change host A's firewall\n{}",
+        fabric.logs()
+    );
+
+    // Restarts: labels come back from etcd on both hosts, and the firewall still holds.
+    for host in [0, 1] {
+        fabric.stop(host);
+        fabric.start(host).expect("bgpd restarts");
+    }
+    assert_eq!(
+        labels_of(&fabric, 0, &fabric.containers[db].id)["role"],
+        "db"
+    );
+    assert_eq!(labels_of(&fabric, 1, &other_id)["role"], "web");
+    assert!(
+        wait_until(PROPAGATE, || connects(&fabric, other, db)),
+        "after restarts, role=web cannot reach role=db\n{}",
+        fabric.logs()
+    );
+    assert!(
+        !connects(&fabric, web, db),
+        "after restarts, role=other reached role=db"
+    );
+
+    // A bad label is refused by the daemon with a 400 naming it, and nothing changes.
+    let socket = fabric.hosts[1].config.socket.clone().expect("socket path");
+    let answer = fabric.hosts[1]
+        .ns
+        .exec(
+            "curl",
+            &[
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "--unix-socket",
+                &socket.to_string_lossy(),
+                "-X",
+                "PUT",
+                "-d",
+                r#"{"labels":{"role":"we b"}}"#,
+                &format!("http://localhost/v1/endpoints/{other_id}/eth0/labels"),
+            ],
+        )
+        .expect("curl");
+    assert!(answer.ends_with("\n400"), "{answer}");
+    assert!(
+        answer.contains(r#"label \"role\": value \"we b\""#),
+        "{answer}"
+    );
+    assert_eq!(labels_of(&fabric, 1, &other_id)["role"], "web");
+}
