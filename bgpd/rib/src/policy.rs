@@ -263,7 +263,7 @@ mod tests {
         };
         let plain = PathAttrs::default();
         let no_export = PathAttrs {
-            communities: vec![Community::NO_EXPORT],
+            communities: smallvec::smallvec![Community::NO_EXPORT],
             ..PathAttrs::default()
         };
         assert_eq!(
@@ -275,11 +275,11 @@ mod tests {
             panic!("expected a change")
         };
         assert_eq!(
-            (a.communities, a.local_pref, a.med),
-            (vec![tag], Some(200), Some(5))
+            (&a.communities[..], a.local_pref, a.med),
+            (&[tag][..], Some(200), Some(5))
         );
         let tagged = PathAttrs {
-            communities: vec![tag],
+            communities: smallvec::smallvec![tag],
             local_pref: Some(200),
             med: Some(5),
             ..PathAttrs::default()

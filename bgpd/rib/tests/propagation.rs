@@ -194,14 +194,14 @@ fn local_routes_and_well_known_communities() {
     lab.rib.originate(
         p("10.244.2.0/26"),
         PathAttrs {
-            communities: vec![Community::NO_EXPORT],
+            communities: smallvec::smallvec![Community::NO_EXPORT],
             ..PathAttrs::default()
         },
     );
     lab.rib.originate(
         p("10.244.3.0/26"),
         PathAttrs {
-            communities: vec![Community::NO_ADVERTISE],
+            communities: smallvec::smallvec![Community::NO_ADVERTISE],
             ..PathAttrs::default()
         },
     );
@@ -270,7 +270,7 @@ fn import_and_export_policies() {
         "only the /24 passes export: {:?}",
         lab.seen(to)
     );
-    assert_eq!(lab.got(to, "10.244.5.0/24").unwrap().communities, vec![tag]);
+    assert_eq!(lab.got(to, "10.244.5.0/24").unwrap().communities[..], [tag]);
     assert_eq!(
         lab.got(to, "10.244.5.0/24").unwrap().local_pref,
         None,

@@ -3,13 +3,19 @@
 //! Workloads: one UPDATE with 1,000 IPv4 /24s (extended message), and 10,000 UPDATEs shaped like
 //! a full Internet table (AS paths of 1–10 ASes, 0–6 communities, some large communities and
 //! MEDs, 1–6 prefixes of /16–/24 each). Throughput is in prefixes.
+//!
+//! `CODEC_BENCH_CLOCK=cpu` measures the benchmark thread's CPU time instead of wall time: on a
+//! shared machine it leaves out the time the thread waits for a core.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use bgpd_wire::*;
 use bytes::BytesMut;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, Throughput};
+use nix::time::{ClockId, clock_gettime};
 use zettabgp::BgpMessage as _;
 use zettabgp::prelude::{BgpAddrs, BgpSessionParams, BgpTransportMode, BgpUpdateMessage};
 
@@ -43,7 +49,7 @@ fn base_attrs() -> PathAttrs {
         as_path: Some(AsPath::sequence([Asn(65001), Asn(3356), Asn(15169)])),
         next_hop: Some(NextHop::V4(Ipv4Addr::new(192, 0, 2, 1))),
         med: Some(10),
-        communities: vec![Community::new(65001, 100), Community::new(65001, 200)],
+        communities: smallvec::smallvec![Community::new(65001, 100), Community::new(65001, 200)],
         ..PathAttrs::default()
     }
 }
@@ -176,7 +182,7 @@ fn zetta_decode_stream(mut stream: &[u8], params: &BgpSessionParams) -> usize {
     prefixes
 }
 
-fn benches(c: &mut Criterion) {
+fn benches<M: Measurement>(c: &mut Criterion<M>) {
     let ctx = ctx();
     let params = zetta_params();
 
@@ -245,5 +251,52 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(codec, benches);
-criterion_main!(codec);
+/// The CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+struct ThreadCpuTime {
+    /// Only for its formatter: both clocks count nanoseconds.
+    wall: WallTime,
+}
+
+fn thread_cpu_now() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.wall.formatter()
+    }
+}
+
+fn main() {
+    if std::env::var("CODEC_BENCH_CLOCK").is_ok_and(|v| v == "cpu") {
+        let mut c = Criterion::default()
+            .with_measurement(ThreadCpuTime { wall: WallTime })
+            .configure_from_args();
+        benches(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = Criterion::default().configure_from_args();
+        benches(&mut c);
+        c.final_summary();
+    }
+}

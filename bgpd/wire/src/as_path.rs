@@ -1,11 +1,15 @@
 //! AS_PATH and AS4_PATH (RFC 4271 §4.3, RFC 6793, RFC 5065 confederation segments).
 
 use bytes::{BufMut, BytesMut};
+use smallvec::{SmallVec, smallvec};
 
 use crate::asn::Asn;
 
 /// Most ASes one segment holds (its length field is one octet).
 const MAX_SEGMENT: usize = 255;
+
+/// ASes a segment holds without a heap allocation: most Internet paths are no longer.
+const INLINE_ASNS: usize = 8;
 
 /// The kind of an AS path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,27 +54,28 @@ impl SegmentKind {
 pub struct AsSegment {
     /// Set or sequence, plain or confederation.
     pub kind: SegmentKind,
-    /// The ASes, in wire order.
-    pub asns: Vec<Asn>,
+    /// The ASes, in wire order. Up to eight are held inline: most Internet paths are that
+    /// short, and decoding one UPDATE then needs no allocation for its path.
+    pub asns: SmallVec<[Asn; INLINE_ASNS]>,
 }
 
 /// An AS path: its segments in wire order. Always four-octet ASes; the two-octet form and
 /// AS4_PATH exist only on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AsPath {
-    /// The segments, nearest first.
-    pub segments: Vec<AsSegment>,
+    /// The segments, nearest first; one (the common case) is held inline.
+    pub segments: SmallVec<[AsSegment; 1]>,
 }
 
 impl AsPath {
     /// A path of one AS_SEQUENCE (empty when `asns` is).
     pub fn sequence(asns: impl IntoIterator<Item = Asn>) -> Self {
-        let asns: Vec<Asn> = asns.into_iter().collect();
+        let asns: SmallVec<[Asn; INLINE_ASNS]> = asns.into_iter().collect();
         if asns.is_empty() {
             return AsPath::default();
         }
         AsPath {
-            segments: vec![AsSegment {
+            segments: smallvec![AsSegment {
                 kind: SegmentKind::Sequence,
                 asns,
             }],
@@ -117,7 +122,7 @@ impl AsPath {
                 0,
                 AsSegment {
                     kind: SegmentKind::Sequence,
-                    asns: vec![asn],
+                    asns: smallvec![asn],
                 },
             ),
         }
@@ -131,41 +136,50 @@ impl AsPath {
             .any(|a| !a.is_two_octet())
     }
 
-    /// Parses segments of `width` (2 or 4) octet ASes; `None` when malformed (RFC 7606 §7.2:
-    /// unknown segment type, overrun, a lone trailing octet, or a zero segment length), or when
-    /// it holds AS 0 (RFC 7607 §2).
-    pub(crate) fn decode(mut v: &[u8], width: usize) -> Option<AsPath> {
-        // Most paths are one segment: count first so the list is allocated once, exactly.
+    /// Parses segments of `width` (2 or 4) octet ASes; `None` when malformed (see
+    /// [`AsPath::decode_into`]).
+    pub(crate) fn decode(v: &[u8], width: usize) -> Option<AsPath> {
+        let mut path = AsPath::default();
+        path.decode_into(v, width).then_some(path)
+    }
+
+    /// Parses segments of `width` (2 or 4) octet ASes into `self`, which must be empty, where
+    /// the path is to stay: filling ASes one at a time and then moving them would stall the
+    /// wide loads of the move. `false` when malformed (RFC 7606 §7.2: unknown segment type,
+    /// overrun, a lone trailing octet, or a zero segment length), or when it holds AS 0
+    /// (RFC 7607 §2); `self` then holds part of the path.
+    pub(crate) fn decode_into(&mut self, mut v: &[u8], width: usize) -> bool {
+        // Most paths are one segment, held inline; count first so that a longer list is
+        // allocated once, exactly.
         let mut count = 0;
         let mut at = 0;
         while let Some(&n) = v.get(at + 1) {
             at += 2 + usize::from(n) * width;
             count += 1;
         }
-        let mut segments = Vec::with_capacity(count);
+        self.segments.reserve(count);
         while let [t, n, rest @ ..] = v {
-            let kind = SegmentKind::from_octet(*t)?;
+            let Some(kind) = SegmentKind::from_octet(*t) else {
+                return false;
+            };
             let len = usize::from(*n) * width;
             if *n == 0 || rest.len() < len {
-                return None;
+                return false;
             }
             let (body, after) = rest.split_at(len);
-            let asns: Vec<Asn> = if width == 4 {
-                body.chunks_exact(4)
-                    .map(|c| Asn(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-                    .collect()
-            } else {
-                body.chunks_exact(2)
-                    .map(|c| Asn(u32::from(u16::from_be_bytes([c[0], c[1]]))))
-                    .collect()
+            self.segments.push(AsSegment {
+                kind,
+                asns: SmallVec::new(),
+            });
+            let Some(segment) = self.segments.last_mut() else {
+                return false;
             };
-            if asns.contains(&Asn(0)) {
-                return None;
+            if read_asns(body, width, &mut segment.asns).is_none() {
+                return false;
             }
-            segments.push(AsSegment { kind, asns });
             v = after;
         }
-        v.is_empty().then_some(AsPath { segments })
+        v.is_empty()
     }
 
     /// Appends the segments with `width`-octet ASes (AS_TRANS for those that do not fit two).
@@ -201,7 +215,7 @@ impl AsPath {
             return self;
         }
         let mut keep = n2 - n4;
-        let mut merged = Vec::new();
+        let mut merged: SmallVec<[AsSegment; 1]> = SmallVec::new();
         for seg in self.segments {
             let hops = match seg.kind {
                 SegmentKind::Sequence => seg.asns.len(),
@@ -216,7 +230,7 @@ impl AsPath {
             } else if hops > keep {
                 merged.push(AsSegment {
                     kind: seg.kind,
-                    asns: seg.asns[..keep].to_vec(),
+                    asns: SmallVec::from_slice(&seg.asns[..keep]),
                 });
                 keep = 0;
             } else {
@@ -240,6 +254,25 @@ impl AsPath {
     }
 }
 
+/// Appends the ASes of `width` (2 or 4) octets in `body` to `out`, reserving once and pushing
+/// in place (building them elsewhere and moving them in would stall the move's wide loads on
+/// the narrow stores); `None` on AS 0 (RFC 7607 §2).
+fn read_asns(body: &[u8], width: usize, out: &mut SmallVec<[Asn; INLINE_ASNS]>) -> Option<()> {
+    out.reserve_exact(body.len() / width);
+    for c in body.chunks_exact(width) {
+        let v = match *c {
+            [a, b, c, d] => u32::from_be_bytes([a, b, c, d]),
+            [a, b] => u32::from(u16::from_be_bytes([a, b])),
+            _ => return None,
+        };
+        if v == 0 {
+            return None;
+        }
+        out.push(Asn(v));
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +287,7 @@ mod tests {
     #[test]
     fn path_length_counts_sets_as_one_and_confederations_as_none() {
         let p = AsPath {
-            segments: vec![
+            segments: smallvec![
                 seg(SegmentKind::ConfedSequence, &[64512, 64513]),
                 seg(SegmentKind::Sequence, &[1, 2, 3]),
                 seg(SegmentKind::Set, &[4, 5]),
@@ -293,15 +326,15 @@ mod tests {
         );
         // Confederation segments stay from AS_PATH.
         let confed = AsPath {
-            segments: vec![
+            segments: smallvec![
                 seg(SegmentKind::ConfedSequence, &[64512]),
                 seg(SegmentKind::Sequence, &[23456]),
             ],
         };
         let merged = confed.merge_as4(AsPath::sequence([Asn(200_000)]));
         assert_eq!(
-            merged.segments,
-            vec![
+            merged.segments[..],
+            [
                 seg(SegmentKind::ConfedSequence, &[64512]),
                 seg(SegmentKind::Sequence, &[200_000])
             ]

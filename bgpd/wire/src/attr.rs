@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytes::{BufMut, BytesMut};
+use smallvec::SmallVec;
 
 use crate::as_path::AsPath;
 use crate::asn::Asn;
@@ -131,8 +132,9 @@ pub struct PathAttrs {
     pub atomic_aggregate: bool,
     /// AGGREGATOR, with AS4_AGGREGATOR merged in for two-octet sessions.
     pub aggregator: Option<Aggregator>,
-    /// COMMUNITIES.
-    pub communities: Vec<Community>,
+    /// COMMUNITIES. Up to four are held inline, in the space a `Vec` takes anyway: decoding an
+    /// UPDATE with few communities then needs no allocation for them.
+    pub communities: SmallVec<[Community; 4]>,
     /// EXTENDED COMMUNITIES.
     pub ext_communities: Vec<ExtCommunity>,
     /// LARGE_COMMUNITY.
@@ -231,7 +233,18 @@ pub(crate) struct Walked<'a, 'u> {
     seen: [u64; 4],
 }
 
-impl Walked<'_, '_> {
+impl<'u> Walked<'_, 'u> {
+    /// Nothing walked yet; attributes and errors are to go into `attrs` and `errors`.
+    pub fn new(attrs: &'u mut PathAttrs, errors: &'u mut Vec<AttrError>) -> Self {
+        Walked {
+            attrs,
+            errors,
+            mp_reach: None,
+            mp_unreach: None,
+            seen: [0; 4],
+        }
+    }
+
     fn mark_seen(&mut self, code: u8) -> bool {
         let (word, bit) = (usize::from(code / 64), 1u64 << (code % 64));
         let before = self.seen[word] & bit != 0;
@@ -268,21 +281,14 @@ fn ipv4_at(v: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(v[0], v[1], v[2], v[3])
 }
 
-/// Walks the path attribute section of an UPDATE (RFC 4271 §4.3) under RFC 7606.
+/// Walks the path attribute section of an UPDATE (RFC 4271 §4.3) under RFC 7606 into `w`
+/// (filled in place: returning it would cost a copy that stalls on the stores just made).
 /// Returns `Err` only for errors that need a session reset.
-pub(crate) fn walk<'a, 'u>(
+pub(crate) fn walk<'a>(
     mut section: &'a [u8],
     ctx: &SessionContext,
-    attrs: &'u mut PathAttrs,
-    errors: &'u mut Vec<AttrError>,
-) -> Result<Walked<'a, 'u>, SessionError> {
-    let mut w = Walked {
-        attrs,
-        errors,
-        mp_reach: None,
-        mp_unreach: None,
-        seen: [0; 4],
-    };
+    w: &mut Walked<'a, '_>,
+) -> Result<(), SessionError> {
     let mut as4_path = None;
     let mut as4_aggregator = None;
     while !section.is_empty() {
@@ -367,10 +373,14 @@ pub(crate) fn walk<'a, 'u>(
                 _ => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.2.
-            tc::AS_PATH => match AsPath::decode(value, if four { 4 } else { 2 }) {
-                Some(p) => w.attrs.as_path = Some(p),
-                None => w.fail(code, Malformed::AsPath(code)),
-            },
+            tc::AS_PATH => {
+                // Decoded where it stays (see `AsPath::decode_into`).
+                let path = w.attrs.as_path.insert(AsPath::default());
+                if !path.decode_into(value, if four { 4 } else { 2 }) {
+                    w.attrs.as_path = None;
+                    w.fail(code, Malformed::AsPath(code));
+                }
+            }
             // RFC 7606 §7.3: a NEXT_HOP of the wrong length, or one that is no host address.
             tc::NEXT_HOP => match value {
                 [_, _, _, _] => {
@@ -413,10 +423,15 @@ pub(crate) fn walk<'a, 'u>(
             },
             // RFC 7606 §7.8.
             tc::COMMUNITIES => match multiple_of(value, 4) {
-                Some(items) => w
-                    .attrs
-                    .communities
-                    .extend(items.map(|c| Community(u32_at(c)))),
+                Some(items) => {
+                    // Pushed in place after one reservation: cheaper than `extend` or than
+                    // building the list elsewhere and moving it in.
+                    let list = &mut w.attrs.communities;
+                    list.reserve_exact(items.len());
+                    for c in items {
+                        list.push(Community(u32_at(c)));
+                    }
+                }
                 None => w.fail(code, bad_len()),
             },
             // RFC 7606 §7.9.
@@ -468,7 +483,7 @@ pub(crate) fn walk<'a, 'u>(
         }
     }
     merge_as4(w.attrs, as4_path, as4_aggregator);
-    Ok(w)
+    Ok(())
 }
 
 /// RFC 6793 §4.2.3: AS4 attributes count only when AGGREGATOR (if any) carries AS_TRANS.

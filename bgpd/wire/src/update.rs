@@ -110,21 +110,22 @@ impl Update {
                 vec![t],
             ));
         }
-        self.decode_body(&frame[header::HEADER_LEN..], ctx)
-    }
-
-    /// Decodes the body (after the header) of an UPDATE into `self`, in place because an UPDATE
-    /// is large: moving it costs more than parsing a small one.
-    pub(crate) fn decode_body(
-        &mut self,
-        body: &[u8],
-        ctx: &SessionContext,
-    ) -> Result<(), SessionError> {
         self.withdrawn.clear();
         self.nlri.clear();
         self.errors.clear();
         self.attrs.clear();
         (self.mp_reach, self.mp_unreach) = (None, None);
+        self.decode_body(&frame[header::HEADER_LEN..], ctx)
+    }
+
+    /// Decodes the body (after the header) of an UPDATE into `self`, which must be empty (new,
+    /// or emptied by [`Update::decode_from`]). In place because an UPDATE is large: moving it
+    /// costs more than parsing a small one.
+    pub(crate) fn decode_body(
+        &mut self,
+        body: &[u8],
+        ctx: &SessionContext,
+    ) -> Result<(), SessionError> {
         // RFC 4271 §6.3: lengths that do not fit the message.
         let list_error = || {
             SessionError::update(
@@ -151,12 +152,18 @@ impl Update {
             )
         };
         let v4_add_path = ctx.add_path(AfiSafi::IPV4_UNICAST);
-        nlri::decode(withdrawn_raw, Afi::IPV4, v4_add_path, &mut self.withdrawn)
-            .map_err(|_| network_error())?;
-        nlri::decode(nlri_raw, Afi::IPV4, v4_add_path, &mut self.nlri)
-            .map_err(|_| network_error())?;
+        // Most UPDATEs have no withdrawn routes, and some (End-of-RIB, MP only) no NLRI.
+        if !withdrawn_raw.is_empty() {
+            nlri::decode(withdrawn_raw, Afi::IPV4, v4_add_path, &mut self.withdrawn)
+                .map_err(|_| network_error())?;
+        }
+        if !nlri_raw.is_empty() {
+            nlri::decode(nlri_raw, Afi::IPV4, v4_add_path, &mut self.nlri)
+                .map_err(|_| network_error())?;
+        }
 
-        let mut walked = attr::walk(attrs_raw, ctx, &mut self.attrs, &mut self.errors)?;
+        let mut walked = attr::Walked::new(&mut self.attrs, &mut self.errors);
+        attr::walk(attrs_raw, ctx, &mut walked)?;
         let mp_reach = match walked.mp_reach {
             Some((flags, v)) => decode_mp_reach(flags, v, ctx, walked.errors)?,
             None => None,

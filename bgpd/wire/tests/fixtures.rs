@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use bgpd_wire::*;
 use bytes::BytesMut;
+use smallvec::{SmallVec, smallvec};
 
 /// One captured message.
 struct Captured {
@@ -171,7 +172,7 @@ fn path(asns: &[u32]) -> Option<AsPath> {
     Some(AsPath::sequence(asns.iter().map(|&a| Asn(a))))
 }
 
-fn comms(list: &[(u16, u16)]) -> Vec<Community> {
+fn comms(list: &[(u16, u16)]) -> SmallVec<[Community; 4]> {
     list.iter().map(|&(a, v)| Community::new(a, v)).collect()
 }
 
@@ -551,14 +552,14 @@ fn exabgp_gobgp_rare_attributes_and_two_octet_as() {
     assert_eq!(
         a.as_path,
         Some(AsPath {
-            segments: vec![
+            segments: smallvec![
                 AsSegment {
                     kind: SegmentKind::Sequence,
-                    asns: vec![Asn(65040)]
+                    asns: smallvec![Asn(65040)]
                 },
                 AsSegment {
                     kind: SegmentKind::Set,
-                    asns: vec![Asn(65041), Asn(65042)]
+                    asns: smallvec![Asn(65041), Asn(65042)]
                 },
             ]
         })
@@ -573,7 +574,7 @@ fn exabgp_gobgp_rare_attributes_and_two_octet_as() {
     );
     let c = one(&m, "exabgp", "10.107.1.0/24");
     assert_eq!(
-        c.communities,
+        c.communities[..],
         [Community::NO_EXPORT, Community::new(65000, 7)]
     );
     assert_eq!(c.ext_communities.len(), 2);

@@ -720,8 +720,8 @@ fn extended_length_attributes_decode() {
     let u = decode_update(&[mandatory(), comm].concat(), NLRI);
     assert!(u.errors.is_empty());
     assert_eq!(
-        u.attrs.communities,
-        vec![Community::new(65001, 1), Community::new(65001, 2)]
+        u.attrs.communities[..],
+        [Community::new(65001, 1), Community::new(65001, 2)]
     );
 }
 

@@ -12,7 +12,7 @@ fn attrs(next_hop: NextHop) -> PathAttrs {
         as_path: Some(AsPath::sequence([Asn(65001), Asn(4_200_000_001)])),
         next_hop: Some(next_hop),
         med: Some(10),
-        communities: vec![Community::new(65001, 1)],
+        communities: smallvec::smallvec![Community::new(65001, 1)],
         large_communities: vec![LargeCommunity {
             global: 65001,
             local1: 1,

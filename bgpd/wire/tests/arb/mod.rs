@@ -56,7 +56,10 @@ pub fn as_path() -> impl Strategy<Value = AsPath> {
         segments: c
             .into_iter()
             .chain(p)
-            .map(|(kind, asns)| AsSegment { kind, asns })
+            .map(|(kind, asns)| AsSegment {
+                kind,
+                asns: asns.into(),
+            })
             .collect(),
     })
 }
@@ -134,7 +137,7 @@ pub fn path_attrs(four: bool) -> impl Strategy<Value = PathAttrs> {
                     asn: Asn(a),
                     addr: Ipv4Addr::from(addr),
                 }),
-                communities: comm,
+                communities: comm.into(),
                 ext_communities: ext,
                 large_communities: large,
                 originator_id: orig,
