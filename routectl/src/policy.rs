@@ -179,8 +179,8 @@ async fn gather(
     };
     if path.is_none() && held.is_empty() {
         return Err(Failure::Usage(
-            "no policy file and no cluster policies: give --file, set policy.file in bgpd's \
-             config, or write cluster policies with `policy apply --cluster`"
+            "no policy file: give --file or set policy.file in bgpd's config (and no cluster \
+             policies: `policy apply --cluster` writes them to etcd)"
                 .to_string(),
         ));
     }
@@ -215,8 +215,8 @@ async fn gather(
     })
 }
 
-/// This host's containers as the compiler sees them. bgpd keeps no endpoint labels yet, so
-/// policies select them by interface-independent rules only (see the README's gaps).
+/// This host's containers as the compiler sees them, with their labels. (Containers on other
+/// hosts are not gathered here: rule selectors match only local ones in routectl's compile.)
 async fn workloads(settings: &Settings) -> Result<Vec<WorkloadEndpoint>, Failure> {
     let endpoints = settings.daemon().endpoints().await?;
     endpoints
@@ -225,7 +225,7 @@ async fn workloads(settings: &Settings) -> Result<Vec<WorkloadEndpoint>, Failure
             Ok(WorkloadEndpoint {
                 interface: e.host_ifname.as_str().try_into().map_err(Failure::Policy)?,
                 ips: e.ips.iter().map(|i| i.address.ip()).collect(),
-                labels: Default::default(),
+                labels: e.labels,
             })
         })
         .collect()

@@ -218,6 +218,31 @@ fn policy_status(f: &Fabric, host: usize) -> serde_json::Value {
         .unwrap_or_default()
 }
 
+/// etcd stopped (SIGSTOP: clients see an etcd that does not answer) until dropped.
+struct Paused(libc::pid_t);
+
+impl Paused {
+    /// Pauses the fabric's etcd, found by its pid in [`Fabric::describe`].
+    fn etcd(f: &Fabric) -> Paused {
+        let described = f.describe();
+        let pid = described
+            .lines()
+            .find(|l| l.starts_with("etcd"))
+            .and_then(|l| l.split("(pid ").nth(1)?.trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("no etcd pid in:\n{described}"));
+        // SAFETY: a plain kill(2) of the etcd this test's fabric started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0, "SIGSTOP etcd");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
 fn etcdctl(f: &Fabric, args: &[&str]) {
     let url = etcd_url();
     let mut all = vec!["--endpoints", &url];
@@ -343,7 +368,20 @@ fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
     );
     assert!(!log.contains("panicked"), "{log}");
 
-    // A good value again, then deleting it, restores the traffic; the junk key changes nothing.
+    // etcd unreachable: the last applied table stays and bgpd runs on.
+    {
+        let _paused = Paused::etcd(&f);
+        std::thread::sleep(Duration::from_secs(4));
+        assert_eq!(reach(&f), ONLY_OPEN, "etcd down: the table stays");
+    }
+    assert_eq!(
+        f.hosts.iter().map(|h| h.pid()).collect::<Vec<_>>(),
+        pids,
+        "bgpd survives an etcd outage"
+    );
+
+    // A good value again (the watch is back), then deleting it, restores the traffic; the junk
+    // key changes nothing.
     f.routectl(
         0,
         &["policy", "apply", "--cluster", &good.to_string_lossy()],

@@ -1060,6 +1060,26 @@ mod tests {
             e,
             "policy db: ingress rule 0: unknown pool \"red\": expected one of [blue, green]"
         );
+        // check_pools finds it also in a policy that selects nothing here, where compile
+        // does not look.
+        let idle = PolicyFile::parse(
+            &unknown.replace("role == \"db\"", "role == \"nobody\""),
+            "t.toml",
+        )
+        .unwrap();
+        assert!(build(&unknown.replace("role == \"db\"", "role == \"nobody\"")).is_ok());
+        let blue = Pool {
+            name: Name::try_from("blue").unwrap(),
+            cidr: "10.244.0.0/16".parse().unwrap(),
+            nat_outgoing: false,
+        };
+        let e = check_pools(&idle.policies, std::slice::from_ref(&blue)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "policy db: ingress rule 0: unknown pool \"red\": expected one of [blue]"
+        );
+        let file = PolicyFile::parse(DB_POLICY, "t.toml").unwrap();
+        assert_eq!(check_pools(&file.policies, &[blue]), Ok(()));
         let twice = "[[host_endpoint]]\nname = \"h\"\ninterface = \"cali-db\"\n".to_string();
         assert_eq!(
             build(&twice),
