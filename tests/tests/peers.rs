@@ -138,13 +138,9 @@ fn frr_and_gobgp_exchange_and_withdraw_routes() {
     exchange(&mut frr, &mut gobgp);
 }
 
-/// Ignored for now: after `no network 2001:db8:202::/48`, FRR 8.4's running config no longer
-/// has the statement but its BGP table intermittently still holds the route as best and keeps
-/// advertising it (about half the runs on 2026-11-23, alone or beside other tests; the
-/// inverse with the route-map, or keeping the route-map, did not help). The IPv4 exchange and
-/// BIRD's withdrawal towards FRR are covered by the other FRR tests and bgpd-speaker's interop.
+/// BIRD asks FRR for a ROUTE-REFRESH at every `birdc configure`, right before FRR withdraws
+/// here: the race in which FRR 8.4 can lose a withdrawal, which the launcher catches.
 #[test]
-#[ignore = "FRR 8.4 intermittently keeps an IPv6 network's route after `no network`"]
 fn bird_and_frr_exchange_and_withdraw_routes() {
     let pair = Pair::new();
     let mut bird = Bird::start(&pair.a, ebgp(1, 65001, 65002)).unwrap();
@@ -659,13 +655,8 @@ fn every_launcher_replaces_a_reannounced_route() {
     reannounce_replaces_attributes(gobgp, bird);
 }
 
-/// Runs alone, and ignored for now: FRR 8.4's bgpd (without zebra) intermittently keeps the
-/// old path of a `network` statement changed or removed at run time, although its running
-/// config shows the change (seen in about half the runs on 2026-11-23; see
-/// `bird_and_frr_exchange_and_withdraw_routes`). `cargo test -p testkit --test peers --
-/// --ignored` runs it.
+/// FRR re-announces through a new route-map (see the launcher on why).
 #[test]
-#[ignore = "FRR 8.4 intermittently keeps a runtime-changed network's old path"]
 fn frr_replaces_a_reannounced_route() {
     reannounce_replaces_attributes(frr, gobgp);
 }

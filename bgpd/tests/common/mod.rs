@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bgpd_api::{AttachRequest, Client, Endpoint, Peer, Status};
-use testkit::fabric::{Binaries, Container, Fabric, HostConfig, Pool, Role};
+use testkit::fabric::{Binaries, Container, Fabric, HostConfig, POOL_V4, Pool, Role};
 use testkit::netns::Netns;
 use testkit::process::wait_until;
 
@@ -22,7 +22,7 @@ pub fn lab() -> Fabric {
 pub fn add_host(fabric: &mut Fabric, mesh: bool, edit: impl FnOnce(&mut HostConfig)) -> usize {
     let mut config = fabric.next_host_config(Role::Host);
     config.mesh = mesh;
-    config.pools = vec![Pool::new("pool4", testkit::fabric::POOL_V4)];
+    config.pools = vec![Pool::new("pool4", POOL_V4)];
     edit(&mut config);
     fabric.add_host_stopped(config).unwrap()
 }
@@ -37,10 +37,12 @@ pub fn meshed_pair(fabric: &mut Fabric, edit: impl Fn(&mut HostConfig)) -> (usiz
     (a, b)
 }
 
-/// Adds a route reflector (not started) that does not mesh; hosts find it in etcd.
+/// Adds a route reflector (not started) that does not mesh; hosts find it in etcd. It has
+/// the hosts' pool in its config too, which it must not claim from.
 pub fn add_reflector(fabric: &mut Fabric) -> usize {
     let mut config = fabric.next_host_config(Role::Reflector);
     config.mesh = false;
+    config.pools = vec![Pool::new("pool4", POOL_V4)];
     fabric.add_host_stopped(config).unwrap()
 }
 
