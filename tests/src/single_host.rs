@@ -19,6 +19,26 @@ pub const POOL: &str = "10.244.0.0/16";
 /// etcd's client URL, inside the namespace.
 pub const ETCD_URL: &str = "http://127.0.0.1:2379";
 
+/// Gives `ns` an underlay interface `uplink` with `cidr` that is up, with nothing behind it:
+/// a veth pair with both ends inside (this kernel has no dummy links). Enough for a node
+/// address on a host that peers with nobody.
+pub fn stub_uplink(ns: &Netns, cidr: &str) -> io::Result<()> {
+    ns.ip(&[
+        "link",
+        "add",
+        "uplink",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "uplink-end",
+    ])?;
+    ns.ip(&["addr", "add", cidr, "dev", "uplink"])?;
+    ns.ip(&["link", "set", "uplink-end", "up"])?;
+    ns.ip(&["link", "set", "uplink", "up"])?;
+    Ok(())
+}
+
 /// A running bgpd with etcd, in one namespace.
 #[derive(Debug)]
 pub struct SingleHost {
@@ -42,21 +62,7 @@ impl SingleHost {
         let bgpd = Binaries::locate()?.bgpd;
         let dir = tempfile::Builder::new().prefix("testkit-host-").tempdir()?;
         let ns = Netns::new("host")?;
-        // A veth pair with both ends inside (this kernel has no dummy links): an underlay
-        // interface that is up, with nothing behind it.
-        ns.ip(&[
-            "link",
-            "add",
-            "uplink",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink-end",
-        ])?;
-        ns.ip(&["addr", "add", &format!("{ADDRESS}/24"), "dev", "uplink"])?;
-        ns.ip(&["link", "set", "uplink-end", "up"])?;
-        ns.ip(&["link", "set", "uplink", "up"])?;
+        stub_uplink(&ns, &format!("{ADDRESS}/24"))?;
         // A default route, so bgpd's proxy ARP answers containers for their gateway.
         ns.ip(&[
             "route",
