@@ -170,9 +170,10 @@ pub struct Instance {
 const BATCH: usize = 256;
 
 /// Changed prefixes after which the RIB is drained even within a batch: the drain's snapshots
-/// of changed prefixes (32 octets each) and the UPDATEs it encodes at once stay a few MiB
-/// however large the burst.
-const DRAIN_AT: usize = 65536;
+/// of changed prefixes (32 octets each, 8 MiB here) and the UPDATEs it encodes at once stay
+/// bounded however large the burst. Smaller drains cost CPU: the drain walks the table in
+/// memory order, and sparser walks miss the cache more (65,536 cost 7% more CPU at 1M).
+const DRAIN_AT: usize = 262_144;
 
 impl Instance {
     /// Binds the listeners; the instance runs with [`Instance::run`].
