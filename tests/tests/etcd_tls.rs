@@ -258,3 +258,37 @@ fn an_unreadable_certificate_stops_bgpd_before_the_host_changes() {
         .unwrap();
     assert!(keys.trim().is_empty(), "{keys}");
 }
+
+#[test]
+fn bgpd_with_the_wrong_ca_waits_for_etcd_saying_why_and_still_stops() {
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Pki::generate(other_dir.path()).unwrap();
+    let mut host = TlsHost::new(|pki| {
+        format!(
+            "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}",
+            other.ca(),
+            pki.client_cert(),
+            pki.client_key()
+        )
+    });
+    host.start_bgpd();
+    let said = wait_until(Duration::from_secs(20), || {
+        host.log().contains("invalid peer certificate")
+    });
+    assert!(said, "no TLS error in the log:\n{}", host.log());
+    let bgpd = host.bgpd.as_mut().unwrap();
+    assert!(!bgpd.has_exited(), "bgpd gave up:\n{}", host.log());
+    // Nothing was registered, and SIGTERM still stops it at once.
+    let keys = host
+        .etcd
+        .etcdctl(&["get", "--prefix", "--keys-only", "/fabric/v1/nodes/"])
+        .unwrap();
+    assert!(keys.trim().is_empty(), "{keys}");
+    let bgpd = host.bgpd.as_mut().unwrap();
+    bgpd.signal(libc::SIGTERM).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || bgpd.has_exited()),
+        "bgpd did not stop on SIGTERM"
+    );
+    assert!(!host.log().contains("panicked"), "{}", host.log());
+}
