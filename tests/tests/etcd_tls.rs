@@ -11,6 +11,7 @@ use testkit::etcd::Etcd;
 use testkit::fabric::Binaries;
 use testkit::netns::Netns;
 use testkit::process::{ChildGuard, wait_until};
+use testkit::single_host::stub_uplink;
 
 const NODE: &str = "tls-host";
 const ADDRESS: &str = "10.97.1.21";
@@ -30,22 +31,7 @@ impl TlsHost {
     fn new(tls: impl FnOnce(&Pki) -> String) -> TlsHost {
         let bins = Binaries::locate().expect("cargo build -p bgpd -p routectl first");
         let ns = Netns::new("tls").unwrap();
-        // An up underlay interface with nothing behind it, for the node address.
-        ns.ip(&[
-            "link",
-            "add",
-            "uplink",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink-end",
-        ])
-        .unwrap();
-        ns.ip(&["addr", "add", &format!("{ADDRESS}/24"), "dev", "uplink"])
-            .unwrap();
-        ns.ip(&["link", "set", "uplink-end", "up"]).unwrap();
-        ns.ip(&["link", "set", "uplink", "up"]).unwrap();
+        stub_uplink(&ns, &format!("{ADDRESS}/24")).unwrap();
         let etcd = Etcd::builder().tls().in_netns(&ns).start().unwrap();
         let dir = tempfile::Builder::new()
             .prefix("etcd-tls-")
