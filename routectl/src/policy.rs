@@ -413,8 +413,9 @@ async fn apply_cluster(settings: &Settings, path: &Path, output: Output) -> Resu
     let values: Vec<Vec<u8>> = file
         .policies
         .iter()
-        .map(|p| p.to_toml().into_bytes())
-        .collect();
+        .map(|p| cluster::value_of(p).map(String::into_bytes))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::Policy(format!("{}: {e}", path.display())))?;
     for _ in 0..WRITE_ATTEMPTS {
         let (current, _) = ipam
             .store()

@@ -111,6 +111,48 @@ pub fn parse_value(key: &str, value: &[u8]) -> Result<Policy, ValueError> {
     Ok(policy)
 }
 
+/// Why a policy cannot be stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The serializer refused it.
+    #[error("policy {name}: cannot be written as TOML: {reason}")]
+    Toml {
+        /// The policy.
+        name: String,
+        /// The serializer's message.
+        reason: String,
+    },
+    /// What would be stored does not read back as the same policy.
+    #[error("policy {name}: its stored form would not read back as the same policy: {reason}")]
+    RoundTrip {
+        /// The policy.
+        name: String,
+        /// What differs or fails.
+        reason: String,
+    },
+}
+
+/// The value to store for `policy`, checked to read back (as every host will read it) as the
+/// very same policy.
+pub fn value_of(policy: &Policy) -> Result<String, EncodeError> {
+    let name = policy.name.to_string();
+    let text = policy.to_toml().map_err(|e| EncodeError::Toml {
+        name: name.clone(),
+        reason: e.to_string(),
+    })?;
+    match parse_value(policy.name.as_str(), text.as_bytes()) {
+        Ok(back) if &back == policy => Ok(text),
+        Ok(back) => Err(EncodeError::RoundTrip {
+            name,
+            reason: format!("reads back as {back:?}"),
+        }),
+        Err(e) => Err(EncodeError::RoundTrip {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// The stored values by key (after the prefix), each read by [`parse_value`]: what a watch of
 /// the prefix sees at one moment.
 pub type Stored = BTreeMap<String, Result<Policy, ValueError>>;
@@ -298,7 +340,7 @@ mod tests {
         )
         .unwrap();
         for p in &file.policies {
-            let text = p.to_toml();
+            let text = value_of(p).unwrap_or_else(|e| panic!("{e}"));
             let back = parse_value(p.name.as_str(), text.as_bytes())
                 .unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert_eq!(&back, p, "{text}");

@@ -338,10 +338,8 @@ impl Policy {
     }
 
     /// The policy as TOML in the form [`Policy::parse`] reads.
-    pub fn to_toml(&self) -> String {
-        // Every field serializes to TOML (no maps with non-string keys, no NaN: order is
-        // finite by construction), so this cannot fail; an empty string would be refused.
-        toml::to_string(self).unwrap_or_default()
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 
     /// The rules for one direction.
