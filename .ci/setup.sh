@@ -11,6 +11,8 @@ packages=(
   # kernel plumbing, firewalls, traffic and the container runtime
   iproute2 iputils-ping nftables iptables iperf3 netcat-openbsd tcpdump
   containerd runc busybox-static procps psmisc curl jq
+  # throwaway CA and certificates for the etcd-over-TLS tests
+  openssl
 )
 missing=()
 for p in "${packages[@]}"; do
