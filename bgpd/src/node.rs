@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
+use etcd_client::{Client, PutOptions};
 use tokio::sync::watch;
 
 use crate::health::EtcdHealth;
@@ -182,100 +182,32 @@ pub async fn stream_client(
 /// registry after each change. Starts over with a fresh list when the watch breaks. Runs as a
 /// task.
 pub async fn follow(
-    mut client: Client,
+    client: Client,
     prefix: String,
     out: watch::Sender<Registry>,
     health: Arc<EtcdHealth>,
 ) {
-    let mut backoff = Backoff::new();
-    loop {
-        let began = std::time::Instant::now();
-        match follow_once(&mut client, &prefix, &out, &health).await {
-            Ok(()) => backoff = Backoff::new(),
-            Err(e) => {
-                // A watch that ran a while broke on its own: retry soon, not after a long wait.
-                if began.elapsed() > Duration::from_secs(10) {
-                    backoff = Backoff::new();
-                }
-                health.failed(&e);
-                tracing::warn!(
-                    "watching node records failed: {e}; retrying in {}s",
-                    backoff.next().as_secs()
-                );
-                backoff.wait().await;
-            }
-        }
-    }
+    crate::prefix_watch::follow(client, prefix, out, health, "node records", fold).await
 }
 
-async fn follow_once(
-    client: &mut Client,
-    prefix: &str,
-    out: &watch::Sender<Registry>,
-    health: &EtcdHealth,
-) -> Result<(), etcd_client::Error> {
-    let listed = client
-        .get(prefix, Some(GetOptions::new().with_prefix()))
-        .await?;
-    let revision = listed.header().map_or(0, |h| h.revision());
-    let mut registry = Registry::new();
-    for kv in listed.kvs() {
-        insert(&mut registry, prefix, kv.key(), kv.value());
+/// Folds one change of `<root>/nodes/<name>` into the registry; a record that does not decode
+/// (another version, a record written by IPAM tests with labels only) is skipped with a log
+/// line, never a panic.
+fn fold(registry: &mut Registry, name: &str, value: Option<&[u8]>) {
+    if name.contains('/') {
+        return;
     }
-    out.send_replace(registry.clone());
-    health.ok();
-    let mut stream = client
-        .watch(
-            prefix,
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
-            ),
-        )
-        .await?;
-    while let Some(reply) = stream.message().await? {
-        if reply.canceled() {
-            return Err(etcd_client::Error::WatchError(format!(
-                "watch canceled: {}",
-                reply.cancel_reason()
-            )));
-        }
-        for event in reply.events() {
-            let Some(kv) = event.kv() else { continue };
-            match event.event_type() {
-                EventType::Put => insert(&mut registry, prefix, kv.key(), kv.value()),
-                EventType::Delete => {
-                    if let Some(name) = name_of(prefix, kv.key()) {
-                        registry.remove(&name);
-                    }
-                }
-            }
-        }
-        out.send_replace(registry.clone());
-    }
-    Err(etcd_client::Error::WatchError("watch stream ended".into()))
-}
-
-fn name_of(prefix: &str, key: &[u8]) -> Option<String> {
-    let key = std::str::from_utf8(key).ok()?;
-    let name = key.strip_prefix(prefix)?;
-    (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
-}
-
-/// Adds a record to the registry; a record that does not decode (another version, a record
-/// written by IPAM tests with labels only) is skipped with a log line, never a panic.
-fn insert(registry: &mut Registry, prefix: &str, key: &[u8], value: &[u8]) {
-    let Some(name) = name_of(prefix, key) else {
+    let Some(value) = value else {
+        registry.remove(name);
         return;
     };
     match serde_json::from_slice::<NodeRecord>(value) {
         Ok(record) => {
-            registry.insert(name, record);
+            registry.insert(name.to_string(), record);
         }
         Err(e) => {
             tracing::warn!(node = %name, "ignoring node record that does not decode: {e}");
-            registry.remove(&name);
+            registry.remove(name);
         }
     }
 }
@@ -299,26 +231,13 @@ mod tests {
             mesh: true,
             port: 179,
         };
-        let p = "/fabric/v1/nodes/";
-        insert(
-            &mut r,
-            p,
-            b"/fabric/v1/nodes/a",
-            &serde_json::to_vec(&rec).unwrap(),
-        );
-        insert(
-            &mut r,
-            p,
-            b"/fabric/v1/nodes/b",
-            br#"{"version":1,"labels":{}}"#,
-        );
-        insert(&mut r, p, b"/fabric/v1/nodes/c", b"\xff\x00garbage");
-        insert(
-            &mut r,
-            p,
-            b"/fabric/v1/nodes/d/e",
-            &serde_json::to_vec(&rec).unwrap(),
-        );
+        let good = serde_json::to_vec(&rec).unwrap();
+        fold(&mut r, "a", Some(&good));
+        fold(&mut r, "b", Some(br#"{"version":1,"labels":{}}"#));
+        fold(&mut r, "c", Some(b"\xff\x00garbage"));
+        fold(&mut r, "d/e", Some(&good));
+        fold(&mut r, "f", Some(&good));
+        fold(&mut r, "f", None);
         assert_eq!(r.keys().collect::<Vec<_>>(), vec!["a"]);
         assert_eq!(r["a"], rec);
     }
