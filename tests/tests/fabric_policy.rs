@@ -2,7 +2,7 @@
 //! change what TCP and ICMP get through on two hosts without restarting bgpd; deleting one
 //! restores the traffic; a garbage value written with etcdctl leaves the old ruleset in force
 //! and bgpd running; an established connection survives an update; a bad file is refused
-//! whole with file:line:column and writes nothing.
+//! whole with file:line:column and writes nothing; a host's own policy file wins a name clash.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -401,5 +401,63 @@ fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
         f.hosts.iter().map(|h| h.pid()).collect::<Vec<_>>(),
         pids,
         "bgpd was never restarted"
+    );
+}
+
+#[test]
+#[serial_test::serial]
+fn a_host_policy_file_wins_a_name_clash_with_a_cluster_policy() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Host 2's own file: a policy named like the cluster's, opening 9090 as well.
+    let local = dir.path().join("host-2-policy.toml");
+    std::fs::write(&local, TWO_PORTS).expect("write");
+    let mut f = Fabric::new().expect("fabric");
+    f.add_host(Role::Host).expect("host 1");
+    let mut config = f.next_host_config(Role::Host);
+    config.policy = Some(local);
+    f.add_host_with(config).expect("host 2 with a policy file");
+    f.wait_converged(0, false, Duration::from_secs(60))
+        .expect("converged");
+    let a = f.add_container(0).expect("container on host 1");
+    let b = f.add_container(1).expect("container on host 2");
+    let _servers: Vec<Server> = [a, b]
+        .iter()
+        .flat_map(|&c| [OPEN, CLOSED].map(|p| serve(&f.containers[c].ns, p)))
+        .collect();
+
+    let cluster = dir.path().join("only-8080.toml");
+    std::fs::write(&cluster, ONLY_8080).expect("write");
+    f.routectl(
+        0,
+        &["policy", "apply", "--cluster", &cluster.to_string_lossy()],
+    )
+    .expect("apply --cluster");
+    // Host 1 enforces the cluster's version (9090 closed to b), host 2 its own (9090 open to a).
+    let want = Reach {
+        open: (true, true),
+        closed: (true, false),
+        ping: (false, false),
+    };
+    wait_for(&f, &want, "each host enforces its own winner");
+    assert_eq!(
+        policy_status(&f, 0)["cluster_in_force"],
+        serde_json::json!(["only-8080"])
+    );
+    let host_2 = policy_status(&f, 1);
+    assert_eq!(
+        host_2["cluster_in_force"],
+        serde_json::json!([]),
+        "{host_2}"
+    );
+    assert_eq!(
+        host_2["cluster_refused"][0]["name"], "only-8080",
+        "{host_2}"
+    );
+    let reason = host_2["cluster_refused"][0]["reason"].to_string();
+    assert!(reason.contains("the file wins"), "{reason}");
+    let log = std::fs::read_to_string(&f.hosts[1].log_path).unwrap_or_default();
+    assert!(
+        log.contains("cluster policy left out on this host"),
+        "{log}"
     );
 }
