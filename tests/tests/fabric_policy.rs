@@ -415,6 +415,7 @@ fn a_host_policy_file_wins_a_name_clash_with_a_cluster_policy() {
     f.add_host(Role::Host).expect("host 1");
     let mut config = f.next_host_config(Role::Host);
     config.policy = Some(local);
+    config.metrics = Some("127.0.0.1:9179".parse().expect("address"));
     f.add_host_with(config).expect("host 2 with a policy file");
     f.wait_converged(0, false, Duration::from_secs(60))
         .expect("converged");
@@ -460,4 +461,18 @@ fn a_host_policy_file_wins_a_name_clash_with_a_cluster_policy() {
         log.contains("cluster policy left out on this host"),
         "{log}"
     );
+    let metrics = f.hosts[1]
+        .ns
+        .exec("curl", &["-s", "http://127.0.0.1:9179/metrics"])
+        .expect("metrics");
+    for line in [
+        "bgpd_policy_cluster_in_force 0",
+        "bgpd_policy_cluster_refused 1",
+        "bgpd_policy_applied 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in:\n{metrics}"
+        );
+    }
 }
