@@ -1224,7 +1224,7 @@ impl Rib {
         let behind = self.behind_members(family, false);
         let mut new: Vec<Route> = Vec::new();
         let mut bufs = (Vec::new(), Vec::new());
-        for (key, snapshot) in dirty {
+        for (key, old) in dirty.iter() {
             new.clear();
             {
                 let facts = Facts {
@@ -1241,7 +1241,6 @@ impl Rib {
                 });
             }
             let prefix = key.prefix();
-            let old = snapshot.routes();
             if self.settings.fib {
                 let (before, after) = (self.fib_next_hops(old), self.fib_next_hops(&new));
                 if before != after {

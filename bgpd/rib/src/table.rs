@@ -152,28 +152,6 @@ impl Key for V6 {
     }
 }
 
-/// A prefix's routes as they were before its first change since the last drain.
-#[derive(Debug)]
-pub(crate) enum Snapshot {
-    /// No route.
-    Empty,
-    /// One route.
-    One(Route),
-    /// Several routes.
-    Many(Box<[Route]>),
-}
-
-impl Snapshot {
-    /// The routes.
-    pub(crate) fn routes(&self) -> &[Route] {
-        match self {
-            Snapshot::Empty => &[],
-            Snapshot::One(r) => std::slice::from_ref(r),
-            Snapshot::Many(v) => v,
-        }
-    }
-}
-
 /// A map value: an inline route, or an overflow index (`MANY`), or nothing (`EMPTY`, kept only
 /// while the prefix is dirty).
 #[derive(Debug, Clone, Copy)]
@@ -219,12 +197,62 @@ impl Slot {
 /// The routes of a prefix with more than one.
 type Many = SmallVec<[Route; 2]>;
 
+/// The prefixes changed since the last drain, each with its routes as they were before its
+/// first change. An entry is a key and a slot-shaped snapshot (sixteen octets for IPv4: a
+/// million changed prefixes, as when a full-table peer goes down, cost 16 MB, not 32); the
+/// routes of prefixes that had several are kept aside.
+pub(crate) struct Dirty<K> {
+    entries: Vec<(K, Slot)>,
+    many: Vec<Many>,
+}
+
+impl<K> Default for Dirty<K> {
+    fn default() -> Self {
+        Dirty {
+            entries: Vec::new(),
+            many: Vec::new(),
+        }
+    }
+}
+
+impl<K: Copy> Dirty<K> {
+    fn push(&mut self, key: K, slot: &Slot, overflow: &[Many]) {
+        let snapshot = match routes_of(slot, overflow) {
+            [] => Slot::EMPTY,
+            [r] => Slot(r.bare()),
+            v => {
+                self.many.push(v.iter().map(|r| r.bare()).collect());
+                // Fewer than 2^32 prefixes change in one drain.
+                let mut s = Slot(Route {
+                    attrs: (self.many.len() - 1) as u32,
+                    tag: 0,
+                });
+                s.mark(MANY, true);
+                s
+            }
+        };
+        self.entries.push((key, snapshot));
+    }
+
+    /// Number of prefixes.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Each prefix with its routes before the change.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &[Route])> {
+        self.entries
+            .iter()
+            .map(|(k, s)| (*k, routes_of(s, &self.many)))
+    }
+}
+
 /// The routes of one family.
 pub(crate) struct Table<K> {
     slots: HashMap<K, Slot>,
     overflow: Vec<Many>,
     free: Vec<u32>,
-    dirty: Vec<(K, Snapshot)>,
+    dirty: Dirty<K>,
 }
 
 impl<K> Default for Table<K> {
@@ -233,7 +261,7 @@ impl<K> Default for Table<K> {
             slots: HashMap::new(),
             overflow: Vec::new(),
             free: Vec::new(),
-            dirty: Vec::new(),
+            dirty: Dirty::default(),
         }
     }
 }
@@ -251,14 +279,6 @@ fn routes_of<'a>(slot: &'a Slot, overflow: &'a [Many]) -> &'a [Route] {
     }
 }
 
-fn snapshot(slot: &Slot, overflow: &[Many]) -> Snapshot {
-    match routes_of(slot, overflow) {
-        [] => Snapshot::Empty,
-        [r] => Snapshot::One(r.bare()),
-        v => Snapshot::Many(v.iter().map(|r| r.bare()).collect()),
-    }
-}
-
 impl<K: Key> Table<K> {
     /// The routes of `key` (empty if none).
     pub(crate) fn get(&self, key: K) -> &[Route] {
@@ -273,9 +293,9 @@ impl<K: Key> Table<K> {
         self.slots.len()
     }
 
-    fn touch(slot: &mut Slot, key: K, overflow: &[Many], dirty: &mut Vec<(K, Snapshot)>) {
+    fn touch(slot: &mut Slot, key: K, overflow: &[Many], dirty: &mut Dirty<K>) {
         if !slot.has(DIRTY) {
-            dirty.push((key, snapshot(slot, overflow)));
+            dirty.push(key, slot, overflow);
             slot.mark(DIRTY, true);
         }
     }
@@ -381,18 +401,21 @@ impl<K: Key> Table<K> {
 
     /// Takes the prefixes changed since the last call, with their snapshots. Call `settle` for
     /// each once its changes are handled.
-    pub(crate) fn take_dirty(&mut self) -> Vec<(K, Snapshot)> {
+    pub(crate) fn take_dirty(&mut self) -> Dirty<K> {
         std::mem::take(&mut self.dirty)
     }
 
     /// Orders `dirty` by where the keys sit in the map, so the drain walks the table's memory
     /// in one direction instead of jumping: at a million prefixes the table is far larger than
     /// the caches and a random probe costs a memory round trip.
-    pub(crate) fn order_by_position(&self, dirty: &mut [(K, Snapshot)]) {
+    pub(crate) fn order_by_position(&self, dirty: &mut Dirty<K>) {
         use std::hash::BuildHasher;
         let buckets = (self.slots.capacity() / 7 * 8).next_power_of_two().max(1) as u64;
         let hasher = self.slots.hasher();
-        dirty.sort_by_cached_key(|(k, _)| hasher.hash_one(k) & (buckets - 1));
+        // A four-octet sort key (and index) keeps the sort's scratch at eight octets a prefix.
+        dirty.entries.sort_by_cached_key(|(k, _)| {
+            u32::try_from(hasher.hash_one(k) & (buckets - 1)).unwrap_or(u32::MAX)
+        });
     }
 
     /// Number of prefixes changed since the last drain.
@@ -402,7 +425,7 @@ impl<K: Key> Table<K> {
 
     /// Whether changes are waiting.
     pub(crate) fn has_dirty(&self) -> bool {
-        !self.dirty.is_empty()
+        !self.dirty.entries.is_empty()
     }
 
     /// Ends the dirty state of `key` after `f` has seen (and may have re-flagged) its routes;
@@ -456,13 +479,34 @@ mod tests {
         // One snapshot per prefix per drain, taken before the first change.
         let dirty = t.take_dirty();
         assert_eq!(dirty.len(), 1);
-        assert!(matches!(dirty[0].1, Snapshot::Empty));
+        assert!(dirty.iter().all(|(_, routes)| routes.is_empty()));
         t.settle_with(k, |_| {});
         assert!(t.remove(k, SrcId(2)).is_some());
         let dirty = t.take_dirty();
-        assert_eq!(dirty[0].1.routes().len(), 1);
+        assert_eq!(dirty.iter().map(|(_, r)| r.len()).collect::<Vec<_>>(), [1]);
         t.settle_with(k, |_| {});
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn snapshots_keep_several_routes_aside() {
+        let mut t = Table::<V4>::default();
+        let (k, other) = (key("10.0.0.0/24"), key("10.0.1.0/24"));
+        t.upsert(k, route(1, 1));
+        t.upsert(k, route(2, 2));
+        t.upsert(other, route(3, 3));
+        for (k, _) in t.take_dirty().iter() {
+            t.settle_with(k, |_| {});
+        }
+        t.remove(k, SrcId(1));
+        t.remove(other, SrcId(3));
+        let dirty = t.take_dirty();
+        let mut seen: Vec<(V4, Vec<u32>)> = dirty
+            .iter()
+            .map(|(k, r)| (k, r.iter().map(|r| r.attrs().0).collect()))
+            .collect();
+        seen.sort_by_key(|(k, _)| *k);
+        assert_eq!(seen, [(k, vec![1, 2]), (other, vec![3])]);
     }
 
     #[test]
