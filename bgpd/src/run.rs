@@ -23,7 +23,7 @@ use crate::firewall::Firewall;
 use crate::health::EtcdHealth;
 use crate::mesh::cluster_id;
 use crate::metrics::Metrics;
-use crate::node::{NodeRecord, RECORD_VERSION, Registration, Registry, follow};
+use crate::node::{Backoff, NodeRecord, RECORD_VERSION, Registration, Registry, follow};
 use crate::routes::{RouteInputs, keepable, wanted};
 use crate::signals::{Request, Signals};
 use crate::workloads::{WorkloadStore, Workloads};
@@ -309,8 +309,15 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         }
     };
     let workloads = WorkloadStore::new(client.clone(), &ipam.keys().root(), host.clone());
-    if let Err(e) = workloads.restore(&mut attached).await {
-        tracing::warn!("restoring endpoint labels from etcd: {e}");
+    // Until the labels are back, a sync would overwrite the records with none: wait for etcd,
+    // as registering does.
+    let mut backoff = Backoff::new();
+    while let Err(e) = workloads.restore(&mut attached).await {
+        tracing::warn!(
+            "restoring endpoint labels from etcd: {e}; retrying in {}s",
+            backoff.next().as_secs()
+        );
+        backoff.wait().await;
     }
 
     let speaker = Speaker::start(speaker_config(&config, &identity, restarting))?;
