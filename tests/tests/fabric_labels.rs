@@ -1,6 +1,8 @@
 //! End to end, workload labels across hosts: a policy on host A lets only containers labelled
 //! `role=web` reach its `role=db` container on TCP 5432, and the `web` container is on host B,
-//! so the rule's source selector can only match through B's endpoint records in etcd. Real
+//! so the rule's source selector can only match through B's endpoint records in etcd. Then:
+//! relabelling on B changes A's firewall, labels survive restarts of both daemons, a bad label
+//! is a 400 naming it, and B's records stop counting once B's node record has expired. Real
 //! etcd, real bgpd processes in namespaces, real TCP connections.
 
 use std::time::Duration;
@@ -11,6 +13,9 @@ use testkit::process::{ChildGuard, wait_until};
 const CONVERGE: Duration = Duration::from_secs(60);
 /// How long a label change may take to reach the other host's firewall.
 const PROPAGATE: Duration = Duration::from_secs(20);
+/// How long a stopped host's node record may take to leave the registry (its 15 s lease) and
+/// the other host's firewall to follow.
+const EXPIRE: Duration = Duration::from_secs(45);
 const PORT: &str = "5432";
 
 const POLICY: &str = r#"
@@ -74,6 +79,10 @@ fn rule_selectors_match_labels_of_containers_on_other_hosts() {
     let db = fabric
         .add_labelled_container(0, &["role=db", "fabric.io/namespace=prod"])
         .expect("db on host A");
+    // No policy selects `cache`: it shows whether packets get through at all.
+    let cache = fabric
+        .add_labelled_container(0, &["role=cache"])
+        .expect("cache on host A");
     let web = fabric
         .add_labelled_container(1, &["role=web"])
         .expect("web on host B");
@@ -82,6 +91,7 @@ fn rule_selectors_match_labels_of_containers_on_other_hosts() {
         .expect("other on host B");
     fabric.wait_converged(0, false, CONVERGE).expect("routes");
     let _server = listen(&fabric, db);
+    let _cache_server = listen(&fabric, cache);
     assert_eq!(
         labels_of(&fabric, 0, &fabric.containers[db].id),
         serde_json::json!({"role": "db", "fabric.io/namespace": "prod"})
@@ -160,4 +170,24 @@ fn rule_selectors_match_labels_of_containers_on_other_hosts() {
         "{answer}"
     );
     assert_eq!(labels_of(&fabric, 1, &other_id)["role"], "web");
+
+    // Host B stops for good: once its node record has expired, A ignores B's endpoint records
+    // (stale by design), so the rule stops matching B's containers while packets still flow.
+    fabric.stop(1);
+    assert!(
+        wait_until(EXPIRE, || !connects(&fabric, other, db)),
+        "host B is gone, yet its container still matches role=web on host A\n{}",
+        fabric.logs()
+    );
+    assert!(
+        connects(&fabric, other, cache),
+        "packets from host B's container no longer reach host A at all"
+    );
+    // B comes back: its records count again.
+    fabric.start(1).expect("bgpd on host B again");
+    assert!(
+        wait_until(PROPAGATE, || connects(&fabric, other, db)),
+        "host B is back, yet its role=web container cannot reach role=db\n{}",
+        fabric.logs()
+    );
 }
