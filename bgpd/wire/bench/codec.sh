@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs the codec criterion benchmarks RUNS times (default 5) and prints, per workload, the
 # median over runs of criterion's median time for bgpd-wire and zettabgp, prefixes/s, and the
-# median of the per-run ratios. Usage: bash bgpd/wire/bench/codec.sh [RUNS]
+# median of the per-run ratios (with their range). Usage: bash bgpd/wire/bench/codec.sh [RUNS]
+# CODEC_BENCH_CLOCK=cpu measures the benchmark thread's CPU time instead of wall time.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 runs=${1:-5}
 target=${CARGO_TARGET_DIR:-target}
 out=$(mktemp -d)
+echo "clock: ${CODEC_BENCH_CLOCK:-wall}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq 1 "$runs"); do
     cargo bench -p bgpd-wire --bench codec -- --warm-up-time 1 --measurement-time 3 >/dev/null 2>&1
     # criterion stores "group/op/impl" as criterion/group/op_impl.
@@ -37,9 +39,12 @@ for (group, bench), per_run in sorted(rows.items()):
     rate = f"{n / ours * 1e9 / 1e6:.1f} M"
     other = rows.get((group, f"{op.split('-')[0]}/zettabgp"))
     if other:
-        ratio = statistics.median(other[r] / per_run[r] for r in per_run if r in other)
+        ratios = [other[r] / per_run[r] for r in per_run if r in other]
+        ratio = statistics.median(ratios)
         theirs = f"{statistics.median(other.values()) / 1e3:.1f} µs"
-        print(f"| {group} | {op} | {ours / 1e3:.1f} µs | {rate} | {theirs} | {ratio:.2f}x |")
+        spread = f"{min(ratios):.2f}–{max(ratios):.2f}"
+        print(f"| {group} | {op} | {ours / 1e3:.1f} µs | {rate} | {theirs} | {ratio:.2f}x ({spread}) |")
     else:
         print(f"| {group} | {op} | {ours / 1e3:.1f} µs | {rate} | — | — |")
 PY
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
