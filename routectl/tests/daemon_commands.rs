@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use bgpd_api::{Endpoint, IpamView, Peer, Routes, Status};
 use testkit::control_socket::{Answer, ControlSocket};
+use testkit::process::stdout_of_success;
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -64,20 +65,10 @@ fn routectl(socket: &Path, args: &[&str]) -> Output {
         .expect("run routectl")
 }
 
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}, stderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn status_is_one_screen() {
     let d = daemon();
-    let out = stdout(&routectl(&d.path(), &["status"]));
+    let out = stdout_of_success(&routectl(&d.path(), &["status"]));
     let expected = "\
 node     host-a (host), AS 64512, router id 10.0.0.1, address 10.0.0.1
 bgpd     0.1.0, up 2h05m
@@ -99,7 +90,7 @@ PEER       NAME    KIND        ASN    STATE        SINCE  RECEIVED  ACCEPTED  AD
 #[test]
 fn json_output_is_the_api_types() {
     let d = daemon();
-    let parse = |args: &[&str]| -> String { stdout(&routectl(&d.path(), args)) };
+    let parse = |args: &[&str]| -> String { stdout_of_success(&routectl(&d.path(), args)) };
     let status: Status = serde_json::from_str(&parse(&["-o", "json", "status"])).unwrap();
     assert_eq!(status.node, "host-a");
     let peers: Vec<Peer> = serde_json::from_str(&parse(&["peers", "-o", "json"])).unwrap();
@@ -122,7 +113,7 @@ fn json_output_is_the_api_types() {
 #[test]
 fn peer_detail_shows_counters_and_notifications() {
     let d = daemon();
-    let out = stdout(&routectl(&d.path(), &["peer", "10.0.0.2"]));
+    let out = stdout_of_success(&routectl(&d.path(), &["peer", "10.0.0.2"]));
     for want in [
         "BGP peer 10.0.0.2",
         "families          ipv4-unicast, ipv6-unicast",
@@ -142,7 +133,7 @@ fn peer_detail_shows_counters_and_notifications() {
 #[test]
 fn routes_mark_best_multipath_stale_and_show_the_fib() {
     let d = daemon();
-    let out = stdout(&routectl(&d.path(), &["routes", "10.244.0.0/16"]));
+    let out = stdout_of_success(&routectl(&d.path(), &["routes", "10.244.0.0/16"]));
     assert!(out.starts_with("RIB (* best, = multipath, s stale, ! not accepted)\n"));
     let lines: Vec<&str> = out.lines().collect();
     let row = |prefix_and_from: &str| {
@@ -176,7 +167,7 @@ fn routes_mark_best_multipath_stale_and_show_the_fib() {
 #[test]
 fn endpoints_add_list_delete() {
     let d = daemon();
-    let out = stdout(&routectl(
+    let out = stdout_of_success(&routectl(
         &d.path(),
         &[
             "endpoint",
@@ -209,7 +200,7 @@ fn endpoints_add_list_delete() {
                            "ips":["10.244.3.65"],"mtu":1400,
                            "labels":{"role":"db","fabric.io/namespace":"prod"}})
     );
-    let out = stdout(&routectl(
+    let out = stdout_of_success(&routectl(
         &d.path(),
         &["endpoint", "label", "c0ffee", "--label", "role=db"],
     ));
@@ -222,17 +213,17 @@ fn endpoints_add_list_delete() {
     assert_eq!(put.path, "/v1/endpoints/c0ffee/eth0/labels");
     let body: serde_json::Value = serde_json::from_str(&put.body).unwrap();
     assert_eq!(body, serde_json::json!({"labels": {"role": "db"}}));
-    let out = stdout(&routectl(&d.path(), &["endpoint", "del", "c0ffee"]));
+    let out = stdout_of_success(&routectl(&d.path(), &["endpoint", "del", "c0ffee"]));
     assert_eq!(
         out,
         "c0ffee/eth0: removed, released 10.244.3.65, fd00:244::41\n"
     );
-    let out = stdout(&routectl(
+    let out = stdout_of_success(&routectl(
         &d.path(),
         &["endpoint", "del", "gone", "--ifname", "net1"],
     ));
     assert_eq!(out, "gone/net1: nothing to remove\n");
-    let out = stdout(&routectl(&d.path(), &["ipam", "show"]));
+    let out = stdout_of_success(&routectl(&d.path(), &["ipam", "show"]));
     assert!(
         out.contains("10.244.9.2   beef.eth0    10.244.9.0/26   yes"),
         "{out}"
@@ -354,7 +345,7 @@ fn completions_for_every_shell() {
         ("zsh", "#compdef routectl"),
         ("fish", "complete -c routectl"),
     ] {
-        let out = stdout(&routectl(&d.path(), &["completion", shell]));
+        let out = stdout_of_success(&routectl(&d.path(), &["completion", shell]));
         assert!(out.contains(marker), "{shell}");
         assert!(out.contains("status"), "{shell}");
     }
@@ -382,7 +373,7 @@ fn the_socket_comes_from_the_config_file() {
         .env_remove("BGPD_SOCKET")
         .output()
         .unwrap();
-    let out = stdout(&o);
+    let out = stdout_of_success(&o);
     assert!(out.contains("\"node\": \"host-a\""));
     // A config file that does not load is an error naming it, not silently skipped.
     std::fs::write(&config, "[node]\nasn = \"x\"\n").unwrap();

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use ipam::store::{Store, Txn, Write};
 use ipam::{AssignRequest, HandleId, HostName, Ipam, IpamOptions, Pool, PoolName};
 use testkit::etcd::Etcd;
+use testkit::process::stdout_of_success;
 
 fn routectl(endpoints: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_routectl"))
@@ -21,16 +22,6 @@ fn routectl(endpoints: &str, args: &[&str]) -> Output {
         .env_remove("BGPD_ETCD_ROOT")
         .output()
         .expect("run routectl")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}, stderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A node record as bgpd writes it (bgpd/src/node.rs): IPAM reads `version` and `labels`.
@@ -83,7 +74,7 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
     let ipam = seeded(&etcd).await;
 
     // nodes: the daemon's record and each node's blocks with usage.
-    let out = ok(&routectl(&ep, &["nodes"]));
+    let out = stdout_of_success(&routectl(&ep, &["nodes"]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -101,19 +92,19 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
     );
     assert!(lines[2].contains("(1/64)"), "{out}");
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&routectl(&ep, &["nodes", "-o", "json"])))
+        serde_json::from_str(&stdout_of_success(&routectl(&ep, &["nodes", "-o", "json"])))
             .expect("nodes -o json parses");
     assert_eq!(json[1]["name"], "host-b");
     assert_eq!(json[1]["record"]["asn"], 64512);
     assert_eq!(json[1]["blocks"][0]["used"], 1);
 
     // pools: list, add (with flags), refuse an overlap, delete.
-    let out = ok(&routectl(&ep, &["ipam", "pools"]));
+    let out = stdout_of_success(&routectl(&ep, &["ipam", "pools"]));
     assert!(
         out.contains("default  10.244.0.0/16  /26         no            no        all()"),
         "{out}"
     );
-    let out = ok(&routectl(
+    let out = stdout_of_success(&routectl(
         &ep,
         &[
             "ipam",
@@ -141,13 +132,16 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
         Some(1),
         "a pool in use is not deleted"
     );
-    let out = ok(&routectl(&ep, &["ipam", "pools", "delete", "v6"]));
+    let out = stdout_of_success(&routectl(&ep, &["ipam", "pools", "delete", "v6"]));
     assert!(
         out.starts_with("deleted pool v6: 0 blocks, 0 addresses released\n"),
         "{out}"
     );
-    let pools: Vec<serde_json::Value> =
-        serde_json::from_str(&ok(&routectl(&ep, &["ipam", "pools", "-o", "json"]))).unwrap();
+    let pools: Vec<serde_json::Value> = serde_json::from_str(&stdout_of_success(&routectl(
+        &ep,
+        &["ipam", "pools", "-o", "json"],
+    )))
+    .unwrap();
     assert_eq!(pools.len(), 1);
 
     // release by handle and by address.
@@ -156,9 +150,9 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
         .await
         .unwrap()
         .unwrap();
-    let out = ok(&routectl(&ep, &["ipam", "release", "c1.eth0"]));
+    let out = stdout_of_success(&routectl(&ep, &["ipam", "release", "c1.eth0"]));
     assert_eq!(out, format!("released {}\n", c1.ips[0].ip));
-    let out = ok(&routectl(&ep, &["ipam", "release", "c1.eth0"]));
+    let out = stdout_of_success(&routectl(&ep, &["ipam", "release", "c1.eth0"]));
     assert_eq!(
         out, "c1.eth0: nothing was assigned\n",
         "release is idempotent"
@@ -169,7 +163,7 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
         .unwrap()
         .unwrap();
     let ip = c3.ips[0].ip.to_string();
-    let out = ok(&routectl(&ep, &["ipam", "release", &ip, "-o", "json"]));
+    let out = stdout_of_success(&routectl(&ep, &["ipam", "release", &ip, "-o", "json"]));
     let released: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(released["released"][0].as_str(), Some(ip.as_str()));
     assert!(
@@ -180,7 +174,7 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
     );
 
     // check: clean, then a leak (a handle deleted behind IPAM's back) is exit 5 until repaired.
-    let out = ok(&routectl(&ep, &["ipam", "check"]));
+    let out = stdout_of_success(&routectl(&ep, &["ipam", "check"]));
     assert!(out.ends_with("no problems found\n"), "{out}");
     let c2 = HandleId::new("c2.eth0").unwrap();
     let leaked: IpAddr = ipam.handle(&c2).await.unwrap().unwrap().ips[0].ip;
@@ -202,10 +196,10 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
     let report: serde_json::Value =
         serde_json::from_slice(&routectl(&ep, &["ipam", "check", "-o", "json"]).stdout).unwrap();
     assert_eq!(report["findings"][0]["kind"], "ip_without_handle");
-    let out = ok(&routectl(&ep, &["ipam", "check", "--repair"]));
+    let out = stdout_of_success(&routectl(&ep, &["ipam", "check", "--repair"]));
     assert!(out.starts_with("fixed: "), "{out}");
     assert!(out.ends_with("no problems found\n"), "{out}");
-    ok(&routectl(&ep, &["ipam", "check"]));
+    stdout_of_success(&routectl(&ep, &["ipam", "check"]));
 }
 
 #[test]

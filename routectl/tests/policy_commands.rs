@@ -8,6 +8,7 @@ use ipam::{Ipam, IpamOptions, Pool, PoolName};
 use testkit::control_socket::{Answer, ControlSocket};
 use testkit::etcd::Etcd;
 use testkit::netns::Netns;
+use testkit::process::stdout_of_success;
 
 const POLICY: &str = r#"
 [[policy]]
@@ -37,16 +38,6 @@ fn routectl(socket: &Path, etcd: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run routectl")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}, stderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,7 +70,7 @@ async fn dry_run_show_apply_and_counters() {
     let f = file.to_str().unwrap();
 
     // dry-run: the endpoint from bgpd and the pool from etcd are in the ruleset.
-    let script = ok(&routectl(
+    let script = stdout_of_success(&routectl(
         &bgpd.path(),
         &ep,
         &["policy", "dry-run", "--file", f],
@@ -90,7 +81,7 @@ async fn dry_run_show_apply_and_counters() {
     assert!(script.contains("masquerade"), "{script}");
 
     // show: which policies govern the endpoint, as JSON too.
-    let out = ok(&routectl(
+    let out = stdout_of_success(&routectl(
         &bgpd.path(),
         &ep,
         &["policy", "show", "--file", f],
@@ -99,7 +90,7 @@ async fn dry_run_show_apply_and_counters() {
         out.contains("workload bgpd3f2a91c0  bgpd3f2a91c0  ingress    web → default deny"),
         "{out}"
     );
-    let plans: serde_json::Value = serde_json::from_str(&ok(&routectl(
+    let plans: serde_json::Value = serde_json::from_str(&stdout_of_success(&routectl(
         &bgpd.path(),
         &ep,
         &["policy", "show", "--file", f, "-o", "json"],
@@ -109,7 +100,7 @@ async fn dry_run_show_apply_and_counters() {
 
     // apply directly inside a namespace, then read the counters there.
     let ns = Netns::new("pol").expect("netns");
-    let out = ok(&routectl(
+    let out = stdout_of_success(&routectl(
         &bgpd.path(),
         &ep,
         &["policy", "apply", "--file", f, "--netns", ns.name()],
@@ -117,14 +108,14 @@ async fn dry_run_show_apply_and_counters() {
     assert!(out.starts_with("applied table inet bgpd ("), "{out}");
     let listed = ns.exec("nft", &["list", "table", "inet", "bgpd"]).unwrap();
     assert!(listed.contains("bgpd3f2a91c0"), "{listed}");
-    let out = ok(&routectl(
+    let out = stdout_of_success(&routectl(
         &bgpd.path(),
         &ep,
         &["policy", "counters", "--netns", ns.name()],
     ));
     assert!(out.contains("policy web ingress rule 0"), "{out}");
     assert!(out.contains("nat-outgoing"), "{out}");
-    let counters: serde_json::Value = serde_json::from_str(&ok(&routectl(
+    let counters: serde_json::Value = serde_json::from_str(&stdout_of_success(&routectl(
         &bgpd.path(),
         &ep,
         &["policy", "counters", "--netns", ns.name(), "-o", "json"],

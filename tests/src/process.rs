@@ -1,7 +1,7 @@
 //! Child processes that are killed and reaped when their guard drops.
 
 use std::io;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 /// A running child process, SIGKILLed and reaped on drop.
@@ -90,6 +90,26 @@ pub fn run(cmd: &mut Command) -> io::Result<String> {
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
+}
+
+/// The stdout of a finished command that must have succeeded; panics with its exit code and
+/// stderr otherwise (for tests of command-line tools).
+pub fn stdout_of_success(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The stderr of a finished command that must have failed, and failed cleanly (no panic).
+pub fn stderr_of_failure(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "unexpected success: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
 }
 
 /// Polls `ready` every 50 ms until it returns true or `timeout` passes.

@@ -10,7 +10,7 @@ use testkit::certs::Pki;
 use testkit::etcd::Etcd;
 use testkit::fabric::Binaries;
 use testkit::netns::Netns;
-use testkit::process::{ChildGuard, wait_until};
+use testkit::process::{ChildGuard, stderr_of_failure, stdout_of_success, wait_until};
 use testkit::single_host::stub_uplink;
 
 const NODE: &str = "tls-host";
@@ -127,23 +127,6 @@ fn client_files(pki: &Pki) -> String {
     )
 }
 
-fn stdout_ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}, stderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn failed(o: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!o.status.success(), "unexpected success: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
 #[test]
 fn bgpd_registers_and_claims_a_block_over_tls_and_routectl_reads_it() {
     let mut host = TlsHost::new(client_files);
@@ -164,7 +147,7 @@ fn bgpd_registers_and_claims_a_block_over_tls_and_routectl_reads_it() {
     );
 
     // routectl takes etcd and its TLS files from bgpd's config.
-    let nodes = stdout_ok(&host.routectl(&["-o", "json", "nodes"], &[]));
+    let nodes = stdout_of_success(&host.routectl(&["-o", "json", "nodes"], &[]));
     let nodes: serde_json::Value = serde_json::from_str(&nodes).unwrap();
     let ours = nodes
         .as_array()
@@ -175,9 +158,9 @@ fn bgpd_registers_and_claims_a_block_over_tls_and_routectl_reads_it() {
     assert!(block.starts_with("10.245."), "{ours}");
 
     // The daemon's view of its blocks, claimed over TLS.
-    let show = stdout_ok(&host.routectl(&["-o", "json", "ipam", "show"], &[]));
+    let show = stdout_of_success(&host.routectl(&["-o", "json", "ipam", "show"], &[]));
     assert!(show.contains(&block), "{show}");
-    let pools = stdout_ok(&host.routectl(&["ipam", "pools"], &[]));
+    let pools = stdout_of_success(&host.routectl(&["ipam", "pools"], &[]));
     assert!(pools.contains("10.245.0.0/16"), "{pools}");
 
     // A CA that did not sign etcd's certificate (the environment beats the config): a clear
@@ -186,7 +169,7 @@ fn bgpd_registers_and_claims_a_block_over_tls_and_routectl_reads_it() {
     let other = Pki::generate(&other_dir).unwrap();
     let began = Instant::now();
     let out = host.routectl(&["nodes"], &[("ETCD_CA_CERT_FILE", &other.ca())]);
-    let stderr = failed(&out);
+    let stderr = stderr_of_failure(&out);
     assert!(
         began.elapsed() < Duration::from_secs(8),
         "{:?}",
@@ -203,7 +186,7 @@ fn bgpd_registers_and_claims_a_block_over_tls_and_routectl_reads_it() {
         &["--etcd-cert", &missing.to_string_lossy(), "ipam", "pools"],
         &[],
     );
-    let stderr = failed(&out);
+    let stderr = stderr_of_failure(&out);
     assert!(stderr.contains(&*missing.to_string_lossy()), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
 
@@ -226,7 +209,7 @@ fn an_unreadable_certificate_stops_bgpd_before_the_host_changes() {
         )
     });
     let out = host.bgpd_cmd().output().unwrap();
-    let stderr = failed(&out);
+    let stderr = stderr_of_failure(&out);
     assert!(stderr.contains("/nonexistent/client.pem"), "{stderr}");
     assert!(stderr.contains("client certificate"), "{stderr}");
     // Nothing changed in the namespace: forwarding still off, no routes of ours, nothing
