@@ -18,9 +18,8 @@ pub(crate) fn decode(
     // Sized from the message, never from a length field, and without a counting pass: its
     // serial dependence on each length octet costs as much as the decoding. An entry takes at
     // least 3 octets for IPv4 /9 and longer and 5 for IPv6 /25 and longer, so only shorter
-    // prefixes can cost a reallocation. The list is a third larger than needed for IPv4 /24s
-    // and more for longer prefixes: memory held only while the UPDATE is, and less than the
-    // doubling a reallocation would cost.
+    // prefixes can cost a reallocation. The list is a third larger than needed for IPv4 /24s,
+    // up to 3.4 times for IPv6 /128s: memory held only while the UPDATE is.
     let shortest = if afi == Afi::IPV4 { 3 } else { 5 } + if add_path { 4 } else { 0 };
     let capacity = section.len() / shortest;
     if out.capacity() == 0 {
