@@ -819,26 +819,16 @@ impl Rib {
     fn flush_peer<K: Family>(&mut self, id: PeerId, only_stale: bool) {
         let table = K::table_mut(&mut self.tables);
         let sources = &self.sources;
-        let victims: Vec<(K, SrcId)> = table
-            .iter()
-            .flat_map(|(k, routes)| {
-                routes
-                    .iter()
-                    .filter(|r| {
-                        sources.owner(r.src()) == Owner::Peer(id)
-                            && (!only_stale || r.is(flag::STALE))
-                    })
-                    .map(move |r| (k, r.src()))
-            })
-            .collect();
+        let attrs = &mut self.attrs;
         let (mut received, mut accepted) = (0i64, 0i64);
-        for (k, src) in victims {
-            if let Some(old) = table.remove(k, src) {
-                self.attrs.release(old.attrs());
+        table.remove_where(
+            |r| sources.owner(r.src()) == Owner::Peer(id) && (!only_stale || r.is(flag::STALE)),
+            |old| {
+                attrs.release(old.attrs());
                 received -= 1;
                 accepted -= i64::from(!old.is(flag::REJECTED));
-            }
-        }
+            },
+        );
         if let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) {
             add(&mut p.received, received);
             add(&mut p.accepted, accepted);

@@ -368,6 +368,61 @@ impl<K: Key> Table<K> {
         Some(old)
     }
 
+    /// Removes every route `doomed` picks, in one pass and without a list of them (a
+    /// full-table peer leaving has a million); calls `removed` with each.
+    pub(crate) fn remove_where(
+        &mut self,
+        mut doomed: impl FnMut(Route) -> bool,
+        mut removed: impl FnMut(Route),
+    ) {
+        let Table {
+            slots,
+            overflow,
+            free,
+            dirty,
+        } = self;
+        for (k, slot) in slots.iter_mut() {
+            if slot.has(EMPTY) {
+                continue;
+            }
+            if !slot.has(MANY) {
+                if doomed(slot.0.bare()) {
+                    Self::touch(slot, *k, overflow, dirty);
+                    removed(slot.0.bare());
+                    *slot = slot.empty();
+                }
+                continue;
+            }
+            let i = slot.0.attrs as usize;
+            let Some(v) = overflow.get(i) else { continue };
+            if !v.iter().any(|r| doomed(*r)) {
+                continue;
+            }
+            Self::touch(slot, *k, overflow, dirty);
+            let v = &mut overflow[i];
+            v.retain(|r| {
+                let gone = doomed(*r);
+                if gone {
+                    removed(*r);
+                }
+                !gone
+            });
+            match v.as_slice() {
+                [] => {
+                    *slot = slot.empty();
+                    overflow[i] = Many::new();
+                    free.push(i as u32);
+                }
+                [last] => {
+                    *slot = slot.one(*last);
+                    overflow[i] = Many::new();
+                    free.push(i as u32);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Calls `f` with every prefix and its routes, flags changeable in place.
     pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(K, &mut [Route])) {
         for (k, s) in self.slots.iter_mut() {
@@ -507,6 +562,32 @@ mod tests {
             .collect();
         seen.sort_by_key(|(k, _)| *k);
         assert_eq!(seen, [(k, vec![1, 2]), (other, vec![3])]);
+    }
+
+    #[test]
+    fn remove_where_takes_routes_of_one_source_from_every_kind_of_slot() {
+        let mut t = Table::<V4>::default();
+        let (one, two, three) = (key("10.0.0.0/24"), key("10.0.1.0/24"), key("10.0.2.0/24"));
+        t.upsert(one, route(1, 7));
+        t.upsert(two, route(2, 7));
+        t.upsert(two, route(3, 8));
+        for src in [7, 8, 9] {
+            t.upsert(three, route(src, src));
+        }
+        t.upsert(key("10.0.3.0/24"), route(4, 8));
+        for (k, _) in t.take_dirty().iter() {
+            t.settle_with(k, |_| {});
+        }
+        let mut gone = Vec::new();
+        t.remove_where(|r| r.src() == SrcId(7), |r| gone.push(r.attrs().0));
+        gone.sort();
+        assert_eq!(gone, [1, 2, 7]);
+        assert_eq!(t.take_dirty().len(), 3, "each changed prefix once");
+        assert!(t.get(one).is_empty());
+        assert_eq!(t.get(two).len(), 1, "back to one inline route");
+        assert_eq!(t.get(two)[0].src(), SrcId(8));
+        assert_eq!(t.get(three).len(), 2);
+        assert_eq!(t.free.len(), 1, "the overflow vector of `two` is reusable");
     }
 
     #[test]
