@@ -301,11 +301,20 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
             "no route covers 169.254.1.1: containers' IPv4 gateway will not be answered by proxy ARP until this host has a default route"
         );
     }
-    let mut attached = match crate::endpoints::restore(&endpoints, &ipam, &host).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!("restoring endpoints: {e}");
-            BTreeMap::new()
+    // An empty map in place of the endpoints we could not list would make the record sync
+    // below delete this host's records, the only place their labels live: wait for IPAM and
+    // netlink instead, as registering does.
+    let mut backoff = Backoff::new();
+    let mut attached = loop {
+        match crate::endpoints::restore(&endpoints, &ipam, &host).await {
+            Ok(a) => break a,
+            Err(e) => {
+                tracing::warn!(
+                    "restoring endpoints: {e}; retrying in {}s",
+                    backoff.next().as_secs()
+                );
+                backoff.wait().await;
+            }
         }
     };
     let workloads = WorkloadStore::new(client.clone(), &ipam.keys().root(), host.clone());

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bgpd_api::{Labels, check_labels};
@@ -143,6 +144,9 @@ pub struct WorkloadStore {
     client: Client,
     prefix: String,
     host: HostName,
+    /// Set by `restore`, which is given the endpoints actually found on the host: until then
+    /// `sync` only writes, since deleting a record would lose labels kept nowhere else.
+    restored: Arc<AtomicBool>,
 }
 
 impl WorkloadStore {
@@ -152,6 +156,7 @@ impl WorkloadStore {
             client,
             prefix: format!("{}endpoints/", root),
             host,
+            restored: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -200,6 +205,8 @@ impl WorkloadStore {
 
     /// After a restart: gives the endpoints found in the kernel their labels back from their
     /// records, then syncs the records (those of containers gone while we were down go).
+    /// `attached` must be every endpoint on the host: from here on, `sync` deletes records of
+    /// endpoints it does not hold.
     pub async fn restore(
         &self,
         attached: &mut BTreeMap<(String, String), Attached>,
@@ -210,11 +217,13 @@ impl WorkloadStore {
                 a.labels = r.labels.clone();
             }
         }
+        self.restored.store(true, Ordering::SeqCst);
         self.sync(attached).await
     }
 
     /// Makes this host's records say what `attached` says: writes missing and different ones,
-    /// deletes the rest (containers gone while we were down, garbage, records edited by hand).
+    /// deletes the rest (containers gone while we were down, garbage, records edited by hand)
+    /// once `restore` has run; before, the rest stays.
     pub async fn sync(
         &self,
         attached: &BTreeMap<(String, String), Attached>,
@@ -239,6 +248,9 @@ impl WorkloadStore {
                 Some(Some(have)) if have == want => {}
                 _ => self.put(&want).await?,
             }
+        }
+        if !self.restored.load(Ordering::SeqCst) {
+            return Ok(());
         }
         for name in stored.keys() {
             tracing::info!(endpoint = %name, "deleting an endpoint record with no endpoint");
@@ -547,5 +559,32 @@ mod etcd_tests {
         .expect("the follower saw the delete")
         .unwrap();
         follower.abort();
+    }
+
+    #[tokio::test]
+    async fn sync_deletes_nothing_before_a_restore() {
+        let etcd = Etcd::single().unwrap();
+        let client = Client::connect(etcd.endpoints(), None).await.unwrap();
+        let store = WorkloadStore::new(
+            client.clone(),
+            "/fabric/v1/",
+            HostName::new("host-a").unwrap(),
+        );
+        let key = "/fabric/v1/endpoints/host-a/c0ffee:eth0";
+        store
+            .put(&WorkloadRecord::of(
+                "c0ffee",
+                "eth0",
+                &attached("10.244.0.5", &[("role", "db")]),
+            ))
+            .await
+            .unwrap();
+        // A sync before the host's endpoints are known (a restore that has not succeeded)
+        // keeps the record and its labels.
+        store.sync(&BTreeMap::new()).await.unwrap();
+        assert!(raw(&client, key).await.is_some(), "labels kept");
+        // A restore that found no endpoint on the host is authoritative: the record goes.
+        store.restore(&mut BTreeMap::new()).await.unwrap();
+        assert!(raw(&client, key).await.is_none());
     }
 }
