@@ -12,6 +12,7 @@ pub mod netns;
 pub mod peers;
 pub mod process;
 pub mod single_host;
+pub mod traffic;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};

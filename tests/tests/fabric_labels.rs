@@ -5,10 +5,12 @@
 //! is a 400 naming it, and B's records stop counting once B's node record has expired. Real
 //! etcd, real bgpd processes in namespaces, real TCP connections.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use testkit::fabric::{Fabric, Role};
-use testkit::process::{ChildGuard, wait_until};
+use testkit::process::wait_until;
+use testkit::traffic::{Server, tcp_echo, tcp_ok};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 /// How long a label change may take to reach the other host's firewall.
@@ -16,7 +18,7 @@ const PROPAGATE: Duration = Duration::from_secs(20);
 /// How long a stopped host's node record may take to leave the registry (its 15 s lease) and
 /// the other host's firewall to follow.
 const EXPIRE: Duration = Duration::from_secs(45);
-const PORT: &str = "5432";
+const PORT: u16 = 5432;
 
 const POLICY: &str = r#"
 [[policy]]
@@ -31,24 +33,15 @@ destination = { ports = [5432] }
 "#;
 
 /// Whether a TCP connection from container `from` to container `to` on [`PORT`] is accepted
-/// within two seconds.
+/// within [`testkit::traffic::BLOCKED_WAIT`] and carries data.
 fn connects(fabric: &Fabric, from: usize, to: usize) -> bool {
-    let target = fabric.containers[to]
-        .ipv4()
-        .expect("IPv4 address")
-        .to_string();
-    fabric.containers[from]
-        .ns
-        .exec("nc", &["-z", "-w", "2", &target, PORT])
-        .is_ok()
+    let target = fabric.containers[to].ipv4().expect("IPv4 address");
+    tcp_ok(&fabric.containers[from].ns, (target, PORT))
 }
 
-/// A TCP listener on [`PORT`] in container `c`.
-fn listen(fabric: &Fabric, c: usize) -> ChildGuard {
-    fabric.containers[c]
-        .ns
-        .spawn("nc", &["-l", "-k", PORT])
-        .expect("nc listener")
+/// A TCP echo server on [`PORT`] in container `c`.
+fn listen(fabric: &Fabric, c: usize) -> Server {
+    tcp_echo(&fabric.containers[c].ns, (Ipv4Addr::UNSPECIFIED, PORT)).expect("tcp server")
 }
 
 fn labels_of(fabric: &Fabric, host: usize, id: &str) -> serde_json::Value {

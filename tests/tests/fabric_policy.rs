@@ -4,21 +4,14 @@
 //! and bgpd running; an established connection survives an update; a bad file is refused
 //! whole with file:line:column and writes nothing; a host's own policy file wins a name clash.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::net::Ipv4Addr;
+use std::path::Path;
 use std::time::Duration;
 
-use testkit::fabric::{Fabric, Role, etcd_url};
-use testkit::netns::Netns;
+use testkit::fabric::{Fabric, Role};
 use testkit::process::wait_until;
+use testkit::traffic::{Held, Server, tcp_echo, tcp_ok};
 
-/// How long a blocked connection attempt is waited for.
-const BLOCKED_WAIT: Duration = Duration::from_millis(800);
 /// How long a policy change may take to reach every host.
 const SPREAD: Duration = Duration::from_secs(15);
 
@@ -62,109 +55,11 @@ name = "broken"
 selector = 'role = "db"'
 "#;
 
-/// Runs `f` on a thread inside `ns`'s network namespace; sockets made there stay in it.
-fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = ns.path();
-    std::thread::spawn(move || {
-        let file = File::open(&path).expect("open namespace");
-        // SAFETY: setns only changes this thread's network namespace; the fd is valid.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
+/// TCP echo servers on both test ports in container `c`.
+fn serve(f: &Fabric, c: usize) -> [Server; 2] {
+    [OPEN, CLOSED].map(|port| {
+        tcp_echo(&f.containers[c].ns, (Ipv4Addr::UNSPECIFIED, port)).expect("tcp server")
     })
-    .join()
-    .expect("namespace thread")
-}
-
-/// A TCP echo server in a namespace, stopped on drop.
-struct Server {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(ns: &Netns, port: u16) -> Server {
-    let listener = in_ns(ns, move || {
-        TcpListener::bind(("0.0.0.0", port)).expect("bind tcp")
-    });
-    listener.set_nonblocking(true).expect("nonblocking");
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    let flag = flag.clone();
-                    std::thread::spawn(move || echo(conn, &flag));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    Server {
-        stop,
-        thread: Some(thread),
-    }
-}
-
-fn echo(mut conn: TcpStream, stop: &AtomicBool) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
-    let Ok(clone) = conn.try_clone() else { return };
-    let mut reader = BufReader::new(clone);
-    let mut line = String::new();
-    while !stop.load(Ordering::Relaxed) {
-        match reader.read_line(&mut line) {
-            Ok(0) => return,
-            Ok(_) => {
-                if conn.write_all(line.as_bytes()).is_err() {
-                    return;
-                }
-                line.clear();
-            }
-            Err(_) => continue,
-        }
-    }
-}
-
-/// An open connection that echoes lines.
-struct Held {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Held {
-    fn exchange(&mut self, text: &str) -> std::io::Result<String> {
-        writeln!(self.stream, "{text}")?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        Ok(line.trim_end().to_string())
-    }
-}
-
-/// A connection from `ns` to `ip:port` whose first exchange works; `None` if it is refused or
-/// dropped.
-fn connect(ns: &Netns, ip: IpAddr, port: u16) -> Option<Held> {
-    let addr = SocketAddr::new(ip, port);
-    let stream = in_ns(ns, move || {
-        TcpStream::connect_timeout(&addr, BLOCKED_WAIT).ok()
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let reader = BufReader::new(stream.try_clone().ok()?);
-    let mut held = Held { stream, reader };
-    (held.exchange("hello").ok()? == "hello").then_some(held)
-}
-
-fn tcp_ok(ns: &Netns, ip: IpAddr, port: u16) -> bool {
-    connect(ns, ip, port).is_some()
 }
 
 /// What gets through between containers a (host 1) and b (host 2), both ways.
@@ -179,8 +74,8 @@ fn reach(f: &Fabric) -> Reach {
     let (a, b) = (&f.containers[0], &f.containers[1]);
     let (ip_a, ip_b) = (a.ipv4().expect("a has IPv4"), b.ipv4().expect("b has IPv4"));
     Reach {
-        open: (tcp_ok(&a.ns, ip_b, OPEN), tcp_ok(&b.ns, ip_a, OPEN)),
-        closed: (tcp_ok(&a.ns, ip_b, CLOSED), tcp_ok(&b.ns, ip_a, CLOSED)),
+        open: (tcp_ok(&a.ns, (ip_b, OPEN)), tcp_ok(&b.ns, (ip_a, OPEN))),
+        closed: (tcp_ok(&a.ns, (ip_b, CLOSED)), tcp_ok(&b.ns, (ip_a, CLOSED))),
         ping: (a.ns.ping(&ip_b.to_string()), b.ns.ping(&ip_a.to_string())),
     }
 }
@@ -243,11 +138,14 @@ impl Drop for Paused {
     }
 }
 
-fn etcdctl(f: &Fabric, args: &[&str]) {
-    let url = etcd_url();
-    let mut all = vec!["--endpoints", &url];
-    all.extend_from_slice(args);
-    f.hosts[0].ns.exec("etcdctl", &all).expect("etcdctl");
+/// Writes `toml` to `path` and applies it cluster-wide with host 1's routectl; its output.
+fn apply_cluster(f: &Fabric, path: &Path, toml: &str) -> String {
+    std::fs::write(path, toml).expect("write");
+    f.routectl(
+        0,
+        &["policy", "apply", "--cluster", &path.to_string_lossy()],
+    )
+    .expect("apply --cluster")
 }
 
 #[test]
@@ -261,10 +159,7 @@ fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
         .expect("converged");
     let a = f.add_container(0).expect("container on host 1");
     let b = f.add_container(1).expect("container on host 2");
-    let _servers: Vec<Server> = [a, b]
-        .iter()
-        .flat_map(|&c| [OPEN, CLOSED].map(|p| serve(&f.containers[c].ns, p)))
-        .collect();
+    let _servers = [a, b].map(|c| serve(&f, c));
     let pids: Vec<Option<u32>> = f.hosts.iter().map(|h| h.pid()).collect();
     wait_for(&f, &ALL_OPEN, "no policy: everything flows");
 
@@ -285,14 +180,7 @@ fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
         "nothing of a refused file lands"
     );
 
-    let first = dir.path().join("two-ports.toml");
-    std::fs::write(&first, TWO_PORTS).expect("write");
-    let out = f
-        .routectl(
-            0,
-            &["policy", "apply", "--cluster", &first.to_string_lossy()],
-        )
-        .expect("apply --cluster");
+    let out = apply_cluster(&f, &dir.path().join("two-ports.toml"), TWO_PORTS);
     assert!(out.contains("only-8080: created"), "{out}");
     wait_for(
         &f,
@@ -302,16 +190,10 @@ fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
 
     // An established connection on the port the update closes.
     let (ip_b, a_ns) = (f.containers[b].ipv4().expect("ip"), &f.containers[a].ns);
-    let mut held = connect(a_ns, ip_b, CLOSED).expect("9090 open before the update");
+    let mut held = Held::open(a_ns, (ip_b, CLOSED)).expect("9090 open before the update");
 
     let good = dir.path().join("only-8080.toml");
-    std::fs::write(&good, ONLY_8080).expect("write");
-    let out = f
-        .routectl(
-            0,
-            &["policy", "apply", "--cluster", &good.to_string_lossy()],
-        )
-        .expect("apply --cluster");
+    let out = apply_cluster(&f, &good, ONLY_8080);
     assert!(out.contains("only-8080: updated"), "{out}");
     wait_for(
         &f,
@@ -339,15 +221,14 @@ fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
 
     // Garbage over the policy, and a new key with a selector that does not parse: both are
     // refused, the last good version stays, bgpd keeps running.
-    etcdctl(&f, &["put", "/fabric/v1/policies/only-8080", "{ not toml"]);
-    etcdctl(
-        &f,
-        &[
-            "put",
-            "/fabric/v1/policies/junk",
-            "name = \"junk\"\nselector = 'nope nope'\n",
-        ],
-    );
+    f.etcdctl(&["put", "/fabric/v1/policies/only-8080", "{ not toml"])
+        .expect("etcdctl");
+    f.etcdctl(&[
+        "put",
+        "/fabric/v1/policies/junk",
+        "name = \"junk\"\nselector = 'nope nope'\n",
+    ])
+    .expect("etcdctl");
     let both_refused = wait_until(SPREAD, || {
         (0..2).all(|h| {
             let refused = policy_status(&f, h)["cluster_refused"].to_string();
@@ -382,11 +263,7 @@ fn cluster_policies_change_traffic_on_every_host_without_a_restart() {
 
     // A good value again (the watch is back), then deleting it, restores the traffic; the junk
     // key changes nothing.
-    f.routectl(
-        0,
-        &["policy", "apply", "--cluster", &good.to_string_lossy()],
-    )
-    .expect("apply again");
+    apply_cluster(&f, &good, ONLY_8080);
     let out = f
         .routectl(1, &["policy", "delete", "--cluster", "only-8080"])
         .expect("delete");
@@ -421,18 +298,9 @@ fn a_host_policy_file_wins_a_name_clash_with_a_cluster_policy() {
         .expect("converged");
     let a = f.add_container(0).expect("container on host 1");
     let b = f.add_container(1).expect("container on host 2");
-    let _servers: Vec<Server> = [a, b]
-        .iter()
-        .flat_map(|&c| [OPEN, CLOSED].map(|p| serve(&f.containers[c].ns, p)))
-        .collect();
+    let _servers = [a, b].map(|c| serve(&f, c));
 
-    let cluster = dir.path().join("only-8080.toml");
-    std::fs::write(&cluster, ONLY_8080).expect("write");
-    f.routectl(
-        0,
-        &["policy", "apply", "--cluster", &cluster.to_string_lossy()],
-    )
-    .expect("apply --cluster");
+    apply_cluster(&f, &dir.path().join("only-8080.toml"), ONLY_8080);
     // Host 1 enforces the cluster's version (9090 closed to b), host 2 its own (9090 open to a).
     let want = Reach {
         open: (true, true),

@@ -2,10 +2,13 @@
 
 mod fabric;
 
+use std::net::SocketAddr;
+
 use bgpd_policy::counters::CounterOwner;
 use bgpd_policy::model::{Direction, Name};
 use bgpd_policy::{Inputs, Nft, PolicyFile, compile};
 use fabric::*;
+use testkit::traffic::{Held, tcp_echo, tcp_ok, udp_answer, udp_ask, udp_ok};
 
 /// On host b, cb1 (role=db) accepts tcp 5432, udp 53 and ping from role=web only, and tcp
 /// 7000 from anyone. On host a, ca1 (role=web) may only send tcp 5432/5433, udp 53 and ICMP.
@@ -60,25 +63,25 @@ action = "allow"
 protocol = "icmp"
 "#;
 
-fn cb1_addr(port: u16) -> String {
-    format!("{CB1}:{port}")
+fn cb1_addr(port: u16) -> SocketAddr {
+    at(CB1, port)
 }
 
 #[test]
 #[serial_test::serial]
 fn workload_policies_allow_and_deny_tcp_udp_icmp_between_hosts() {
     let f = Fabric::new();
-    let _servers = [5432, 5433, 7000].map(|p| tcp_server(&f.cb1, &cb1_addr(p)));
-    let _dns = udp_server(&f.cb1, &cb1_addr(53));
-    let _host_a = tcp_server(&f.a, &format!("{A_OUT}:8080"));
+    let _servers = [5432, 5433, 7000].map(|p| tcp_echo(&f.cb1, cb1_addr(p)).expect("tcp server"));
+    let _dns = udp_answer(&f.cb1, cb1_addr(53)).expect("udp server");
+    let _host_a = tcp_echo(&f.a, at(A_OUT, 8080)).expect("tcp server");
 
     // Without policy everything flows: the checks below can fail.
-    assert!(tcp_ok(&f.ca1, &format!("{A_OUT}:8080")));
+    assert!(tcp_ok(&f.ca1, at(A_OUT, 8080)));
     assert!(f.b.ping(CB1));
-    assert!(tcp_ok(&f.ca2, &cb1_addr(5432)));
-    assert!(udp_ok(&f.ca2, &cb1_addr(53)));
+    assert!(tcp_ok(&f.ca2, cb1_addr(5432)));
+    assert!(udp_ok(&f.ca2, cb1_addr(53)));
     assert!(f.ca2.ping(CB1));
-    assert!(tcp_ok(&f.ca1, &cb1_addr(7000)));
+    assert!(tcp_ok(&f.ca1, cb1_addr(7000)));
 
     let a_workloads = [
         workload("cali-a1", CA1, &[("role", "web")]),
@@ -97,29 +100,26 @@ fn workload_policies_allow_and_deny_tcp_udp_icmp_between_hosts() {
     );
 
     // ca1 is a web pod: b lets it in for 5432, udp 53 and ping …
-    assert!(tcp_ok(&f.ca1, &cb1_addr(5432)), "web → db tcp 5432");
-    assert!(udp_ok(&f.ca1, &cb1_addr(53)), "web → db udp 53");
+    assert!(tcp_ok(&f.ca1, cb1_addr(5432)), "web → db tcp 5432");
+    assert!(udp_ok(&f.ca1, cb1_addr(53)), "web → db udp 53");
     assert!(f.ca1.ping(CB1), "web → db ping");
     // … b's default deny drops 5433 (a's egress allows it) …
-    assert!(!tcp_ok(&f.ca1, &cb1_addr(5433)), "db ingress default deny");
+    assert!(!tcp_ok(&f.ca1, cb1_addr(5433)), "db ingress default deny");
     // … and a's egress policy stops 7000 although b would accept it.
-    assert!(!tcp_ok(&f.ca1, &cb1_addr(7000)), "web egress default deny");
+    assert!(!tcp_ok(&f.ca1, cb1_addr(7000)), "web egress default deny");
 
     // ca2 is selected by no policy on a; on b only tcp 7000 is open to it.
-    assert!(!tcp_ok(&f.ca2, &cb1_addr(5432)), "batch → db tcp 5432");
-    assert!(!udp_ok(&f.ca2, &cb1_addr(53)), "batch → db udp 53");
+    assert!(!tcp_ok(&f.ca2, cb1_addr(5432)), "batch → db tcp 5432");
+    assert!(!udp_ok(&f.ca2, cb1_addr(53)), "batch → db udp 53");
     assert!(!f.ca2.ping(CB1), "batch → db ping");
-    assert!(tcp_ok(&f.ca2, &cb1_addr(7000)), "batch → db tcp 7000");
+    assert!(tcp_ok(&f.ca2, cb1_addr(7000)), "batch → db tcp 7000");
 
     // A workload's egress also governs traffic to its own host (input hook) …
-    assert!(
-        !tcp_ok(&f.ca1, &format!("{A_OUT}:8080")),
-        "web → own host tcp 8080"
-    );
+    assert!(!tcp_ok(&f.ca1, at(A_OUT, 8080)), "web → own host tcp 8080");
     assert!(f.ca1.ping(A_OUT), "web → own host ping (icmp allowed)");
     // … and its ingress traffic from its own host (output hook).
     assert!(!f.b.ping(CB1), "host b → db ping");
-    assert!(tcp_ok(&f.b, &cb1_addr(7000)), "host b → db tcp 7000");
+    assert!(tcp_ok(&f.b, cb1_addr(7000)), "host b → db tcp 7000");
 
     // Counters name the rule that let the traffic in and the default deny that dropped it.
     let counters = Nft::in_netns(f.b.name())
@@ -159,10 +159,10 @@ labels = { role = "edge" }
 #[serial_test::serial]
 fn host_endpoint_policy_from_outside() {
     let f = Fabric::new();
-    let _servers = [8080, 8081].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
-    let _udp = [5353, 5354].map(|p| udp_server(&f.a, &format!("{A_OUT}:{p}")));
+    let _servers = [8080, 8081].map(|p| tcp_echo(&f.a, at(A_OUT, p)).expect("tcp server"));
+    let _udp = [5353, 5354].map(|p| udp_answer(&f.a, at(A_OUT, p)).expect("udp server"));
     assert!(f.out.ping(A_OUT));
-    assert!(tcp_ok(&f.out, &format!("{A_OUT}:8081")));
+    assert!(tcp_ok(&f.out, at(A_OUT, 8081)));
 
     let toml = format!(
         "{EDGE}
@@ -183,10 +183,10 @@ destination = {{ ports = [5353] }}
 "
     );
     apply(&f.a, &toml, &[], &[], &[pool(false)]);
-    assert!(tcp_ok(&f.out, &format!("{A_OUT}:8080")), "tcp 8080 allowed");
-    assert!(!tcp_ok(&f.out, &format!("{A_OUT}:8081")), "tcp 8081 denied");
-    assert!(udp_ok(&f.out, &format!("{A_OUT}:5353")), "udp 5353 allowed");
-    assert!(!udp_ok(&f.out, &format!("{A_OUT}:5354")), "udp 5354 denied");
+    assert!(tcp_ok(&f.out, at(A_OUT, 8080)), "tcp 8080 allowed");
+    assert!(!tcp_ok(&f.out, at(A_OUT, 8081)), "tcp 8081 denied");
+    assert!(udp_ok(&f.out, at(A_OUT, 5353)), "udp 5353 allowed");
+    assert!(!udp_ok(&f.out, at(A_OUT, 5354)), "udp 5354 denied");
     assert!(!f.out.ping(A_OUT), "ping denied");
     // Only traffic to the host through that interface is governed: containers are not.
     assert!(f.ca1.ping(A_OUT));
@@ -196,7 +196,7 @@ destination = {{ ports = [5353] }}
 #[serial_test::serial]
 fn host_endpoint_policy_over_ipv6_keeps_neighbour_discovery() {
     let f = Fabric::new();
-    let _servers = [8080, 8081].map(|p| tcp_server(&f.a, &format!("[{A_OUT6}]:{p}")));
+    let _servers = [8080, 8081].map(|p| tcp_echo(&f.a, at(A_OUT6, p)).expect("tcp server"));
     assert!(f.out.ping(A_OUT6));
     let toml = format!(
         "{EDGE}
@@ -221,12 +221,9 @@ destination = {{ ports = [8081] }}
     // Forget the neighbours, so the next packets need neighbour discovery through the policy.
     f.out.ip(&["-6", "neigh", "flush", "all"]).unwrap();
     f.a.ip(&["-6", "neigh", "flush", "all"]).unwrap();
+    assert!(tcp_ok(&f.out, at(A_OUT6, 8080)), "tcp 8080 over IPv6");
     assert!(
-        tcp_ok(&f.out, &format!("[{A_OUT6}]:8080")),
-        "tcp 8080 over IPv6"
-    );
-    assert!(
-        !tcp_ok(&f.out, &format!("[{A_OUT6}]:8081")),
+        !tcp_ok(&f.out, at(A_OUT6, 8081)),
         "8081 only from fd99::/64"
     );
     assert!(!f.out.ping(A_OUT6), "ping6 denied");
@@ -255,7 +252,7 @@ destination = {{ ports = [8081] }}
 fn first_match_wins_across_verdict_maps_and_policies() {
     let f = Fabric::new();
     let ports = [8085, 8091, 8092, 8093, 8094];
-    let _servers = ports.map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
+    let _servers = ports.map(|p| tcp_echo(&f.a, at(A_OUT, p)).expect("tcp server"));
     // Policy "first" (order 1): deny 8080-8090, then allow 8085 (shadowed), 8091 and 8092 —
     // the last three are one port-keyed map, cut where 8085 overlaps the deny. Policy
     // "second" (order 2) logs everything (and goes on), then allows 8093; 8094 falls to the
@@ -279,7 +276,7 @@ fn first_match_wins_across_verdict_maps_and_policies() {
     apply(&f.a, &toml, &[], &[], &[pool(false)]);
     let open: Vec<u16> = ports
         .into_iter()
-        .filter(|p| tcp_ok(&f.out, &format!("{A_OUT}:{p}")))
+        .filter(|&p| tcp_ok(&f.out, at(A_OUT, p)))
         .collect();
     assert_eq!(open, vec![8091, 8092, 8093]);
     let counters = Nft::in_netns(f.a.name())
@@ -306,7 +303,7 @@ fn first_match_wins_across_verdict_maps_and_policies() {
 #[serial_test::serial]
 fn failsafe_ports_stay_open_under_deny_all() {
     let f = Fabric::new();
-    let _servers = [22, 179, 2222, 8080].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
+    let _servers = [22, 179, 2222, 8080].map(|p| tcp_echo(&f.a, at(A_OUT, p)).expect("tcp server"));
     let deny_all = format!(
         "{EDGE}
 [[policy]]
@@ -323,10 +320,10 @@ action = \"deny\"
 "
     );
     apply(&f.a, &deny_all, &[], &[], &[pool(false)]);
-    assert!(tcp_ok(&f.out, &format!("{A_OUT}:22")), "ssh is failsafe");
-    assert!(tcp_ok(&f.out, &format!("{A_OUT}:179")), "bgp is failsafe");
-    assert!(!tcp_ok(&f.out, &format!("{A_OUT}:8080")), "8080 denied");
-    assert!(!tcp_ok(&f.out, &format!("{A_OUT}:2222")), "2222 denied");
+    assert!(tcp_ok(&f.out, at(A_OUT, 22)), "ssh is failsafe");
+    assert!(tcp_ok(&f.out, at(A_OUT, 179)), "bgp is failsafe");
+    assert!(!tcp_ok(&f.out, at(A_OUT, 8080)), "8080 denied");
+    assert!(!tcp_ok(&f.out, at(A_OUT, 2222)), "2222 denied");
     assert!(!f.out.ping(A_OUT), "ping denied");
 
     // The failsafe list is configurable: with only 2222 listed, 22 closes too.
@@ -334,24 +331,18 @@ action = \"deny\"
         "[settings]\nfailsafe_inbound = [{{ protocol = \"tcp\", port = 2222 }}]\n{deny_all}"
     );
     apply(&f.a, &custom, &[], &[], &[pool(false)]);
-    assert!(
-        tcp_ok(&f.out, &format!("{A_OUT}:2222")),
-        "2222 is failsafe now"
-    );
-    assert!(
-        !tcp_ok(&f.out, &format!("{A_OUT}:22")),
-        "22 no longer failsafe"
-    );
+    assert!(tcp_ok(&f.out, at(A_OUT, 2222)), "2222 is failsafe now");
+    assert!(!tcp_ok(&f.out, at(A_OUT, 22)), "22 no longer failsafe");
 }
 
 #[test]
 #[serial_test::serial]
 fn established_connection_survives_a_policy_update() {
     let f = Fabric::new();
-    let _server = tcp_server(&f.cb1, &cb1_addr(7000));
+    let _server = tcp_echo(&f.cb1, cb1_addr(7000)).expect("tcp server");
     let cb1 = [workload("cali-b1", CB1, &[("role", "db")])];
     apply(&f.b, B_DB_POLICY, &cb1, &[], &[pool(false)]);
-    let mut held = tcp_connect(&f.ca1, &cb1_addr(7000)).expect("7000 is open to all");
+    let mut held = Held::open(&f.ca1, cb1_addr(7000)).expect("7000 is open to all");
     assert_eq!(held.exchange("before").unwrap(), "before");
 
     let closed = r#"
@@ -366,7 +357,7 @@ destination = { ports = [7000] }
 "#;
     apply(&f.b, closed, &cb1, &[], &[pool(false)]);
     assert!(
-        !tcp_ok(&f.ca1, &cb1_addr(7000)),
+        !tcp_ok(&f.ca1, cb1_addr(7000)),
         "new connections are refused"
     );
     assert_eq!(
@@ -380,32 +371,29 @@ destination = { ports = [7000] }
 #[serial_test::serial]
 fn nat_outgoing_masquerades_to_destinations_outside_the_pools() {
     let f = Fabric::new();
-    let _out = tcp_server(&f.out, &format!("{OUT}:9000"));
-    let _udp = udp_server(&f.out, &format!("{OUT}:9001"));
-    let _inside = tcp_server(&f.cb1, &cb1_addr(7000));
+    let _out = tcp_echo(&f.out, at(OUT, 9000)).expect("tcp server");
+    let _udp = udp_answer(&f.out, at(OUT, 9001)).expect("udp server");
+    let _inside = tcp_echo(&f.cb1, cb1_addr(7000)).expect("tcp server");
     let workloads = [workload("cali-a1", CA1, &[("role", "web")])];
 
     // The outside knows no route to the pool: without NAT it cannot answer.
     apply(&f.a, "", &workloads, &[], &[pool(false)]);
-    assert!(!tcp_ok(&f.ca1, &format!("{OUT}:9000")), "no NAT, no answer");
+    assert!(!tcp_ok(&f.ca1, at(OUT, 9000)), "no NAT, no answer");
 
     apply(&f.a, "", &workloads, &[], &[pool(true)]);
-    let seen = tcp_connect(&f.ca1, &format!("{OUT}:9000")).expect("masqueraded");
-    assert_eq!(seen.peer_seen, A_OUT, "outside sees host a's address");
-    assert_eq!(
-        udp_ask(&f.ca1, &format!("{OUT}:9001")).as_deref(),
-        Some(A_OUT)
-    );
+    let seen = Held::open(&f.ca1, at(OUT, 9000)).expect("masqueraded");
+    assert_eq!(seen.peer_seen(), ip(A_OUT), "outside sees host a's address");
+    assert_eq!(udp_ask(&f.ca1, at(OUT, 9001)), Some(ip(A_OUT)));
     // Inside the pools, addresses are kept.
-    let inside = tcp_connect(&f.ca1, &cb1_addr(7000)).expect("pool to pool");
-    assert_eq!(inside.peer_seen, CA1);
+    let inside = Held::open(&f.ca1, cb1_addr(7000)).expect("pool to pool");
+    assert_eq!(inside.peer_seen(), ip(CA1));
 }
 
 #[test]
 #[serial_test::serial]
 fn invalid_policy_is_refused_and_the_old_ruleset_stays() {
     let f = Fabric::new();
-    let _servers = [8080, 8081].map(|p| tcp_server(&f.a, &format!("{A_OUT}:{p}")));
+    let _servers = [8080, 8081].map(|p| tcp_echo(&f.a, at(A_OUT, p)).expect("tcp server"));
     let nft = Nft::in_netns(f.a.name());
     // Somebody else's table must survive everything we do.
     f.a.exec(
@@ -451,9 +439,9 @@ destination = {{ ports = [8080] }}
     assert!(err.to_string().contains("unknown pool \"nope\""), "{err}");
 
     assert_eq!(nft.show(&table).unwrap(), before, "our table is unchanged");
-    assert!(tcp_ok(&f.out, &format!("{A_OUT}:8080")));
+    assert!(tcp_ok(&f.out, at(A_OUT, 8080)));
     assert!(
-        !tcp_ok(&f.out, &format!("{A_OUT}:8081")),
+        !tcp_ok(&f.out, at(A_OUT, 8081)),
         "old policy still enforced"
     );
     let other =

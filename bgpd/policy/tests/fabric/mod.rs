@@ -1,4 +1,4 @@
-//! A two-host fabric in namespaces, and small TCP/UDP servers and clients living in them.
+//! A two-host fabric in namespaces; tests send traffic through it with `testkit::traffic`.
 //!
 //! ```text
 //!   ca1 10.244.1.2 ─ cali-a1 ┐                        ┌ cali-b1 ─ cb1 10.244.2.2
@@ -13,19 +13,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
 
 use bgpd_policy::{Inputs, Nft, PolicyFile, Pool, RemoteEndpoint, WorkloadEndpoint, compile};
 use testkit::netns::{Netns, link};
-
-/// How long a blocked connection attempt or datagram is waited for.
-pub const BLOCKED_WAIT: Duration = Duration::from_millis(1000);
 
 /// The namespaces of the fabric.
 pub struct Fabric {
@@ -150,161 +141,12 @@ pub fn apply(
         .unwrap_or_else(|e| panic!("{e}\n{ruleset}"));
 }
 
-/// Runs `f` on a thread that has entered `ns`'s network namespace; sockets made there stay
-/// in that namespace whichever thread uses them later.
-pub fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = ns.path();
-    std::thread::spawn(move || {
-        let file = File::open(&path).expect("open namespace");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("namespace thread")
+/// One of the address constants above, parsed.
+pub fn ip(text: &str) -> IpAddr {
+    text.parse().expect("ip address")
 }
 
-/// A TCP or UDP server in a namespace, stopped on drop.
-pub struct Server {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A TCP server on `addr` in `ns`: tells each client its peer address ("peer <addr>\n"),
-/// then echoes lines.
-pub fn tcp_server(ns: &Netns, addr: &str) -> Server {
-    let addr: SocketAddr = addr.parse().expect("address");
-    let listener = in_ns(ns, move || TcpListener::bind(addr).expect("bind tcp"));
-    listener.set_nonblocking(true).expect("nonblocking");
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((conn, peer)) => {
-                    let flag = flag.clone();
-                    std::thread::spawn(move || echo(conn, peer, &flag));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    Server {
-        stop,
-        thread: Some(thread),
-    }
-}
-
-fn echo(mut conn: TcpStream, peer: SocketAddr, stop: &AtomicBool) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
-    if writeln!(conn, "peer {}", peer.ip()).is_err() {
-        return;
-    }
-    let Ok(clone) = conn.try_clone() else { return };
-    let mut reader = BufReader::new(clone);
-    let mut line = String::new();
-    while !stop.load(Ordering::Relaxed) {
-        match reader.read_line(&mut line) {
-            Ok(0) => return,
-            Ok(_) => {
-                if conn.write_all(line.as_bytes()).is_err() {
-                    return;
-                }
-                line.clear();
-            }
-            Err(_) => continue,
-        }
-    }
-}
-
-/// A UDP server on `addr` in `ns` that answers each datagram with "peer <addr>".
-pub fn udp_server(ns: &Netns, addr: &str) -> Server {
-    let addr: SocketAddr = addr.parse().expect("address");
-    let socket = in_ns(ns, move || UdpSocket::bind(addr).expect("bind udp"));
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while !flag.load(Ordering::Relaxed) {
-            if let Ok((_, peer)) = socket.recv_from(&mut buf) {
-                let _ = socket.send_to(format!("peer {}", peer.ip()).as_bytes(), peer);
-            }
-        }
-    });
-    Server {
-        stop,
-        thread: Some(thread),
-    }
-}
-
-/// An open TCP connection made from a namespace.
-pub struct Connection {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-    /// The client address the server saw.
-    pub peer_seen: String,
-}
-
-impl Connection {
-    /// Sends a line and waits for its echo.
-    pub fn exchange(&mut self, text: &str) -> std::io::Result<String> {
-        writeln!(self.stream, "{text}")?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        Ok(line.trim_end().to_string())
-    }
-}
-
-/// Connects from `ns` to `addr`; `None` if no answer within [`BLOCKED_WAIT`].
-pub fn tcp_connect(ns: &Netns, addr: &str) -> Option<Connection> {
-    let addr: SocketAddr = addr.parse().expect("address");
-    let stream = in_ns(ns, move || {
-        TcpStream::connect_timeout(&addr, BLOCKED_WAIT).ok()
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let peer_seen = line.trim_end().strip_prefix("peer ")?.to_string();
-    Some(Connection {
-        stream,
-        reader,
-        peer_seen,
-    })
-}
-
-/// Whether a TCP connection from `ns` to `addr` gets through.
-pub fn tcp_ok(ns: &Netns, addr: &str) -> bool {
-    tcp_connect(ns, addr).is_some()
-}
-
-/// Sends one datagram from `ns` to `addr`; the source address the server saw, if it answered.
-pub fn udp_ask(ns: &Netns, addr: &str) -> Option<String> {
-    let addr: SocketAddr = addr.parse().expect("address");
-    let socket = in_ns(ns, || {
-        UdpSocket::bind("0.0.0.0:0").expect("bind udp client")
-    });
-    socket.set_read_timeout(Some(BLOCKED_WAIT)).ok()?;
-    socket.send_to(b"ping", addr).ok()?;
-    let mut buf = [0u8; 512];
-    let (n, _) = socket.recv_from(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    text.strip_prefix("peer ").map(str::to_string)
-}
-
-/// Whether a UDP datagram from `ns` to `addr` gets an answer.
-pub fn udp_ok(ns: &Netns, addr: &str) -> bool {
-    udp_ask(ns, addr).is_some()
+/// `ip:port` as a socket address.
+pub fn at(text: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip(text), port)
 }
