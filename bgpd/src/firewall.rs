@@ -1,6 +1,6 @@
 //! The host firewall: the policy file from `[policy]` and the cluster policies from etcd
 //! (`bgpd-policy`), compiled with this host's endpoints and the pools, applied as one atomic
-//! nftables transaction whenever any of them changes.
+//! nftables transaction whenever the compiled ruleset changes.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,8 @@ use bgpd_api::{PolicyStatus, RefusedPolicy};
 use bgpd_policy::cluster::{Change, Stored};
 use bgpd_policy::model::Name;
 use bgpd_policy::{
-    ClusterPolicies, CompileError, Effective, Inputs, Nft, PolicyFile, Pool, WorkloadEndpoint,
-    compile,
+    ClusterPolicies, CompileError, Effective, Inputs, Nft, NftError, PolicyFile, Pool, Ruleset,
+    WorkloadEndpoint, compile,
 };
 
 use crate::daemon::State;
@@ -25,8 +25,10 @@ pub struct Firewall {
     file: Option<LocalFile>,
     cluster: ClusterPolicies,
     nft: Nft,
-    /// Our table, once we applied it (so it can be removed when no policy is left).
-    applied: Option<Name>,
+    /// The ruleset in force, once we applied one: its table is removed when no policy is
+    /// left, and a recompile giving the same script (a remote endpoint no selector matches
+    /// changed) does not run `nft`, which would rebuild the table and reset its counters.
+    applied: Option<Ruleset>,
     status: PolicyStatus,
 }
 
@@ -94,10 +96,13 @@ impl Firewall {
     fn compile_and_apply(&mut self, st: &State) -> Result<(), String> {
         if self.file.is_none() && self.cluster.is_empty() {
             self.note_cluster(&[], Vec::new());
-            return match self.applied.take() {
-                Some(table) => self.nft.remove(&table).map_err(|e| e.to_string()),
-                None => Ok(()),
-            };
+            if let Some(ruleset) = &self.applied {
+                self.nft
+                    .remove(ruleset.table())
+                    .map_err(|e| e.to_string())?;
+                self.applied = None;
+            }
+            return Ok(());
         }
         let workloads: Vec<WorkloadEndpoint> = st
             .attached
@@ -151,14 +156,24 @@ impl Firewall {
             .cluster_in_force()
             .map(|n| n.to_string())
             .collect();
-        self.nft.apply(&ruleset).map_err(|e| e.to_string())?;
-        self.applied = Some(ruleset.table().clone());
+        self.install(ruleset).map_err(|e| e.to_string())?;
         let left_out = effective
             .left_out
             .iter()
             .map(|(n, why)| (n.to_string(), why.clone()))
             .collect();
         self.note_cluster(&in_force, left_out);
+        Ok(())
+    }
+
+    /// Applies `ruleset` unless it is the one in force. One `nft` refuses is not recorded (the
+    /// old table stays in force), so the next apply tries it again.
+    fn install(&mut self, ruleset: Ruleset) -> Result<(), NftError> {
+        if self.applied.as_ref() == Some(&ruleset) {
+            return Ok(());
+        }
+        self.nft.apply(&ruleset)?;
+        self.applied = Some(ruleset);
         Ok(())
     }
 
@@ -185,5 +200,88 @@ impl Firewall {
         }
         self.status.cluster_in_force = in_force.to_vec();
         self.status.cluster_refused = refused;
+    }
+}
+
+/// Against real nftables in a namespace: an unchanged ruleset is not applied again.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bgpd_policy::RemoteEndpoint;
+    use testkit::netns::Netns;
+
+    fn ruleset(interfaces: &[&str], remote: &[RemoteEndpoint]) -> Ruleset {
+        let workloads: Vec<WorkloadEndpoint> = interfaces
+            .iter()
+            .map(|name| WorkloadEndpoint {
+                interface: (*name).try_into().unwrap(),
+                ips: vec![],
+                labels: Default::default(),
+            })
+            .collect();
+        // Every local endpoint governed; only remote endpoints labelled web are selected.
+        let file = PolicyFile::parse(
+            "[[policy]]\nname = \"all\"\nselector = 'all()'\n\
+             [[policy.ingress]]\naction = \"allow\"\nsource = { selector = 'role == \"web\"' }\n",
+            "test.toml",
+        )
+        .unwrap();
+        compile(&Inputs {
+            file: &file,
+            workloads: &workloads,
+            remote,
+            pools: &[],
+        })
+        .unwrap()
+    }
+
+    fn has_table(ns: &Netns, table: &Name) -> bool {
+        let name = table.to_string();
+        ns.cmd("nft")
+            .args(["list", "table", "inet", &name])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    #[test]
+    fn an_unchanged_ruleset_is_not_applied_again() {
+        let ns = Netns::new("fwskip").unwrap();
+        let mut firewall = Firewall::load(None).unwrap();
+        firewall.nft = Nft::in_netns(ns.name());
+        let one = ruleset(&["cali-a"], &[]);
+        let table = one.table().clone();
+        firewall.install(one.clone()).unwrap();
+        assert!(has_table(&ns, &table));
+
+        // Removed behind our back, the table only comes back when the ruleset changes: an
+        // identical one (here, a remote endpoint no rule selects) does not run nft.
+        ns.exec("nft", &["delete", "table", "inet", &table.to_string()])
+            .unwrap();
+        let same = ruleset(
+            &["cali-a"],
+            &[RemoteEndpoint {
+                ips: vec!["10.244.9.9".parse().unwrap()],
+                labels: Default::default(),
+            }],
+        );
+        assert_eq!(same, one);
+        firewall.install(same).unwrap();
+        assert!(!has_table(&ns, &table), "nft ran for an identical ruleset");
+        let two = ruleset(&["cali-a", "cali-b"], &[]);
+        firewall.install(two.clone()).unwrap();
+        assert!(has_table(&ns, &table));
+
+        // A failed apply is not recorded: the same ruleset is tried again.
+        let three = ruleset(&["cali-c"], &[]);
+        firewall.nft = Nft::in_netns("bgpd-no-such-netns");
+        assert!(firewall.install(three.clone()).is_err());
+        assert_eq!(firewall.applied.as_ref(), Some(&two));
+        firewall.nft = Nft::in_netns(ns.name());
+        ns.exec("nft", &["delete", "table", "inet", &table.to_string()])
+            .unwrap();
+        firewall.install(three).unwrap();
+        assert!(has_table(&ns, &table));
     }
 }
