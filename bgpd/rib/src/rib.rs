@@ -111,6 +111,9 @@ pub struct Effects {
     pub fib: Vec<FibChange>,
     /// Things the session must do.
     pub signals: Vec<Signal>,
+    /// Families this drain sent in full to a peer (its table, a ROUTE-REFRESH answered, an
+    /// export change): where an RFC 7313 End-of-Route-Refresh goes after the UPDATEs.
+    pub resent: Vec<(PeerId, AfiSafi)>,
 }
 
 /// Where a route in a [`RouteView`] came from.
@@ -159,8 +162,10 @@ enum Feed {
     /// Sent the table; gets changes.
     Synced,
     /// Its writer fell behind: changes go to its backlog instead, and while `writable`, a
-    /// batch of the backlog is sent at each drain.
-    Behind { writable: bool },
+    /// batch of the backlog is sent at each drain. `owed`: families the peer asked for again
+    /// (ROUTE-REFRESH) while its writer was full, re-sent in full once it is writable; asking
+    /// again before then adds nothing, so refreshes cannot queue tables without limit.
+    Behind { writable: bool, owed: Vec<AfiSafi> },
 }
 
 struct PeerState {
@@ -537,7 +542,9 @@ impl Rib {
         Ok(())
     }
 
-    /// The peer asked for `family` again (ROUTE-REFRESH, RFC 2918): the next drain re-sends it.
+    /// The peer asked for `family` again (ROUTE-REFRESH, RFC 2918): the next drain re-sends it,
+    /// or, while the peer's writer is full ([`Rib::peer_blocked`]), the first drain after
+    /// [`Rib::peer_writable`]. [`Effects::resent`] tells when it was sent.
     pub fn route_refresh(&mut self, id: PeerId, family: AfiSafi) -> Result<(), RibError> {
         let p = self.peer_mut(id)?;
         let negotiated = p
@@ -551,12 +558,16 @@ impl Rib {
         }
         match &mut p.feed {
             Feed::Held => {}
-            Feed::Dump { families, .. } => {
+            Feed::Dump { families, .. }
+            | Feed::Behind {
+                writable: false,
+                owed: families,
+            } => {
                 if !families.contains(&family) {
                     families.push(family);
                 }
             }
-            s @ (Feed::Synced | Feed::Behind { .. }) => {
+            s @ (Feed::Synced | Feed::Behind { writable: true, .. }) => {
                 // A peer behind keeps its backlog: the dump re-sends every prefix there is,
                 // the backlog also withdraws those gone since.
                 *s = Feed::Dump {
@@ -574,18 +585,39 @@ impl Rib {
     /// prefix). Call [`Rib::peer_writable`] when it has room again.
     pub fn peer_blocked(&mut self, id: PeerId) -> Result<(), RibError> {
         let p = self.peer_mut(id)?;
-        if matches!(p.feed, Feed::Synced | Feed::Behind { .. }) && p.session.is_some() {
-            p.feed = Feed::Behind { writable: false };
+        if p.session.is_none() {
+            return Ok(());
+        }
+        match &mut p.feed {
+            Feed::Synced => {
+                p.feed = Feed::Behind {
+                    writable: false,
+                    owed: Vec::new(),
+                }
+            }
+            Feed::Behind { writable, .. } => *writable = false,
+            Feed::Held | Feed::Dump { .. } => {}
         }
         Ok(())
     }
 
-    /// The peer's writer has room again: each drain sends it a batch of its backlog (the
-    /// current state of prefixes changed while it was blocked) until it is in sync.
+    /// The peer's writer has room again: the next drain re-sends the families it asked for
+    /// meanwhile, and each drain sends it a batch of its backlog (the current state of
+    /// prefixes changed while it was blocked) until it is in sync.
     pub fn peer_writable(&mut self, id: PeerId) -> Result<(), RibError> {
         let p = self.peer_mut(id)?;
-        if let Feed::Behind { writable } = &mut p.feed {
-            *writable = true;
+        if let Feed::Behind { writable, owed } = &mut p.feed {
+            if owed.is_empty() {
+                *writable = true;
+            } else {
+                // The backlog stays: the dump re-sends every prefix there is, the backlog
+                // also withdraws those gone since.
+                p.feed = Feed::Dump {
+                    families: std::mem::take(owed),
+                    eor: false,
+                    withdraw_unexported: false,
+                };
+            }
         }
         Ok(())
     }
@@ -596,7 +628,7 @@ impl Rib {
         self.peers
             .iter()
             .flatten()
-            .any(|p| p.feed == Feed::Behind { writable: true })
+            .any(|p| matches!(p.feed, Feed::Behind { writable: true, .. }))
     }
 
     /// Prefixes changed since the last drain. The snapshots of changed prefixes are memory the
@@ -1260,7 +1292,7 @@ impl Rib {
         let mut out = Vec::new();
         for (i, p) in self.peers.iter().enumerate() {
             let Some(p) = p else { continue };
-            let Feed::Behind { writable } = p.feed else {
+            let Feed::Behind { writable, .. } = p.feed else {
                 continue;
             };
             if writable_only && !writable {
@@ -1485,13 +1517,15 @@ impl Rib {
     fn finish_dumps(&mut self, fx: &mut Effects) {
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(p) = slot.as_mut() else { continue };
-            if p.feed == (Feed::Behind { writable: true }) && p.backlog_is_empty() {
+            if matches!(p.feed, Feed::Behind { writable: true, .. }) && p.backlog_is_empty() {
                 p.feed = Feed::Synced;
                 continue;
             }
             let Feed::Dump { families, eor, .. } = &p.feed else {
                 continue;
             };
+            fx.resent
+                .extend(families.iter().map(|&f| (PeerId(i as u32), f)));
             if *eor {
                 let ctx = p
                     .group
@@ -1520,7 +1554,10 @@ impl Rib {
             p.feed = if p.backlog_is_empty() {
                 Feed::Synced
             } else {
-                Feed::Behind { writable: true }
+                Feed::Behind {
+                    writable: true,
+                    owed: Vec::new(),
+                }
             };
         }
     }

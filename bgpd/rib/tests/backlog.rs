@@ -133,3 +133,46 @@ fn add_path_paths_gone_while_blocked_are_withdrawn() {
     assert_eq!(lab.seen(slow).len(), 100);
     assert_eq!(lab.seen(slow), lab.seen(fast));
 }
+
+#[test]
+fn refreshes_asked_while_blocked_are_answered_once_when_writable() {
+    let mut lab = Lab::reflector("10.0.0.1", "10.0.0.1");
+    let source = lab.peer("10.0.0.11", 65000, |c, _| c.rr_client = true);
+    let slow = lab.peer("10.0.0.12", 65000, |c, _| c.rr_client = true);
+    let fast = lab.peer("10.0.0.13", 65000, |c, _| c.rr_client = true);
+    lab.drain();
+    let table = prefixes(0..1000);
+    lab.announce(source, &route(&[], "10.0.0.21"), &strs(&table));
+    lab.drain();
+
+    lab.rib.peer_blocked(slow).unwrap();
+    let before = lab.seen[&slow].messages;
+    for _ in 0..5 {
+        lab.rib.route_refresh(slow, AfiSafi::IPV4_UNICAST).unwrap();
+        lab.drain();
+        assert!(lab.last.resent.is_empty(), "no table re-sent while blocked");
+    }
+    lab.withdraw(source, &strs(&table[..10]));
+    lab.drain();
+    assert_eq!(
+        lab.seen[&slow].messages, before,
+        "nothing sent while blocked"
+    );
+
+    lab.rib.peer_writable(slow).unwrap();
+    lab.drain();
+    assert_eq!(
+        lab.last.resent,
+        vec![(slow, AfiSafi::IPV4_UNICAST)],
+        "five refreshes, one table"
+    );
+    // The table, not five: 1,000 prefixes with one attribute set pack into a few UPDATEs.
+    assert!(lab.seen[&slow].messages - before < 10);
+    while lab.rib.catching_up() {
+        lab.drain();
+    }
+    assert_eq!(lab.seen(slow), lab.seen(fast));
+    assert_eq!(lab.seen(slow).len(), 990);
+    lab.drain();
+    assert!(lab.last.resent.is_empty(), "the refresh is answered once");
+}

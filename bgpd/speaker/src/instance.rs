@@ -161,7 +161,8 @@ pub struct Instance {
     /// Shared by every connection's reader.
     read_budget: Arc<tokio::sync::Semaphore>,
     next_id: u64,
-    /// EoRRs to send once the refreshed routes are on their way.
+    /// EoRRs owed (peer, session, family): each is sent after the drain that re-sends the
+    /// family, which waits while the peer's writer is full.
     end_of_refresh: Vec<(IpAddr, u64, AfiSafi)>,
 }
 
@@ -979,8 +980,9 @@ impl Instance {
         }
     }
 
-    /// Re-sends the family to the peer; with enhanced route refresh negotiated, framed by
-    /// BoRR now and EoRR after the next drain (RFC 7313 §4).
+    /// Re-sends the family to the peer (once its writer has room); with enhanced route refresh
+    /// negotiated, framed by BoRR now and EoRR after the drain that re-sends it (RFC 7313 §4).
+    /// Refreshes asked for while one is owed merge into it.
     fn route_refresh(&mut self, addr: IpAddr, rr: &RouteRefresh) {
         // BoRR/EoRR from the peer only frame what it re-sends; we take its UPDATEs as they come
         // (its explicit withdrawals keep us in sync). Reserved subtypes are ignored (§5).
@@ -1000,7 +1002,8 @@ impl Instance {
             tracing::warn!(peer = %addr, "route refresh: {e}");
             return;
         }
-        if enhanced {
+        let owed = self.end_of_refresh.contains(&(addr, sid, rr.afi_safi));
+        if enhanced && !owed {
             let borr = RouteRefresh {
                 afi_safi: rr.afi_safi,
                 subtype: RefreshSubtype::BeginningOfRefresh,
@@ -1059,13 +1062,28 @@ impl Instance {
         if !fx.fib.is_empty() {
             self.subscribers.retain(|s| s.send(fx.fib.clone()).is_ok());
         }
-        for (addr, sid, family) in std::mem::take(&mut self.end_of_refresh) {
+        for (pid, family) in fx.resent {
+            let Some(&addr) = self.by_rib_id.get(&pid) else {
+                continue;
+            };
+            let owed = |&(a, _, f): &(IpAddr, u64, AfiSafi)| a == addr && f == family;
+            let Some(i) = self.end_of_refresh.iter().position(owed) else {
+                continue;
+            };
+            let (_, sid, _) = self.end_of_refresh.swap_remove(i);
             let eorr = RouteRefresh {
                 afi_safi: family,
                 subtype: RefreshSubtype::EndOfRefresh,
             };
             self.send(addr, sid, &Message::RouteRefresh(eorr));
         }
+        // A session that ended owes nothing.
+        let mut owed = std::mem::take(&mut self.end_of_refresh);
+        owed.retain(|&(addr, sid, _)| {
+            self.session_mut(addr, sid)
+                .is_some_and(|s| s.conn.is_some())
+        });
+        self.end_of_refresh = owed;
         for signal in fx.signals {
             self.signal(signal);
         }

@@ -3,7 +3,8 @@
 //! to a monitor and to a client that completed its OPEN and then never reads. The monitor
 //! converges, the speaker's peak RSS stays under a ceiling far below what queueing the churn
 //! for the stalled client would take, and once the stalled client reads again it ends with
-//! exactly the final table. Loopback only (127.0.0.1–4).
+//! exactly the final table. The same holds for a client that never reads and keeps asking for
+//! the table again with ROUTE-REFRESH. Loopback only (127.0.0.1–4).
 
 mod support;
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bgpd_wire::{
     AfiSafi, Asn, Capability, Community, Header, Message, NextHop, Nlri, Open, Origin, PathAttrs,
-    Prefix, SessionContext, pack,
+    Prefix, RefreshSubtype, RouteRefresh, SessionContext, pack,
 };
 use bytes::BytesMut;
 use testkit::process::ChildGuard;
@@ -31,6 +32,9 @@ const PREFIXES: u32 = 10_000;
 const ROUNDS: u32 = 16;
 /// Growth of the speaker's peak RSS over the first round that the churn may cause.
 const CEILING_MIB: u64 = 24;
+/// ROUTE-REFRESHes the client that never reads sends: about 130 MiB of UPDATEs if each
+/// re-sent the table.
+const REFRESHES: u32 = 40;
 const WAIT: Duration = Duration::from_secs(240);
 
 fn ctx() -> SessionContext {
@@ -80,7 +84,11 @@ async fn connect(from: Ipv4Addr, port: u16) -> (TcpStream, BytesMut) {
         Asn(ASN),
         240,
         from,
-        vec![Capability::Multiprotocol(AfiSafi::IPV4_UNICAST)],
+        vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::RouteRefresh,
+            Capability::EnhancedRouteRefresh,
+        ],
     ));
     let mut out = BytesMut::new();
     open.encode(&ctx(), &mut out).unwrap();
@@ -157,9 +165,25 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
-#[tokio::test]
-#[serial_test::serial]
-async fn a_client_that_stops_reading_does_not_grow_memory() {
+/// The UPDATEs announcing every prefix with its route of `round`.
+fn round_updates(round: u32) -> BytesMut {
+    let mut out = BytesMut::new();
+    for i in 0..PREFIXES {
+        pack::announce(
+            &ctx(),
+            AfiSafi::IPV4_UNICAST,
+            &attrs(i, round),
+            &[Nlri::new(prefix(i))],
+            &mut out,
+        )
+        .unwrap();
+    }
+    out
+}
+
+/// A `bgp-speaker` process reflecting for every client on 127.0.0.0/29; its port, and the
+/// directory with its log (`speaker.log`).
+fn start_speaker() -> (ChildGuard, u16, tempfile::TempDir) {
     let port = std::net::TcpListener::bind((SPEAKER, 0))
         .unwrap()
         .local_addr()
@@ -192,6 +216,13 @@ families = ["ipv4"]
         .env("RUST_LOG", "info")
         .stderr(log);
     let speaker = ChildGuard::spawn(&mut cmd, "bgp-speaker").unwrap();
+    (speaker, port, dir)
+}
+
+#[tokio::test]
+#[serial_test::serial]
+async fn a_client_that_stops_reading_does_not_grow_memory() {
+    let (speaker, port, dir) = start_speaker();
     let pid = speaker.pid();
     let logs = || std::fs::read_to_string(dir.path().join("speaker.log")).unwrap_or_default();
 
@@ -201,25 +232,11 @@ families = ["ipv4"]
     let mut monitor_held = HashMap::new();
 
     let run = async {
-        let send_round = |round: u32| {
-            let mut out = BytesMut::new();
-            for i in 0..PREFIXES {
-                pack::announce(
-                    &ctx(),
-                    AfiSafi::IPV4_UNICAST,
-                    &attrs(i, round),
-                    &[Nlri::new(prefix(i))],
-                    &mut out,
-                )
-                .unwrap();
-            }
-            out
-        };
-        injector.write_all(&send_round(0)).await.unwrap();
+        injector.write_all(&round_updates(0)).await.unwrap();
         converge(&mut monitor, &mut monitor_buf, &mut monitor_held, 0).await;
         let base = rss_kib(pid, "VmRSS:");
         for round in 1..=ROUNDS {
-            let bytes = send_round(round);
+            let bytes = round_updates(round);
             let (w, ()) = tokio::join!(
                 injector.write_all(&bytes),
                 converge(&mut monitor, &mut monitor_buf, &mut monitor_held, round)
@@ -250,5 +267,71 @@ families = ["ipv4"]
     tokio::time::timeout(WAIT, converge(&mut stalled, &mut buf, &mut held, ROUNDS))
         .await
         .unwrap_or_else(|_| panic!("the stalled client did not catch up\nlog:\n{}", logs()));
+    assert!(!logs().contains("panicked"), "{}", logs());
+}
+
+#[tokio::test]
+#[serial_test::serial]
+async fn a_client_that_asks_for_the_table_again_and_again_without_reading_does_not_grow_memory() {
+    let (speaker, port, dir) = start_speaker();
+    let pid = speaker.pid();
+    let logs = || std::fs::read_to_string(dir.path().join("speaker.log")).unwrap_or_default();
+
+    let (mut monitor, mut monitor_buf) = connect(MONITOR, port).await;
+    let (mut injector, _) = connect(INJECTOR, port).await;
+    let mut monitor_held = HashMap::new();
+    let run = async {
+        injector.write_all(&round_updates(0)).await.unwrap();
+        converge(&mut monitor, &mut monitor_buf, &mut monitor_held, 0).await;
+        // Joins with the table in place: its first table fills the writer, and it never reads.
+        let (mut stalled, _) = connect(STALLED, port).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let base = rss_kib(pid, "VmRSS:");
+        let mut refresh = BytesMut::new();
+        Message::RouteRefresh(RouteRefresh {
+            afi_safi: AfiSafi::IPV4_UNICAST,
+            subtype: RefreshSubtype::Normal,
+        })
+        .encode(&ctx(), &mut refresh)
+        .unwrap();
+        for k in 0..REFRESHES {
+            stalled.write_all(&refresh).await.unwrap();
+            if k == REFRESHES / 2 {
+                // The table changes while refreshes are owed: the client must end with this.
+                let bytes = round_updates(1);
+                let (w, ()) = tokio::join!(
+                    injector.write_all(&bytes),
+                    converge(&mut monitor, &mut monitor_buf, &mut monitor_held, 1)
+                );
+                w.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let peak = rss_kib(pid, "VmHWM:");
+        (stalled, base, peak)
+    };
+    let (mut stalled, base, peak) = tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap_or_else(|_| panic!("the monitor did not converge\nlog:\n{}", logs()));
+    let growth_mib = peak.saturating_sub(base) / 1024;
+    eprintln!(
+        "speaker RSS with the stalled client joined: {} MiB, peak after {REFRESHES} refreshes: {} MiB",
+        base / 1024,
+        peak / 1024
+    );
+    assert!(
+        growth_mib < CEILING_MIB,
+        "peak RSS grew by {growth_mib} MiB over {} MiB with {REFRESHES} refreshes owed",
+        base / 1024
+    );
+
+    // Reading at last, the client gets exactly the current table; the session stays up.
+    let mut held = HashMap::new();
+    let mut buf = BytesMut::new();
+    tokio::time::timeout(WAIT, converge(&mut stalled, &mut buf, &mut held, 1))
+        .await
+        .unwrap_or_else(|_| panic!("the stalled client did not catch up\nlog:\n{}", logs()));
+    assert_eq!(held.len(), PREFIXES as usize);
     assert!(!logs().contains("panicked"), "{}", logs());
 }
