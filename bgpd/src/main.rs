@@ -19,6 +19,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before the first large allocation, as `bgp-speaker` does: otherwise glibc keeps a
+    // table's worth of freed UPDATE buffers and drain snapshots resident.
+    bgpd_speaker::malloc::return_large_frees();
     let args = Args::parse();
     // A bad file is reported before anything on the host is touched.
     let config = match bgpd_config::Config::load(&args.config) {
