@@ -4,13 +4,11 @@
 //! `cargo bench -p bgpd-endpoint --bench attach` as root; `BENCH_ENDPOINTS` sets how many
 //! containers (default 40). Namespaces are made by testkit and removed at the end.
 
-use std::fs::File;
 use std::time::{Duration, Instant};
 
 use bgpd_endpoint::{
     ContainerId, EndpointSpec, Endpoints, IfName, Mtu, NetnsRef, RouteTag, host_ifname,
 };
-use nix::sched::{CloneFlags, setns};
 use testkit::netns::Netns;
 
 const TAG: RouteTag = RouteTag {
@@ -34,51 +32,46 @@ fn address(i: usize) -> String {
 /// Attach, reattach (a no-op) and detach of every container with the library, from a thread
 /// inside the host namespace; per-call durations.
 fn ours(host: &Netns, containers: &[Netns]) -> [Vec<Duration>; 3] {
-    let file = File::open(host.path()).expect("host namespace");
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("enter host namespace");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                let endpoints = Endpoints::new(TAG).expect("netlink");
-                let specs: Vec<EndpointSpec> = containers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        EndpointSpec::new(
-                            NetnsRef::Name(c.name().to_string()),
-                            ContainerId::new(&format!("ours-{i}")).expect("id"),
-                            IfName::default(),
-                            vec![address(i).parse().expect("address")],
-                            Mtu::default(),
-                        )
-                        .expect("spec")
-                    })
-                    .collect();
-                let mut phases = [Vec::new(), Vec::new(), Vec::new()];
-                for (phase, samples) in phases.iter_mut().enumerate() {
-                    for spec in &specs {
-                        let start = Instant::now();
-                        if phase < 2 {
-                            endpoints.attach(spec).await.expect("attach");
-                        } else {
-                            endpoints
-                                .detach(spec.container_id(), spec.ifname())
-                                .await
-                                .expect("detach");
-                        }
-                        samples.push(start.elapsed());
+    testkit::traffic::in_ns(host, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let endpoints = Endpoints::new(TAG).expect("netlink");
+            let specs: Vec<EndpointSpec> = containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    EndpointSpec::new(
+                        NetnsRef::Name(c.name().to_string()),
+                        ContainerId::new(&format!("ours-{i}")).expect("id"),
+                        IfName::default(),
+                        vec![address(i).parse().expect("address")],
+                        Mtu::default(),
+                    )
+                    .expect("spec")
+                })
+                .collect();
+            let mut phases = [Vec::new(), Vec::new(), Vec::new()];
+            for (phase, samples) in phases.iter_mut().enumerate() {
+                for spec in &specs {
+                    let start = Instant::now();
+                    if phase < 2 {
+                        endpoints.attach(spec).await.expect("attach");
+                    } else {
+                        endpoints
+                            .detach(spec.container_id(), spec.ifname())
+                            .await
+                            .expect("detach");
                     }
+                    samples.push(start.elapsed());
                 }
-                phases
-            })
+            }
+            phases
         })
-        .join()
-        .expect("bench thread")
     })
+    .expect("enter host namespace")
 }
 
 /// The same IPv4 plumbing as `ip`/`sysctl` commands; attach and detach durations.

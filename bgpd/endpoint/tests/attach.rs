@@ -1,7 +1,6 @@
 //! Attach and detach against real namespaces: one plays the host (the library runs inside it),
 //! others the containers. Forwarding is checked with real packets.
 
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
@@ -9,7 +8,6 @@ use bgpd_endpoint::{
     Attachment, ContainerId, Detach, EndpointSpec, Endpoints, Error, IfName, Mtu, NetnsRef,
     RouteTag, Side, host_ifname,
 };
-use nix::sched::{CloneFlags, setns};
 use testkit::netns::Netns;
 
 /// A protocol number no test machine uses; the kernel crate owns the real default.
@@ -20,15 +18,7 @@ const TAG: RouteTag = RouteTag {
 
 /// Runs `work` on a thread inside `ns`; the test thread itself never changes namespace.
 fn in_ns<T: Send>(ns: &Netns, work: impl FnOnce() -> T + Send) -> T {
-    let file = File::open(ns.path()).expect("open namespace file");
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("enter namespace");
-            work()
-        })
-        .join()
-        .expect("namespace thread panicked")
-    })
+    testkit::traffic::in_ns(ns, work).expect("enter namespace")
 }
 
 /// Runs `body` with an [`Endpoints`] living in the host namespace `host`.

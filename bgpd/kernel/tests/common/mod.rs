@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sched::{CloneFlags, setns};
 use serde_json::Value;
 use testkit::netns::Netns;
 use testkit::process::{ChildGuard, wait_until};
@@ -16,17 +15,7 @@ use testkit::process::{ChildGuard, wait_until};
 /// it forks) live in the namespace. The thread ends with `body`, so no other thread ever
 /// changes namespace.
 pub fn in_netns<T: Send>(ns: &Netns, body: impl FnOnce() -> T + Send) -> T {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        let thread = s.spawn(move || {
-            let file = File::open(&path).expect("open the namespace file");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
-            body()
-        });
-        thread
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    testkit::traffic::in_ns(ns, body).expect("setns into the test namespace")
 }
 
 /// Runs the async `body` on a current-thread tokio runtime inside `ns` (see [`in_netns`]).
