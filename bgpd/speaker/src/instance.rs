@@ -993,11 +993,10 @@ impl Instance {
             return;
         };
         let (rib_id, sid) = (peer.rib_id, peer.main.id);
-        let enhanced = peer
-            .main
-            .params
-            .as_ref()
-            .is_some_and(|p| p.wire.enhanced_route_refresh);
+        let enhanced = peer.main.params.as_ref().is_some_and(|p| {
+            // A family not negotiated is not re-sent: no BoRR that no EoRR would follow.
+            p.wire.enhanced_route_refresh && p.wire.families.contains(&rr.afi_safi)
+        });
         if let Err(e) = self.rib.route_refresh(rib_id, rr.afi_safi) {
             tracing::warn!(peer = %addr, "route refresh: {e}");
             return;

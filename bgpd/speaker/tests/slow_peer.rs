@@ -333,5 +333,21 @@ async fn a_client_that_asks_for_the_table_again_and_again_without_reading_does_n
         .await
         .unwrap_or_else(|_| panic!("the stalled client did not catch up\nlog:\n{}", logs()));
     assert_eq!(held.len(), PREFIXES as usize);
+    // The refreshes merged into one re-send, closed by its End-of-Route-Refresh (RFC 7313).
+    let end_of_refresh = async {
+        loop {
+            match next(&mut stalled, &mut buf).await {
+                Some(Message::RouteRefresh(r)) if r.subtype == RefreshSubtype::EndOfRefresh => {
+                    break;
+                }
+                Some(Message::Notification(n)) => panic!("session closed: {n:?}"),
+                Some(_) => {}
+                None => panic!("connection closed"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, end_of_refresh)
+        .await
+        .unwrap_or_else(|_| panic!("no End-of-Route-Refresh\nlog:\n{}", logs()));
     assert!(!logs().contains("panicked"), "{}", logs());
 }
