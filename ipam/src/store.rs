@@ -4,12 +4,14 @@
 //! semantics, used by the property test of the allocation logic.
 
 mod etcd;
+mod listing;
 mod mem;
 mod tls;
 
 use std::future::Future;
 
 pub use etcd::{EtcdStore, StoreOptions};
+pub use listing::{Listing, list_prefix};
 pub use mem::MemStore;
 pub use tls::{EtcdTls, TlsError, secure};
 

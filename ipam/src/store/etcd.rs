@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, PutOptions, TxnOp,
+    TxnOpResponse,
 };
 
+use super::listing::list_prefix;
 use super::tls::{EtcdTls, TlsError, secure};
 use super::{Entry, Guard, Outcome, Read, Store, StoreError, Txn, Write};
 
@@ -154,6 +156,15 @@ impl EtcdStore {
         }
     }
 
+    /// Every key under `prefix` at one revision, however many (read in pages, see
+    /// [`list_prefix`]); returns the entries in key order and that revision.
+    pub async fn list(&self, prefix: &str) -> Result<(Vec<Entry>, i64), StoreError> {
+        let listing = list_prefix(&self.client, prefix)
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok((listing.kvs.iter().map(entry).collect(), listing.revision))
+    }
+
     /// The underlying client, for what IPAM does not wrap (leases, watches).
     pub fn client(&self) -> &Client {
         &self.client
@@ -171,19 +182,19 @@ fn read_op(r: &Read) -> TxnOp {
     }
 }
 
+fn entry(kv: &KeyValue) -> Entry {
+    Entry {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        value: kv.value().to_vec(),
+        mod_revision: kv.mod_revision(),
+    }
+}
+
 fn entries(responses: Vec<TxnOpResponse>) -> Vec<Vec<Entry>> {
     responses
         .into_iter()
         .map(|r| match r {
-            TxnOpResponse::Get(g) => g
-                .kvs()
-                .iter()
-                .map(|kv| Entry {
-                    key: String::from_utf8_lossy(kv.key()).into_owned(),
-                    value: kv.value().to_vec(),
-                    mod_revision: kv.mod_revision(),
-                })
-                .collect(),
+            TxnOpResponse::Get(g) => g.kvs().iter().map(entry).collect(),
             _ => Vec::new(),
         })
         .collect()

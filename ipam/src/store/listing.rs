@@ -1,0 +1,94 @@
+//! Every key under a prefix at one revision, read in pages: one gRPC reply is capped (4 MiB by
+//! default in the client), which a prefix of a few thousand records of a KiB each passes.
+
+use etcd_client::{Client, GetOptions, KeyValue};
+
+/// Keys asked per page: about 0.5 MiB at the 1 KiB a record usually takes. A page that still
+/// does not fit one reply (larger values) is asked again with half as many keys.
+const PAGE_KEYS: i64 = 512;
+
+/// Every key under a prefix, all read at `revision`.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The keys with their values, in key order.
+    pub kvs: Vec<KeyValue>,
+    /// The revision every page was read at: watch from `revision + 1` to miss nothing.
+    pub revision: i64,
+}
+
+/// Lists every key under `prefix` in pages of at most [`PAGE_KEYS`] keys, every page at the
+/// first page's revision, so the result is one consistent snapshot however long it is. Fails
+/// with etcd's "compacted" error if that revision is compacted away between pages (the caller
+/// starts over, as after any failed list).
+pub async fn list_prefix(client: &Client, prefix: &str) -> Result<Listing, etcd_client::Error> {
+    let mut kv = client.kv_client();
+    let end = prefix_end(prefix.as_bytes());
+    let mut from = prefix.as_bytes().to_vec();
+    let mut listing = Listing::default();
+    let mut page = PAGE_KEYS;
+    loop {
+        let options = GetOptions::new()
+            .with_range(end.clone())
+            .with_limit(page)
+            .with_revision(listing.revision);
+        let mut reply = match kv.get(from.clone(), Some(options)).await {
+            Ok(reply) => reply,
+            Err(e) if page > 1 && reply_too_large(&e) => {
+                page /= 2;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if listing.revision == 0 {
+            listing.revision = reply.header().map_or(0, |h| h.revision());
+        }
+        let more = reply.more();
+        let kvs = reply.take_kvs();
+        // The next page starts just after the last key ("\0" is the least byte to append).
+        match kvs.last() {
+            Some(last) if more => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => {
+                listing.kvs.extend(kvs);
+                return Ok(listing);
+            }
+        }
+        listing.kvs.extend(kvs);
+    }
+}
+
+/// Whether the client refused a reply for its size (tonic's decoder says OUT_OF_RANGE, which
+/// etcd also uses for "compacted": the message tells them apart).
+fn reply_too_large(e: &etcd_client::Error) -> bool {
+    const OUT_OF_RANGE: i32 = 11;
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if s.code() as i32 == OUT_OF_RANGE && s.message().contains("length too large"))
+}
+
+/// The first key after every key that starts with `prefix` (etcd's `GetPrefixRangeEnd`):
+/// the prefix with its last byte below 0xff incremented and the rest cut; "\0" (to the end of
+/// the keyspace) when every byte is 0xff.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    match prefix.iter().rposition(|&b| b < 0xff) {
+        Some(i) => {
+            let mut end = prefix[..=i].to_vec();
+            end[i] += 1;
+            end
+        }
+        None => vec![0],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_first_key_past_the_prefix() {
+        assert_eq!(prefix_end(b"/fabric/v1/policies/"), b"/fabric/v1/policies0");
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+    }
+}
