@@ -489,6 +489,12 @@ impl Daemon {
             })
             .collect();
         let st = self.state.lock().await;
+        let ifname_of = |index: u32| {
+            st.attached
+                .values()
+                .find(|a| a.host_ifindex.get() == index)
+                .map(|a| a.host_ifname.clone())
+        };
         let fib = st
             .wanted
             .iter()
@@ -507,6 +513,7 @@ impl Daemon {
                     prefix: net,
                     action,
                     ifindex,
+                    ifname: ifindex.and_then(ifname_of),
                     next_hops,
                     source: *source,
                 })

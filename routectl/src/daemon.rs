@@ -347,7 +347,10 @@ fn fib_table(fib: &[FibRoute]) -> String {
     for f in fib {
         let via = match f.action {
             FibAction::Blackhole => "-".to_string(),
-            FibAction::Device => format!("dev #{}", or_dash(f.ifindex)),
+            FibAction::Device => match &f.ifname {
+                Some(name) => format!("dev {name}"),
+                None => format!("dev #{}", or_dash(f.ifindex)),
+            },
             FibAction::Via => list(&f.next_hops, ", "),
         };
         t.add_row([

@@ -152,11 +152,11 @@ fn routes_mark_best_multipath_stale_and_show_the_fib() {
     assert!(third.starts_with("=s"), "{third}");
     assert!(third.contains("65000 65001"));
     assert!(
-        out.contains("10.244.7.0/26   via        10.0.0.2, 10.0.0.3  learned"),
+        out.contains("10.244.7.0/26   via        10.0.0.2, 10.0.0.3   learned"),
         "{out}"
     );
     assert!(
-        out.contains("10.244.3.65/32  device     dev #12             endpoint"),
+        out.contains("10.244.3.65/32  device     dev bgpd3c1e0f7a2b9  endpoint"),
         "{out}"
     );
     // The prefix reached the daemon as the contract's query parameter.

@@ -279,6 +279,9 @@ pub struct FibRoute {
     pub action: FibAction,
     /// Interface index for `device` routes.
     pub ifindex: Option<u32>,
+    /// Interface name for `device` routes, when the daemon knows it (a container's host veth).
+    #[serde(default)]
+    pub ifname: Option<String>,
     /// Gateways for `via` routes (several: ECMP).
     pub next_hops: Vec<IpAddr>,
     /// Why we want it.
