@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use bgpd_api::{PolicyStatus, RefusedPolicy};
 use bgpd_policy::cluster::{Change, Stored};
-use bgpd_policy::model::Name;
 use bgpd_policy::{
     ClusterPolicies, CompileError, Effective, Inputs, Nft, NftError, PolicyFile, Pool, Ruleset,
     WorkloadEndpoint, compile,
@@ -208,6 +207,7 @@ impl Firewall {
 mod tests {
     use super::*;
     use bgpd_policy::RemoteEndpoint;
+    use bgpd_policy::model::Name;
     use testkit::netns::Netns;
 
     fn ruleset(interfaces: &[&str], remote: &[RemoteEndpoint]) -> Ruleset {
