@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::node::{Backoff, NodeRecord, RECORD_VERSION, Registration, Registry, follow};
 use crate::routes::{RouteInputs, keepable, wanted};
 use crate::signals::{Request, Signals};
-use crate::workloads::{WorkloadStore, Workloads};
+use crate::workloads::{Affinities, WorkloadStore, Workloads};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -373,6 +373,16 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
 
     let (registry_tx, mut registry_rx) = watch::channel(Registry::new());
     let (workloads_tx, mut workloads_rx) = watch::channel(Workloads::new());
+    // Which hosts still hold blocks: a host's endpoint records count until IPAM reclaims them.
+    let (affinities_tx, mut affinities_rx) = watch::channel(Affinities::new());
+    tokio::spawn(crate::prefix_watch::follow(
+        client.clone(),
+        ipam.keys().affinities(),
+        affinities_tx,
+        health.clone(),
+        "block affinities",
+        crate::workloads::fold_affinity,
+    ));
     tokio::spawn(crate::prefix_watch::follow(
         client.clone(),
         workloads.prefix().to_string(),
@@ -462,7 +472,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 let mut st = daemon.state.lock().await;
                 st.registry = registry;
                 daemon.converge(&mut st).await;
-                daemon.refresh_remote(&mut st);
+                daemon.refresh_remote(&mut st, &affinities_rx.borrow());
             }
             changed = workloads_rx.changed() => {
                 if changed.is_err() {
@@ -471,7 +481,15 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 let workloads = workloads_rx.borrow_and_update().clone();
                 let mut st = daemon.state.lock().await;
                 st.workloads = workloads;
-                daemon.refresh_remote(&mut st);
+                daemon.refresh_remote(&mut st, &affinities_rx.borrow());
+            }
+            changed = affinities_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let affinities = affinities_rx.borrow_and_update().clone();
+                let mut st = daemon.state.lock().await;
+                daemon.refresh_remote(&mut st, &affinities);
             }
             batch = fib_changes.recv() => {
                 let Some(batch) = batch else { return Err(StartError::SpeakerStopped) };

@@ -4,12 +4,15 @@
 //! other hosts by label (rule selectors); a restarted daemon reads its own records back for the
 //! labels, which the kernel does not keep.
 //!
-//! Records of hosts missing from the node registry are ignored: a host gone for good leaves
-//! records nobody acts on (its addresses go back to IPAM after the GC delay and may be
-//! reassigned, so its old labels must not follow them); a host that comes back under the same
-//! name rewrites its own records from what it really runs when it starts.
+//! A host's records count while the host is in the node registry or still holds an IPAM block
+//! affinity: a host whose daemon is stopped or cut off from etcd loses its node record after
+//! the lease TTL, yet its containers keep running and routed, so their labels must keep
+//! matching (as Calico's WorkloadEndpoints outlive felix). Once IPAM's garbage collection has
+//! reclaimed a gone host's blocks (after its dead-host delay), its addresses may be reassigned
+//! and its records are ignored; a host that comes back under the same name rewrites its own
+//! records from what it really runs when it starts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +21,7 @@ use std::time::Duration;
 use bgpd_api::{Labels, check_labels};
 use bgpd_policy::RemoteEndpoint;
 use etcd_client::{Client, GetOptions};
-use ipam::HostName;
+use ipam::{BlockCidr, HostName};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::{Attached, Daemon, State};
@@ -120,16 +123,49 @@ pub fn fold(view: &mut Workloads, key: &str, value: Option<&[u8]>) {
     }
 }
 
-/// The containers of other hosts that policy selectors may match: records of hosts in the
-/// registry other than `me`, in a stable order.
+/// Every host's IPAM block affinities as last seen: host → blocks (key segments).
+pub type Affinities = BTreeMap<String, BTreeSet<String>>;
+
+/// Folds one change under IPAM's affinities prefix (key `<host>/<block>`) into `view`; keys
+/// that do not name a host and a block are skipped.
+pub fn fold_affinity(view: &mut Affinities, key: &str, value: Option<&[u8]>) {
+    let Some((host, block)) = key.split_once('/') else {
+        return;
+    };
+    if HostName::new(host).is_err() || BlockCidr::from_key_segment(block).is_err() {
+        return;
+    }
+    match value {
+        Some(_) => {
+            view.entry(host.to_string())
+                .or_default()
+                .insert(block.to_string());
+        }
+        None => {
+            if let Some(blocks) = view.get_mut(host) {
+                blocks.remove(block);
+                if blocks.is_empty() {
+                    view.remove(host);
+                }
+            }
+        }
+    }
+}
+
+/// The containers of other hosts that policy selectors may match: records of hosts other than
+/// `me` that are in the registry or still hold a block affinity, in a stable order.
 pub fn remote_endpoints(
     workloads: &Workloads,
     registry: &Registry,
+    affinities: &Affinities,
     me: &str,
 ) -> Vec<RemoteEndpoint> {
     workloads
         .iter()
-        .filter(|(host, _)| host.as_str() != me && registry.contains_key(host.as_str()))
+        .filter(|(host, _)| {
+            host.as_str() != me
+                && (registry.contains_key(host.as_str()) || affinities.contains_key(host.as_str()))
+        })
         .flat_map(|(_, records)| records.values())
         .map(|r| RemoteEndpoint {
             ips: r.ips.clone(),
@@ -274,10 +310,15 @@ async fn timed<T>(
 }
 
 impl Daemon {
-    /// Recomputes the remote endpoints from the records and the registry in `st`; re-applies
-    /// the firewall when they changed.
-    pub fn refresh_remote(&self, st: &mut State) {
-        let remote = remote_endpoints(&st.workloads, &st.registry, self.identity.host.as_str());
+    /// Recomputes the remote endpoints from the records and the registry in `st` and the
+    /// block `affinities`; re-applies the firewall when they changed.
+    pub fn refresh_remote(&self, st: &mut State, affinities: &Affinities) {
+        let remote = remote_endpoints(
+            &st.workloads,
+            &st.registry,
+            affinities,
+            self.identity.host.as_str(),
+        );
         if remote != st.remote {
             tracing::info!(endpoints = remote.len(), "remote endpoints changed");
             st.remote = remote;
@@ -362,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn remote_endpoints_are_other_registered_hosts() {
+    fn remote_endpoints_are_other_hosts_registered_or_holding_blocks() {
         let mut view = Workloads::new();
         fold(
             &mut view,
@@ -379,6 +420,11 @@ mod tests {
             "gone/c:eth0",
             Some(&json(&record("c", "10.244.2.1", &[]))),
         );
+        fold(
+            &mut view,
+            "stopped/d:eth0",
+            Some(&json(&record("d", "10.244.3.1", &[("role", "db")]))),
+        );
         let node = NodeRecord {
             version: RECORD_VERSION,
             labels: BTreeMap::new(),
@@ -393,15 +439,37 @@ mod tests {
         let registry: Registry = [("me".to_string(), node.clone()), ("b".to_string(), node)]
             .into_iter()
             .collect();
-        let remote = remote_endpoints(&view, &registry, "me");
+        // `stopped` lost its node record but still holds a block; `gone` holds none (IPAM
+        // reclaimed it). Garbage affinity keys are skipped.
+        let mut affinities = Affinities::new();
+        for key in [
+            "stopped/10.244.3.0-26",
+            "me/10.244.0.0-26",
+            "gone/not-a-block",
+            "gone",
+            "/10.244.2.0-26",
+        ] {
+            fold_affinity(&mut affinities, key, Some(b"{}"));
+        }
+        fold_affinity(&mut affinities, "gone/10.244.2.0-26", Some(b"{}"));
+        fold_affinity(&mut affinities, "gone/10.244.2.0-26", None);
+        assert_eq!(affinities.keys().collect::<Vec<_>>(), ["me", "stopped"]);
+        let remote = remote_endpoints(&view, &registry, &affinities, "me");
+        let labelled = |ip: &str, role: &str| RemoteEndpoint {
+            ips: vec![ip.parse().unwrap()],
+            labels: [("role".to_string(), role.to_string())]
+                .into_iter()
+                .collect(),
+        };
         assert_eq!(
             remote,
-            vec![RemoteEndpoint {
-                ips: vec!["10.244.1.1".parse().unwrap()],
-                labels: [("role".to_string(), "web".to_string())]
-                    .into_iter()
-                    .collect(),
-            }]
+            vec![labelled("10.244.1.1", "web"), labelled("10.244.3.1", "db")]
+        );
+        // Once IPAM reclaims the stopped host's block, its records stop counting.
+        fold_affinity(&mut affinities, "stopped/10.244.3.0-26", None);
+        assert_eq!(
+            remote_endpoints(&view, &registry, &affinities, "me"),
+            vec![labelled("10.244.1.1", "web")]
         );
     }
 }
