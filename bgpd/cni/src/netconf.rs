@@ -32,10 +32,14 @@ pub struct NetConf {
     #[serde(default)]
     pub mtu: Option<u32>,
     /// DNS settings passed through to the result.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub dns: Dns,
     /// Runtime-supplied values (the `ips` capability).
-    #[serde(rename = "runtimeConfig", default)]
+    #[serde(
+        rename = "runtimeConfig",
+        default,
+        deserialize_with = "null_as_default"
+    )]
     pub runtime_config: RuntimeConfig,
     /// Another IPAM plugin: not supported (bgpd is the IPAM), refused with code 2.
     #[serde(default)]
@@ -44,15 +48,25 @@ pub struct NetConf {
     #[serde(rename = "prevResult", default)]
     pub prev_result: Option<serde_json::Value>,
     /// Per-container arguments from the runtime (CNI conventions, `args.cni.labels`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub args: Args,
+}
+
+/// An explicit `null` reads as an absent key (runtimes write `"args": null`); `#[serde(default)]`
+/// alone only covers absence.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `args`: the runtime's per-container arguments; other plugins' keys are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Args {
     /// The `cni` namespace of the conventions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub cni: CniArgs,
 }
 
@@ -60,7 +74,7 @@ pub struct Args {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct CniArgs {
     /// `labels: [{"key": …, "value": …}]`: the container's labels.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: Vec<LabelArg>,
 }
 
@@ -77,7 +91,7 @@ pub struct LabelArg {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RuntimeConfig {
     /// The `ips` capability: `["10.244.1.7/24", "fd00::7"]`, with or without a prefix length.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub ips: Vec<String>,
 }
 
@@ -267,6 +281,23 @@ mod tests {
             let stdin = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bgpd-cni",{shape}}}"#);
             let e = NetConf::parse(stdin.as_bytes()).unwrap_err();
             assert_eq!(e.code, Code::InvalidNetconf, "{shape}: {e}");
+        }
+    }
+
+    #[test]
+    fn null_reads_as_absent() {
+        for shape in [
+            r#""args":null"#,
+            r#""args":{"cni":null}"#,
+            r#""args":{"cni":{"labels":null}}"#,
+            r#""dns":null,"runtimeConfig":null"#,
+            r#""runtimeConfig":{"ips":null}"#,
+        ] {
+            let stdin = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bgpd-cni",{shape}}}"#);
+            let conf = NetConf::parse(stdin.as_bytes()).unwrap_or_else(|e| panic!("{shape}: {e}"));
+            assert!(conf.labels().unwrap().is_empty(), "{shape}");
+            assert!(conf.requested_ips().unwrap().is_empty(), "{shape}");
+            assert_eq!(conf.dns, Dns::default(), "{shape}");
         }
     }
 
