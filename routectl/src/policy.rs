@@ -255,14 +255,14 @@ async fn stored_policies(
 ) -> Result<Vec<(ipam::store::Entry, String)>, Failure> {
     let ipam = settings.ipam().await?;
     let prefix = cluster::prefix(&ipam.keys().root());
+    // Paged: a listing of thousands of policies passes the 4 MiB of one reply.
     let (entries, _) = ipam
         .store()
-        .read(vec![Read::Prefix(prefix.clone())])
+        .list(&prefix)
         .await
         .map_err(|e| etcd_failure(settings, e))?;
     Ok(entries
         .into_iter()
-        .flatten()
         .filter_map(|e| {
             let name = e.key.strip_prefix(&prefix)?.to_string();
             Some((e, name))

@@ -1,0 +1,81 @@
+//! `routectl policy show|apply --cluster` against a real etcd at sizes past etcd's and gRPC's
+//! per-request limits: a listing larger than one 4 MiB reply, a file of more policies than one
+//! etcd transaction takes.
+
+use std::process::{Command, Output};
+
+use ipam::store::{Outcome, Read, Store, Txn, Write};
+use ipam::{EtcdStore, StoreOptions};
+use testkit::etcd::Etcd;
+
+const PREFIX: &str = "/fabric/v1/policies/";
+
+fn routectl(etcd: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_routectl"))
+        .args([
+            "--config",
+            "/nonexistent/bgpd.toml",
+            "--etcd-endpoints",
+            etcd,
+            "--socket",
+            "/nonexistent/bgpd.sock",
+        ])
+        .args(args)
+        .output()
+        .expect("run routectl")
+}
+
+async fn store(etcd: &Etcd) -> EtcdStore {
+    EtcdStore::connect(&etcd.endpoints(), &StoreOptions::default())
+        .await
+        .expect("connect")
+}
+
+/// A valid cluster policy padded with a comment to about 1 KiB.
+fn policy_value(name: &str) -> String {
+    format!(
+        "name = \"{name}\"\nselector = 'all()'\n# {}\n",
+        "x".repeat(1000)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_lists_more_policies_than_one_reply_holds() {
+    let etcd = Etcd::single().expect("etcd");
+    let store = store(&etcd).await;
+    for batch in 0..60 {
+        let writes = (0..100)
+            .map(|i| {
+                let name = format!("p{:05}", batch * 100 + i);
+                Write::Put(format!("{PREFIX}{name}"), policy_value(&name).into_bytes())
+            })
+            .collect();
+        let txn = Txn {
+            writes,
+            ..Txn::default()
+        };
+        assert!(matches!(store.txn(txn).await, Ok(Outcome::Applied(_))));
+    }
+    assert!(
+        store.read(vec![Read::Prefix(PREFIX.into())]).await.is_err(),
+        "one unpaged reply must be too large for this test"
+    );
+
+    let out = routectl(
+        &etcd.endpoint(),
+        &["policy", "show", "--cluster", "-o", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "show --cluster failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 6000);
+    assert_eq!(listed[0]["name"], "p00000");
+    assert_eq!(listed[5999]["name"], "p05999");
+    assert!(
+        listed.iter().all(|p| p["error"].is_null()),
+        "a value was refused"
+    );
+}
