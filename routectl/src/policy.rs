@@ -10,7 +10,7 @@ use bgpd_policy::{
     ClusterPolicies, Counter, Effective, EndpointPlan, Inputs, Nft, PolicyFile, Pool, Ruleset,
     WorkloadEndpoint, check_pools, compile, plan,
 };
-use ipam::store::{Guard, Outcome, Read, Store, Txn, Write};
+use ipam::store::{Guard, Outcome, Read, Store, StoreError, Txn, Write};
 use serde::Serialize;
 
 use crate::cli::{Output, PolicyCommand, PolicySource};
@@ -285,10 +285,40 @@ async fn cluster_policies(settings: &Settings) -> Result<ClusterPolicies, Failur
     Ok(held)
 }
 
-fn etcd_failure(settings: &Settings, e: ipam::store::StoreError) -> Failure {
-    Failure::EtcdUnreachable {
-        endpoints: settings.etcd_endpoints.join(","),
-        reason: e.to_string(),
+/// A store failure: etcd refusing the request itself (too large, not permitted) is a failed
+/// command that retrying cannot fix, not an unreachable etcd.
+fn etcd_failure(settings: &Settings, e: StoreError) -> Failure {
+    match e {
+        StoreError::Refused(reason) => {
+            Failure::Policy(format!("etcd refused the request: {reason}"))
+        }
+        other => Failure::EtcdUnreachable {
+            endpoints: settings.etcd_endpoints.join(","),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The write of a cluster policy file failed. etcd takes at most `--max-txn-ops` operations
+/// (128 by default) per part of a transaction, and the file is written in one, all or none.
+/// That limit is etcd's setting and may be raised, so the refusal, not a count, decides.
+fn cluster_write_failure(
+    settings: &Settings,
+    path: &Path,
+    policies: usize,
+    e: StoreError,
+) -> Failure {
+    match e {
+        StoreError::Refused(reason) if reason.contains("too many operations") => {
+            Failure::Policy(format!(
+                "{}: {policies} policies are more than etcd writes in one transaction (its \
+                 --max-txn-ops, 128 by default): a file is applied all or none, so split it into \
+                 files of at most that many policies, or raise --max-txn-ops on every etcd member \
+                 ({reason})",
+                path.display()
+            ))
+        }
+        other => etcd_failure(settings, other),
     }
 }
 
@@ -445,7 +475,7 @@ async fn apply_cluster(settings: &Settings, path: &Path, output: Output) -> Resu
             .store()
             .txn(txn)
             .await
-            .map_err(|e| etcd_failure(settings, e))?
+            .map_err(|e| cluster_write_failure(settings, path, keys.len(), e))?
         {
             Outcome::Applied(_) => return emit(output, &report, |r| writes_text(r)),
             Outcome::Rejected(_) => continue,

@@ -31,6 +31,15 @@ async fn store(etcd: &Etcd) -> EtcdStore {
         .expect("connect")
 }
 
+/// How many cluster policies etcd holds.
+async fn held(store: &EtcdStore) -> usize {
+    let (keys, _) = store
+        .read(vec![Read::PrefixKeys(PREFIX.into())])
+        .await
+        .expect("read");
+    keys.iter().map(Vec::len).sum()
+}
+
 /// A valid cluster policy padded with a comment to about 1 KiB.
 fn policy_value(name: &str) -> String {
     format!(
@@ -78,4 +87,49 @@ async fn show_lists_more_policies_than_one_reply_holds() {
         listed.iter().all(|p| p["error"].is_null()),
         "a value was refused"
     );
+}
+
+fn policy_file(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("[[policy]]\nname = \"q{i:03}\"\nselector = 'all()'\n\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_says_a_file_is_larger_than_one_transaction_and_writes_nothing() {
+    let etcd = Etcd::single().expect("etcd");
+    let dir = tempfile::tempdir().unwrap();
+    let too_many = dir.path().join("too-many.toml");
+    std::fs::write(&too_many, policy_file(129)).unwrap();
+
+    let out = routectl(
+        &etcd.endpoint(),
+        &["policy", "apply", "--cluster", &too_many.to_string_lossy()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A refusal, not an unreachable etcd (exit 4).
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("129 policies"), "stderr: {stderr}");
+    assert!(stderr.contains("--max-txn-ops"), "stderr: {stderr}");
+    assert!(!stderr.contains("unreachable"), "stderr: {stderr}");
+    let store = store(&etcd).await;
+    assert_eq!(
+        held(&store).await,
+        0,
+        "nothing is written when the file is refused"
+    );
+
+    // At the limit, the file is written whole.
+    let at_limit = dir.path().join("at-limit.toml");
+    std::fs::write(&at_limit, policy_file(128)).unwrap();
+    let out = routectl(
+        &etcd.endpoint(),
+        &["policy", "apply", "--cluster", &at_limit.to_string_lossy()],
+    );
+    assert!(
+        out.status.success(),
+        "apply of 128 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(held(&store).await, 128);
 }
