@@ -173,7 +173,10 @@ pub async fn stream_client(
         // etcd refuses pings more often than its --grpc-keepalive-min-time (5 s by default)
         // with GOAWAY "too_many_pings", which would break the streams.
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-        .with_keep_alive_while_idle(true);
+        .with_keep_alive_while_idle(true)
+        // A member cut off from the others must end its watches ("no leader") rather than
+        // keep them open and silent while the rest of the cluster moves on.
+        .with_require_leader(true);
     let options = ipam::store::secure(options, endpoints, tls)?;
     Ok(Client::connect(endpoints, Some(options)).await?)
 }
@@ -240,5 +243,45 @@ mod tests {
         fold(&mut r, "f", None);
         assert_eq!(r.keys().collect::<Vec<_>>(), vec!["a"]);
         assert_eq!(r["a"], rec);
+    }
+
+    /// A member cut off from the rest (here: the others killed) ends the watch on it, so the
+    /// follower reports the failure and starts over instead of waiting for events forever.
+    #[tokio::test]
+    async fn a_watch_on_a_member_without_a_leader_ends() {
+        let mut etcd = testkit::etcd::Etcd::cluster(3).unwrap();
+        let client = stream_client(&[etcd.endpoint()], None).await.unwrap();
+        let mut kv = client.kv_client();
+        kv.put("/t/n/a", "1", None).await.unwrap();
+        let (tx, mut rx) = watch::channel(0usize);
+        let health = Arc::new(EtcdHealth::default());
+        let task = tokio::spawn(crate::prefix_watch::follow(
+            client.clone(),
+            "/t/n/".to_string(),
+            tx,
+            health.clone(),
+            "test keys",
+            |n: &mut usize, _: &str, _: Option<&[u8]>| *n += 1,
+        ));
+        // Watching: a put after the list is seen.
+        rx.wait_for(|&n| n == 1).await.unwrap();
+        kv.put("/t/n/b", "2", None).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|&n| n == 2))
+            .await
+            .expect("the watch is live")
+            .unwrap();
+        assert_eq!(health.last_error(), None);
+
+        etcd.kill_member(1);
+        etcd.kill_member(2);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while health.last_error().is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the watch on a member without a leader stayed open and silent"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        task.abort();
     }
 }
