@@ -83,7 +83,33 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{list_prefix, prefix_end};
+    use etcd_client::Client;
+    use testkit::etcd::Etcd;
+
+    /// Ten values of 1 MiB: a page of [`PAGE_KEYS`](super::PAGE_KEYS) keys does not fit one
+    /// reply, so pages shrink until they do; every key comes back, at the first revision.
+    #[tokio::test]
+    async fn pages_of_large_values_shrink_until_they_fit() {
+        let etcd = Etcd::single().unwrap();
+        let client = Client::connect(etcd.endpoints(), None).await.unwrap();
+        let mut kv = client.kv_client();
+        for i in 0..10 {
+            kv.put(format!("/t/large/{i}"), vec![b'v'; 1 << 20], None)
+                .await
+                .unwrap();
+        }
+        kv.put("/t/large0", "neighbour", None).await.unwrap();
+        let listing = list_prefix(&client, "/t/large/").await.unwrap();
+        let keys: Vec<_> = listing.kvs.iter().map(|kv| kv.key().to_vec()).collect();
+        let expected: Vec<_> = (0..10)
+            .map(|i| format!("/t/large/{i}").into_bytes())
+            .collect();
+        assert_eq!(keys, expected);
+        assert!(listing.kvs.iter().all(|kv| kv.value().len() == 1 << 20));
+        let now = kv.get("/t/large0", None).await.unwrap();
+        assert_eq!(Some(listing.revision), now.header().map(|h| h.revision()));
+    }
 
     #[test]
     fn prefix_end_is_the_first_key_past_the_prefix() {
