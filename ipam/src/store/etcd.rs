@@ -7,7 +7,7 @@ use etcd_client::{
     TxnOpResponse,
 };
 
-use super::listing::list_prefix;
+use super::listing::{list_at, list_prefix, reply_too_large};
 use super::tls::{EtcdTls, TlsError, secure};
 use super::{Entry, Guard, Outcome, Read, Store, StoreError, Txn, Write};
 
@@ -200,11 +200,15 @@ fn entries(responses: Vec<TxnOpResponse>) -> Vec<Vec<Entry>> {
         .collect()
 }
 
-impl Store for EtcdStore {
-    /// etcd refuses transactions of more than 128 operations (`--max-txn-ops`), so longer
-    /// read lists go in chunks: the first 128 reads share one revision, which is what the
-    /// callers that need one (the world view, snapshots) rely on; the rest are per-key reads.
-    async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), StoreError> {
+impl EtcdStore {
+    /// The reads in transactions: etcd refuses transactions of more than 128 operations
+    /// (`--max-txn-ops`), so longer read lists go in chunks: the first 128 reads share one
+    /// revision, which is what the callers that need one (the world view, snapshots) rely on;
+    /// the rest are per-key reads.
+    async fn read_in_txns(
+        &self,
+        reads: &[Read],
+    ) -> Result<(Vec<Vec<Entry>>, i64), etcd_client::Error> {
         let mut out = Vec::with_capacity(reads.len());
         let mut first_rev = None;
         for chunk in reads.chunks(MAX_TXN_OPS) {
@@ -213,12 +217,56 @@ impl Store for EtcdStore {
                 .client
                 .kv_client()
                 .txn(etcd_client::Txn::new().and_then(ops))
-                .await
-                .map_err(|e| self.failure(e))?;
+                .await?;
             first_rev.get_or_insert(resp.header().map(|h| h.revision()).unwrap_or(0));
             out.extend(entries(resp.op_responses()));
         }
         Ok((out, first_rev.unwrap_or(0)))
+    }
+
+    /// The reads one by one, prefixes in pages, all at the first read's revision: for reads
+    /// whose answers pass the 4 MiB of one reply together.
+    async fn read_in_pages(
+        &self,
+        reads: &[Read],
+    ) -> Result<(Vec<Vec<Entry>>, i64), etcd_client::Error> {
+        let mut out = Vec::with_capacity(reads.len());
+        let mut revision = 0;
+        for read in reads {
+            let (kvs, at) = match read {
+                Read::Key(k) => {
+                    let mut reply = self
+                        .client
+                        .kv_client()
+                        .get(k.as_str(), Some(GetOptions::new().with_revision(revision)))
+                        .await?;
+                    let at = reply.header().map_or(0, |h| h.revision());
+                    (reply.take_kvs(), at)
+                }
+                Read::Prefix(p) | Read::PrefixKeys(p) => {
+                    let keys_only = matches!(read, Read::PrefixKeys(_));
+                    let listing = list_at(&self.client, p, revision, keys_only).await?;
+                    (listing.kvs, listing.revision)
+                }
+            };
+            if revision == 0 {
+                revision = at;
+            }
+            out.push(kvs.iter().map(entry).collect());
+        }
+        Ok((out, revision))
+    }
+}
+
+impl Store for EtcdStore {
+    /// In transactions (one round trip for up to 128 reads); when the answers do not fit one
+    /// reply, again one by one in pages, at one revision all the same.
+    async fn read(&self, reads: Vec<Read>) -> Result<(Vec<Vec<Entry>>, i64), StoreError> {
+        match self.read_in_txns(&reads).await {
+            Err(e) if reply_too_large(&e) => self.read_in_pages(&reads).await,
+            done => done,
+        }
+        .map_err(|e| self.failure(e))
     }
 
     async fn txn(&self, txn: Txn) -> Result<Outcome, StoreError> {

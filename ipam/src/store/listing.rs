@@ -21,16 +21,35 @@ pub struct Listing {
 /// with etcd's "compacted" error if that revision is compacted away between pages (the caller
 /// starts over, as after any failed list).
 pub async fn list_prefix(client: &Client, prefix: &str) -> Result<Listing, etcd_client::Error> {
+    list_at(client, prefix, 0, false).await
+}
+
+/// [`list_prefix`] at `revision` (0: the newest, as the first page finds it), with keys only
+/// when `keys_only`.
+pub(super) async fn list_at(
+    client: &Client,
+    prefix: &str,
+    revision: i64,
+    keys_only: bool,
+) -> Result<Listing, etcd_client::Error> {
     let mut kv = client.kv_client();
     let end = prefix_end(prefix.as_bytes());
     let mut from = prefix.as_bytes().to_vec();
-    let mut listing = Listing::default();
+    let mut listing = Listing {
+        kvs: Vec::new(),
+        revision,
+    };
     let mut page = PAGE_KEYS;
     loop {
         let options = GetOptions::new()
             .with_range(end.clone())
             .with_limit(page)
             .with_revision(listing.revision);
+        let options = if keys_only {
+            options.with_keys_only()
+        } else {
+            options
+        };
         let mut reply = match kv.get(from.clone(), Some(options)).await {
             Ok(reply) => reply,
             Err(e) if page > 1 && reply_too_large(&e) => {
@@ -61,7 +80,7 @@ pub async fn list_prefix(client: &Client, prefix: &str) -> Result<Listing, etcd_
 
 /// Whether the client refused a reply for its size (tonic's decoder says OUT_OF_RANGE, which
 /// etcd also uses for "compacted": the message tells them apart).
-fn reply_too_large(e: &etcd_client::Error) -> bool {
+pub(super) fn reply_too_large(e: &etcd_client::Error) -> bool {
     const OUT_OF_RANGE: i32 = 11;
     matches!(e, etcd_client::Error::GRpcStatus(s)
         if s.code() as i32 == OUT_OF_RANGE && s.message().contains("length too large"))
