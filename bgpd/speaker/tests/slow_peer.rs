@@ -165,6 +165,21 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
+/// The speaker's peak RSS (KiB) grew from `base` by less than [`CEILING_MIB`].
+fn assert_rss_bounded(base: u64, peak: u64, when: &str) {
+    let growth_mib = peak.saturating_sub(base) / 1024;
+    eprintln!(
+        "speaker RSS at the start: {} MiB, peak {when}: {} MiB",
+        base / 1024,
+        peak / 1024
+    );
+    assert!(
+        growth_mib < CEILING_MIB,
+        "peak RSS grew by {growth_mib} MiB over {} MiB {when}",
+        base / 1024
+    );
+}
+
 /// The UPDATEs announcing every prefix with its route of `round`.
 fn round_updates(round: u32) -> BytesMut {
     let mut out = BytesMut::new();
@@ -249,17 +264,7 @@ async fn a_client_that_stops_reading_does_not_grow_memory() {
     let (base, peak) = tokio::time::timeout(WAIT, run)
         .await
         .unwrap_or_else(|_| panic!("the monitor did not converge\nlog:\n{}", logs()));
-    let growth_mib = peak.saturating_sub(base) / 1024;
-    eprintln!(
-        "speaker RSS after round 0: {} MiB, peak after {ROUNDS} rounds: {} MiB",
-        base / 1024,
-        peak / 1024
-    );
-    assert!(
-        growth_mib < CEILING_MIB,
-        "peak RSS grew by {growth_mib} MiB over the first round's {} MiB",
-        base / 1024
-    );
+    assert_rss_bounded(base, peak, &format!("after {ROUNDS} rounds of churn"));
 
     // Reading again, the stalled client catches up to exactly the final table.
     let mut held = HashMap::new();
@@ -314,17 +319,7 @@ async fn a_client_that_asks_for_the_table_again_and_again_without_reading_does_n
     let (mut stalled, base, peak) = tokio::time::timeout(WAIT, run)
         .await
         .unwrap_or_else(|_| panic!("the monitor did not converge\nlog:\n{}", logs()));
-    let growth_mib = peak.saturating_sub(base) / 1024;
-    eprintln!(
-        "speaker RSS with the stalled client joined: {} MiB, peak after {REFRESHES} refreshes: {} MiB",
-        base / 1024,
-        peak / 1024
-    );
-    assert!(
-        growth_mib < CEILING_MIB,
-        "peak RSS grew by {growth_mib} MiB over {} MiB with {REFRESHES} refreshes owed",
-        base / 1024
-    );
+    assert_rss_bounded(base, peak, &format!("with {REFRESHES} refreshes owed"));
 
     // Reading at last, the client gets exactly the current table; the session stays up.
     let mut held = HashMap::new();
