@@ -98,13 +98,9 @@ fn mesh_converges_grows_and_shrinks_without_restarts() {
 #[test]
 fn mesh_routes_ipv6_between_hosts() {
     let mut fabric = Fabric::new().expect("fabric");
-    for _ in 0..2 {
-        fabric.add_host(Role::Host).expect("host");
-    }
-    for i in 0..2 {
-        fabric.wait_established(i, 1, CONVERGE).expect("session");
-        fabric.add_container(i).expect("container");
-    }
+    fabric
+        .add_meshed_hosts_with_a_container(2, CONVERGE)
+        .expect("two meshed hosts with a container each");
     fabric
         .wait_converged(0, true, CONVERGE)
         .expect("IPv6 blocks routed");

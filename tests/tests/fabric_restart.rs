@@ -5,21 +5,17 @@
 use std::thread::sleep;
 use std::time::Duration;
 
+use testkit::fabric::Fabric;
 use testkit::fabric::ping::ContinuousPing;
-use testkit::fabric::{Fabric, Role};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
 #[test]
 fn kill_and_restart_loses_no_second_of_pings() {
     let mut fabric = Fabric::new().expect("fabric");
-    for _ in 0..2 {
-        fabric.add_host(Role::Host).expect("host");
-    }
-    for i in 0..2 {
-        fabric.wait_established(i, 1, CONVERGE).expect("session");
-        fabric.add_container(i).expect("container");
-    }
+    fabric
+        .add_meshed_hosts_with_a_container(2, CONVERGE)
+        .expect("two meshed hosts with a container each");
     fabric.wait_converged(0, false, CONVERGE).expect("routes");
     let target = fabric.containers[1].ipv4().expect("IPv4 address");
     let ping = ContinuousPing::start(&fabric.containers[0], target).expect("ping");

@@ -279,6 +279,24 @@ impl Fabric {
         node_config(role, i, Some(self.dir.path()))
     }
 
+    /// Adds `hosts` meshed hosts, waits until each has its sessions to all the others, and
+    /// attaches one container to each: the usual start of a cross-host test.
+    pub fn add_meshed_hosts_with_a_container(
+        &mut self,
+        hosts: usize,
+        timeout: Duration,
+    ) -> io::Result<()> {
+        let first = self.hosts.len();
+        for _ in 0..hosts {
+            self.add_host(Role::Host)?;
+        }
+        for i in first..first + hosts {
+            self.wait_established(i, hosts - 1, timeout)?;
+            self.add_container(i)?;
+        }
+        Ok(())
+    }
+
     /// Adds a node with the default configuration for `role` and starts its bgpd.
     pub fn add_host(&mut self, role: Role) -> io::Result<usize> {
         let config = self.next_host_config(role);
