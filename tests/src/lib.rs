@@ -27,10 +27,38 @@ pub fn unique_name(tag: &str) -> String {
     format!("{NAME_PREFIX}{}-{n}-{tag}", std::process::id())
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that is free now and that no other call in this process returns.
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`): a port from
+/// `bind(0)` is one the kernel also hands to outgoing connections, so between this call and the
+/// server's own bind an etcd client or peer connection could take it ("address already in use").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port on 127.0.0.1")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = listen_port_range();
+    let span = u32::from(high - low);
+    // Start at a pid-dependent place so concurrent test binaries rarely probe the same ports.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port on 127.0.0.1 in {low}..{high}");
+}
+
+/// Ports outside the ephemeral range, so the kernel never picks them for outgoing connections.
+fn listen_port_range() -> (u16, u16) {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|v| v.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        });
+    match ephemeral {
+        Some((low, _)) if low >= 12_000 => (10_000, low),
+        Some((_, high)) if high <= 60_000 => (high + 1, 65_535),
+        _ => (10_000, 32_768),
+    }
 }

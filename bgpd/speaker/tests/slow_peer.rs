@@ -199,11 +199,7 @@ fn round_updates(round: u32) -> BytesMut {
 /// A `bgp-speaker` process reflecting for every client on 127.0.0.0/29; its port, and the
 /// directory with its log (`speaker.log`).
 fn start_speaker() -> (ChildGuard, u16, tempfile::TempDir) {
-    let port = std::net::TcpListener::bind((SPEAKER, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         r#"local_as = {ASN}
