@@ -1,7 +1,11 @@
 //! Import and export policies: prefix lists (prefix, ge, le) and community match/set, as small
-//! data types with a pure evaluation.
+//! data types with a pure evaluation, and the set algebra on prefix ranges (intersection,
+//! complement) that lets a policy be confined to a guard and a negated match be written as
+//! ranges.
 
-use bgpd_wire::{Community, PathAttrs, Prefix};
+use std::net::IpAddr;
+
+use bgpd_wire::{Community, LargeCommunity, PathAttrs, Prefix};
 
 /// A prefix-list entry: prefixes inside `prefix` whose length lies in the range `ge..=le`.
 /// Without `ge` and `le` only `prefix` itself matches; with `ge` alone the range runs to the
@@ -35,21 +39,106 @@ impl PrefixRange {
         }
     }
 
+    /// `prefix` and the prefixes inside it whose length lies in `lo..=hi`.
+    pub fn lengths(prefix: Prefix, lo: u8, hi: u8) -> Self {
+        PrefixRange {
+            prefix,
+            ge: Some(lo),
+            le: Some(hi),
+        }
+    }
+
+    /// Every prefix of `prefix`'s family whose length lies in `lo..=hi`.
+    pub fn any_of_family(prefix: Prefix, lo: u8, hi: u8) -> Self {
+        let zero = match prefix {
+            Prefix::V4(_) => Prefix::new(IpAddr::from([0u8; 4]), 0),
+            Prefix::V6(_) => Prefix::new(IpAddr::from([0u8; 16]), 0),
+        };
+        PrefixRange::lengths(zero.unwrap_or(prefix), lo, hi)
+    }
+
     /// Whether `p` matches.
     pub fn matches(&self, p: Prefix) -> bool {
-        let inside = match (self.prefix, p) {
-            (Prefix::V4(r), Prefix::V4(q)) => q.length() >= r.length() && r.contains(q.addr()),
-            (Prefix::V6(r), Prefix::V6(q)) => q.length() >= r.length() && r.contains(q.addr()),
-            _ => false,
-        };
+        let (lo, hi) = self.bounds();
+        inside(self.prefix, p) && (lo..=hi).contains(&p.length())
+    }
+
+    /// The lengths that match, as an inclusive range (empty when `lo > hi`); never shorter
+    /// than the covering prefix.
+    fn bounds(&self) -> (u8, u8) {
         let lo = self.ge.unwrap_or(self.prefix.length());
         let hi = self.le.unwrap_or(if self.ge.is_some() {
             width(self.prefix)
         } else {
             self.prefix.length()
         });
-        inside && (lo..=hi).contains(&p.length())
+        (lo.max(self.prefix.length()), hi.min(width(self.prefix)))
     }
+
+    /// Whether no prefix at all matches.
+    pub fn is_empty(&self) -> bool {
+        let (lo, hi) = self.bounds();
+        lo > hi
+    }
+
+    /// The prefixes both ranges match, when there are any. Two covering prefixes are either
+    /// nested or disjoint, so the intersection is again one range.
+    pub fn intersection(&self, other: &PrefixRange) -> Option<PrefixRange> {
+        let prefix = if inside(self.prefix, other.prefix) {
+            other.prefix
+        } else if inside(other.prefix, self.prefix) {
+            self.prefix
+        } else {
+            return None;
+        };
+        let (a_lo, a_hi) = self.bounds();
+        let (b_lo, b_hi) = other.bounds();
+        let r = PrefixRange::lengths(prefix, a_lo.max(b_lo), a_hi.min(b_hi));
+        (!r.is_empty()).then_some(r)
+    }
+
+    /// Every prefix of the same family this range does not match, as ranges: the prefixes
+    /// shorter than the covering one, those inside each sibling along its path, and those
+    /// inside it with a length outside the range.
+    pub fn complement(&self) -> Vec<PrefixRange> {
+        let n = self.prefix.length();
+        let w = width(self.prefix);
+        let (lo, hi) = self.bounds();
+        let mut out = Vec::new();
+        if n > 0 {
+            out.push(PrefixRange::any_of_family(self.prefix, 0, n - 1));
+        }
+        out.extend((0..n).filter_map(|i| sibling(self.prefix, i).map(PrefixRange::orlonger)));
+        if lo > hi {
+            out.push(PrefixRange::lengths(self.prefix, n, w));
+            return out;
+        }
+        if lo > n {
+            out.push(PrefixRange::lengths(self.prefix, n, lo - 1));
+        }
+        if hi < w {
+            out.push(PrefixRange::lengths(self.prefix, hi + 1, w));
+        }
+        out
+    }
+}
+
+/// Whether `inner` lies inside `outer` (same family, at least as long, same leading bits).
+fn inside(outer: Prefix, inner: Prefix) -> bool {
+    match (outer, inner) {
+        (Prefix::V4(r), Prefix::V4(q)) => q.length() >= r.length() && r.contains(q.addr()),
+        (Prefix::V6(r), Prefix::V6(q)) => q.length() >= r.length() && r.contains(q.addr()),
+        _ => false,
+    }
+}
+
+/// The prefix of length `bit + 1` that shares `p`'s first `bit` bits and differs in the next.
+fn sibling(p: Prefix, bit: u8) -> Option<Prefix> {
+    let addr = match p.addr() {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) ^ (1u32 << (31 - bit))).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) ^ (1u128 << (127 - bit))).into()),
+    };
+    Prefix::new(addr, bit + 1).ok()
 }
 
 fn width(p: Prefix) -> u8 {
@@ -73,6 +162,8 @@ pub enum Verdict {
 pub enum Action {
     /// Add a community (once).
     AddCommunity(Community),
+    /// Add a large community (once).
+    AddLargeCommunity(LargeCommunity),
     /// Remove a community.
     RemoveCommunity(Community),
     /// Set LOCAL_PREF (meaningful on import and towards iBGP).
@@ -157,6 +248,51 @@ impl Policy {
         }
     }
 
+    /// This policy confined to `guard`: it accepts a route only when this policy accepts it
+    /// and its prefix matches one of `guard`'s ranges (with this policy's changes). Each
+    /// accepting statement is narrowed to its intersection with the guard, so a route outside
+    /// the guard falls through to the (also narrowed) later statements and is finally refused.
+    pub fn within(&self, guard: &[PrefixRange]) -> Policy {
+        let narrow = |prefixes: &[PrefixRange]| -> Vec<PrefixRange> {
+            if prefixes.is_empty() {
+                return guard.to_vec();
+            }
+            prefixes
+                .iter()
+                .flat_map(|p| guard.iter().filter_map(move |g| p.intersection(g)))
+                .collect()
+        };
+        let mut statements: Vec<Statement> = Vec::with_capacity(self.statements.len() + 1);
+        for st in &self.statements {
+            match st.verdict {
+                Verdict::Reject => statements.push(st.clone()),
+                Verdict::Accept => {
+                    let prefixes = narrow(&st.prefixes);
+                    // Nothing inside the guard matches: the statement can only accept routes
+                    // the guard refuses anyway.
+                    if !prefixes.is_empty() {
+                        statements.push(Statement {
+                            prefixes,
+                            ..st.clone()
+                        });
+                    }
+                }
+            }
+        }
+        if self.default == Verdict::Accept && !guard.is_empty() {
+            statements.push(Statement {
+                prefixes: guard.to_vec(),
+                communities: Vec::new(),
+                verdict: Verdict::Accept,
+                set: Vec::new(),
+            });
+        }
+        Policy {
+            statements,
+            default: Verdict::Reject,
+        }
+    }
+
     /// Whether this policy accepts everything unchanged (lets callers skip evaluation).
     pub fn is_accept_all(&self) -> bool {
         self.default == Verdict::Accept
@@ -186,6 +322,11 @@ impl Policy {
                 Action::AddCommunity(c) => {
                     if !a.communities.contains(&c) {
                         a.communities.push(c);
+                    }
+                }
+                Action::AddLargeCommunity(c) => {
+                    if !a.large_communities.contains(&c) {
+                        a.large_communities.push(c);
                     }
                 }
                 Action::RemoveCommunity(c) => a.communities.retain(|x| *x != c),
@@ -302,6 +443,153 @@ mod tests {
             panic!("expected a change")
         };
         assert!(a.communities.is_empty());
+    }
+
+    /// Prefixes of every length over a few addresses that sit inside, beside and around the
+    /// ranges the set-algebra tests use.
+    fn sample() -> Vec<Prefix> {
+        let v4 = [
+            "10.1.2.3",
+            "10.1.2.200",
+            "10.0.0.0",
+            "11.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+        ];
+        let v6 = ["2001:db8::1", "2001:db8:ffff::", "fd00::", "::"];
+        let mut out = Vec::new();
+        for a in v4 {
+            out.extend((0..=32).filter_map(|l| Prefix::new(a.parse().unwrap(), l).ok()));
+        }
+        for a in v6 {
+            out.extend((0..=128).filter_map(|l| Prefix::new(a.parse().unwrap(), l).ok()));
+        }
+        out
+    }
+
+    fn ranges() -> Vec<PrefixRange> {
+        vec![
+            PrefixRange::exact(p("10.1.2.0/24")),
+            PrefixRange::orlonger(p("10.0.0.0/8")),
+            PrefixRange::lengths(p("10.0.0.0/8"), 16, 24),
+            PrefixRange::lengths(p("10.1.0.0/16"), 26, 32),
+            PrefixRange::orlonger(p("0.0.0.0/0")),
+            PrefixRange::exact(p("0.0.0.0/0")),
+            PrefixRange::lengths(p("10.1.2.3/32"), 32, 32),
+            PrefixRange::orlonger(p("2001:db8::/32")),
+            PrefixRange::lengths(p("2001:db8::/32"), 48, 64),
+        ]
+    }
+
+    #[test]
+    fn complement_matches_exactly_what_the_range_does_not_in_its_family() {
+        for r in ranges() {
+            let c = r.complement();
+            for q in sample() {
+                let same_family = q.addr().is_ipv4() == r.prefix.addr().is_ipv4();
+                let in_complement = c.iter().any(|x| x.matches(q));
+                assert_eq!(
+                    in_complement,
+                    same_family && !r.matches(q),
+                    "{r:?} complement vs {q}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn intersection_matches_what_both_match() {
+        for a in ranges() {
+            for b in ranges() {
+                let both = a.intersection(&b);
+                for q in sample() {
+                    let want = a.matches(q) && b.matches(q);
+                    assert_eq!(
+                        both.is_some_and(|x| x.matches(q)),
+                        want,
+                        "{a:?} ∩ {b:?} vs {q}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn within_is_the_policy_then_the_guard() {
+        let tag = Community::new(65000, 7);
+        let user = Policy {
+            statements: vec![
+                Statement {
+                    prefixes: vec![PrefixRange::exact(p("10.1.2.0/24"))],
+                    communities: vec![],
+                    verdict: Verdict::Reject,
+                    set: vec![],
+                },
+                Statement {
+                    prefixes: vec![PrefixRange::lengths(p("10.0.0.0/8"), 16, 32)],
+                    communities: vec![],
+                    verdict: Verdict::Accept,
+                    set: vec![Action::AddCommunity(tag)],
+                },
+                Statement {
+                    prefixes: vec![],
+                    communities: vec![Community::NO_EXPORT],
+                    verdict: Verdict::Accept,
+                    set: vec![Action::Med(9)],
+                },
+            ],
+            default: Verdict::Accept,
+        };
+        let guards = [
+            vec![PrefixRange::orlonger(p("10.1.0.0/16"))],
+            vec![
+                PrefixRange::exact(p("10.1.2.0/26")),
+                PrefixRange::exact(p("11.0.0.0/24")),
+            ],
+            vec![],
+        ];
+        let plain = PathAttrs::default();
+        let tagged = PathAttrs {
+            communities: smallvec::smallvec![Community::NO_EXPORT],
+            ..PathAttrs::default()
+        };
+        for guard in &guards {
+            let confined = user.within(guard);
+            for q in sample() {
+                for attrs in [&plain, &tagged] {
+                    let guarded = guard.iter().any(|g| g.matches(q));
+                    let want = if guarded {
+                        user.evaluate(q, attrs)
+                    } else {
+                        Outcome::Reject
+                    };
+                    assert_eq!(confined.evaluate(q, attrs), want, "{guard:?} vs {q}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_communities_are_added_once() {
+        let big = LargeCommunity {
+            global: 65000,
+            local1: 1,
+            local2: 2,
+        };
+        let policy = Policy {
+            statements: vec![Statement {
+                prefixes: vec![],
+                communities: vec![],
+                verdict: Verdict::Accept,
+                set: vec![Action::AddLargeCommunity(big)],
+            }],
+            default: Verdict::Reject,
+        };
+        let Outcome::Modified(a) = policy.evaluate(p("10.0.0.0/8"), &PathAttrs::default()) else {
+            panic!("expected a change")
+        };
+        assert_eq!(a.large_communities, vec![big]);
+        assert_eq!(policy.evaluate(p("10.0.0.0/8"), &a), Outcome::Accept);
     }
 
     #[test]
