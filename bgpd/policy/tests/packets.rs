@@ -367,6 +367,52 @@ destination = { ports = [7000] }
     );
 }
 
+/// Before a host's first policy no conntrack runs in its namespace, so connections open then
+/// have no entry: the first packet after the apply is picked up mid-stream (the kernel's
+/// `nf_conntrack_tcp_loose`, on by default) as a new flow, which the policy judges.
+#[test]
+#[serial_test::serial]
+fn a_connection_open_before_a_hosts_first_policy_survives_it_when_allowed() {
+    let f = Fabric::new();
+    let _servers = [5432, 7000].map(|p| tcp_echo(&f.cb1, cb1_addr(p)).expect("tcp server"));
+    for h in [&f.a, &f.b] {
+        let tables = h.exec("nft", &["list", "tables"]).unwrap();
+        assert!(
+            tables.trim().is_empty(),
+            "{} has tables: {tables}",
+            h.name()
+        );
+    }
+    let mut held = Held::open(&f.ca1, cb1_addr(5432)).expect("no policy yet");
+    assert_eq!(held.exchange("before").unwrap(), "before");
+
+    // a: web may only send tcp 5432/5433, udp 53 and ICMP; b: the db takes 5432 from web.
+    apply(
+        &f.a,
+        A_WEB_EGRESS,
+        &[workload("cali-a1", CA1, &[("role", "web")])],
+        &[],
+        &[pool(false)],
+    );
+    apply(
+        &f.b,
+        B_DB_POLICY,
+        &[workload("cali-b1", CB1, &[("role", "db")])],
+        &[remote(CA1, &[("role", "web")])],
+        &[pool(false)],
+    );
+    // The policies are in force: a new connection to 7000 is refused by a's egress.
+    assert!(!tcp_ok(&f.ca1, cb1_addr(7000)), "web egress denies 7000");
+    for text in ["after", "and again"] {
+        assert_eq!(
+            held.exchange(text).unwrap(),
+            text,
+            "a connection the first policies allow survives them"
+        );
+    }
+    assert!(tcp_ok(&f.ca1, cb1_addr(5432)));
+}
+
 #[test]
 #[serial_test::serial]
 fn nat_outgoing_masquerades_to_destinations_outside_the_pools() {
