@@ -5,6 +5,7 @@
 //! Nothing here touches the host: no I/O beyond reading the file.
 
 mod error;
+pub mod filter;
 mod location;
 mod schema;
 pub mod selector;
@@ -13,6 +14,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use filter::{FilterRule, Policies};
 pub use schema::*;
 pub use selector::{Labels, Selector, SelectorError};
 

@@ -11,6 +11,7 @@ use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
+use crate::filter::{Cidr, CommunityValue, FilterRule};
 use crate::selector::Selector;
 
 /// The whole configuration of one bgpd.
@@ -194,6 +195,86 @@ pub struct BgpConfig {
     /// Peers configured by hand: top-of-rack switches, external reflectors.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// Named filters (Calico's BGPFilter), referenced from `peers[].filters` and
+    /// `mesh_filters`.
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+    /// Filters for the sessions bgpd makes by itself (node mesh, reflectors, reflector
+    /// clients), by name, in order.
+    #[serde(default)]
+    pub mesh_filters: Vec<NodeName>,
+    /// Named communities, usable by name in `prefix_advertisements` (Calico's `communities`).
+    #[serde(default)]
+    pub communities: Vec<NamedCommunity>,
+    /// Communities our own blocks (and borrowed addresses) are advertised with (Calico's
+    /// `prefixAdvertisements`).
+    #[serde(default)]
+    pub prefix_advertisements: Vec<PrefixAdvertisement>,
+}
+
+impl BgpConfig {
+    /// The communities an own prefix is advertised with: those of every
+    /// `prefix_advertisements` entry whose cidr covers it, in file order, names resolved.
+    pub fn advertised_communities(&self, prefix: bgpd_wire::Prefix) -> Vec<CommunityValue> {
+        let mut out: Vec<CommunityValue> = Vec::new();
+        for adv in self
+            .prefix_advertisements
+            .iter()
+            .filter(|a| a.cidr.covers(prefix))
+        {
+            for c in adv.communities.iter().filter_map(|c| self.community(c)) {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// A community by literal or by `communities` name.
+    pub(crate) fn community(&self, text: &str) -> Option<CommunityValue> {
+        CommunityValue::parse(text).or_else(|| {
+            self.communities
+                .iter()
+                .find(|n| n.name.as_str() == text)
+                .map(|n| n.value)
+        })
+    }
+}
+
+/// `[[bgp.filters]]`: a named set of import and export rules.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// The name peers refer to it by.
+    pub name: NodeName,
+    /// Rules for routes learned from the peer.
+    #[serde(default)]
+    pub import: Vec<FilterRule>,
+    /// Rules for routes sent to the peer.
+    #[serde(default)]
+    pub export: Vec<FilterRule>,
+}
+
+/// `[[bgp.communities]]`: a community with a name.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedCommunity {
+    /// The name.
+    pub name: NodeName,
+    /// A standard (`"65000:100"`) or large (`"65000:1:2"`) community.
+    pub value: CommunityValue,
+}
+
+/// `[[bgp.prefix_advertisements]]`: communities for the own prefixes inside `cidr`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixAdvertisement {
+    /// Own blocks and borrowed addresses inside this prefix get the communities
+    /// (`0.0.0.0/0` and `::/0` for all).
+    pub cidr: Cidr,
+    /// Community literals or names from `bgp.communities`.
+    pub communities: Vec<String>,
 }
 
 impl Default for BgpConfig {
@@ -208,6 +289,10 @@ impl Default for BgpConfig {
             connect_retry: default_connect_retry(),
             graceful_restart: GracefulRestartConfig::default(),
             peers: Vec::new(),
+            filters: Vec::new(),
+            mesh_filters: Vec::new(),
+            communities: Vec::new(),
+            prefix_advertisements: Vec::new(),
         }
     }
 }
@@ -293,6 +378,15 @@ pub struct PeerConfig {
     pub hold_time: Option<HoldTime>,
     /// Reset the session with Cease "Maximum Number of Prefixes Reached" beyond this many.
     pub max_prefixes: Option<u32>,
+    /// Named filters (`bgp.filters`), tried in order after this peer's own rules.
+    #[serde(default)]
+    pub filters: Vec<NodeName>,
+    /// This peer's own rules for routes learned from it, tried first.
+    #[serde(default)]
+    pub import: Vec<FilterRule>,
+    /// This peer's own rules for routes sent to it, tried first.
+    #[serde(default)]
+    pub export: Vec<FilterRule>,
 }
 
 /// `[kernel]`: where and how routes are programmed.

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use ipnetwork::IpNetwork;
 
+use crate::filter::FilterRule;
 use crate::location::KeyPath;
-use crate::schema::Config;
+use crate::schema::{BgpConfig, Config, NodeName};
 
 /// A rule broken at `key`.
 #[derive(Debug)]
@@ -119,7 +120,88 @@ fn overlaps(a: IpNetwork, b: IpNetwork) -> bool {
     a.contains(b.network()) || b.contains(a.network())
 }
 
+fn check_rules(at: &KeyPath, rules: &[FilterRule]) -> Result<(), Violation> {
+    for (i, rule) in rules.iter().enumerate() {
+        if let Err(e) = rule.check() {
+            return violation(at.index(i).key(e.key), e.message);
+        }
+    }
+    Ok(())
+}
+
+fn check_filter_names(at: &KeyPath, names: &[NodeName], bgp: &BgpConfig) -> Result<(), Violation> {
+    for (i, name) in names.iter().enumerate() {
+        if !bgp.filters.iter().any(|f| f.name == *name) {
+            let known: Vec<&str> = bgp.filters.iter().map(|f| f.name.as_str()).collect();
+            return violation(
+                at.index(i),
+                format!(
+                    "no [[bgp.filters]] is named {:?}; expected one of: {}",
+                    name.as_str(),
+                    if known.is_empty() {
+                        "(none defined)".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_filters(bgp: &BgpConfig) -> Result<(), Violation> {
+    let at = KeyPath::of(&["bgp"]);
+    let mut names = HashMap::new();
+    for (i, f) in bgp.filters.iter().enumerate() {
+        let here = at.key("filters").index(i);
+        if let Some(first) = names.insert(f.name.as_str(), i) {
+            return violation(
+                here.key("name"),
+                format!(
+                    "filter name {} is already used by bgp.filters[{first}]",
+                    f.name
+                ),
+            );
+        }
+        check_rules(&here.key("import"), &f.import)?;
+        check_rules(&here.key("export"), &f.export)?;
+    }
+    check_filter_names(&at.key("mesh_filters"), &bgp.mesh_filters, bgp)?;
+    let mut names = HashMap::new();
+    for (i, c) in bgp.communities.iter().enumerate() {
+        if let Some(first) = names.insert(c.name.as_str(), i) {
+            return violation(
+                at.key("communities").index(i).key("name"),
+                format!(
+                    "community name {} is already used by bgp.communities[{first}]",
+                    c.name
+                ),
+            );
+        }
+    }
+    for (i, adv) in bgp.prefix_advertisements.iter().enumerate() {
+        let here = at.key("prefix_advertisements").index(i).key("communities");
+        if let Some(k) = adv
+            .communities
+            .iter()
+            .position(|c| bgp.community(c).is_none())
+        {
+            return violation(
+                here.index(k),
+                format!(
+                    "expected a community like \"65000:100\" or \"65000:1:2\", a well-known name, \
+                     or a name from [[bgp.communities]], not {:?}",
+                    adv.communities[k]
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_bgp(c: &Config) -> Result<(), Violation> {
+    check_filters(&c.bgp)?;
     let at = KeyPath::of(&["bgp"]);
     if c.bgp.cluster_id.is_some() && !c.bgp.route_reflector {
         return violation(
@@ -156,6 +238,9 @@ fn check_bgp(c: &Config) -> Result<(), Violation> {
                 );
             }
         }
+        check_filter_names(&here.key("filters"), &peer.filters, &c.bgp)?;
+        check_rules(&here.key("import"), &peer.import)?;
+        check_rules(&here.key("export"), &peer.export)?;
         if peer.route_reflector_client {
             if !c.bgp.route_reflector {
                 return violation(

@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use bgpd_config::filter::CommunityValue;
 use bgpd_config::{AddressDetection, Config, ConfigError, Labels, LogFormat, RouteProto};
+use bgpd_rib::{Outcome, Policy};
+use bgpd_wire::{Community, LargeCommunity, PathAttrs, Prefix};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,6 +55,52 @@ fn every_shipped_example_loads() {
     );
     assert_eq!(tor.kernel.proto.get(), RouteProto::DEFAULT);
     assert_eq!(tor.api.socket, PathBuf::from("/run/bgpd/bgpd.sock"));
+}
+
+#[test]
+fn the_tor_example_filters_and_tags_as_it_says() {
+    let tor = Config::load(&example("tor-host.toml")).unwrap();
+    let p = |s: &str| -> Prefix { s.parse().unwrap() };
+    let policies = tor.bgp.peer_policies(&tor.bgp.peers[0]);
+    let plain = PathAttrs::default();
+    assert_eq!(
+        policies.export.evaluate(p("10.244.3.7/32"), &plain),
+        Outcome::Reject,
+        "borrowed /32s stay inside"
+    );
+    let Outcome::Modified(block) = policies.export.evaluate(p("10.244.3.0/26"), &plain) else {
+        panic!("a block goes out with MED 10")
+    };
+    assert_eq!(block.med, Some(10));
+    let marked = PathAttrs {
+        communities: [Community::new(65000, 666)].into_iter().collect(),
+        ..PathAttrs::default()
+    };
+    assert_eq!(
+        policies.import.evaluate(p("10.244.9.0/26"), &marked),
+        Outcome::Reject
+    );
+    assert_eq!(
+        policies.import.evaluate(p("10.244.9.0/26"), &plain),
+        Outcome::Accept
+    );
+    assert_eq!(
+        tor.bgp.advertised_communities(p("10.244.3.0/26")),
+        vec![
+            CommunityValue::Standard(Community::new(65000, 107)),
+            CommunityValue::Large(LargeCommunity {
+                global: 65000,
+                local1: 1,
+                local2: 107
+            }),
+        ]
+    );
+    assert!(tor.bgp.advertised_communities(p("fd00::/122")).is_empty());
+    assert_eq!(
+        tor.bgp.mesh_policies().export,
+        Policy::accept_all(),
+        "no mesh_filters: the mesh is not filtered"
+    );
 }
 
 #[test]
