@@ -97,6 +97,9 @@ pub struct PeerRange {
     /// GTSM hops.
     #[serde(default)]
     pub ttl_security: Option<u8>,
+    /// RFC 9687 send hold time in seconds (see [`PeerSettings::send_hold_time`]).
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
 }
 
 impl PeerRange {
@@ -118,6 +121,7 @@ impl PeerRange {
             next_hop_self: self.next_hop_self,
             families: self.families.clone(),
             ttl_security: self.ttl_security,
+            send_hold_time: self.send_hold_time,
             ..PeerSettings::new(address, self.remote_as)
         }
     }
@@ -189,6 +193,11 @@ pub struct PeerSettings {
     /// First reconnect delay in seconds (doubled per failure, capped at 120).
     #[serde(default = "default_connect_retry")]
     pub connect_retry: u64,
+    /// RFC 9687 send hold time in seconds: the session is closed (NOTIFICATION 8) when nothing
+    /// could be written to the peer for this long while there was something to write. Default:
+    /// the RFC's max(8 minutes, 2 × hold time); at least 1.
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
     /// TCP-MD5 password (RFC 2385).
     #[serde(default)]
     pub password: Option<String>,
@@ -281,6 +290,9 @@ fn default_families() -> Vec<Family> {
     vec![Family::Ipv4, Family::Ipv6]
 }
 
+/// The floor of the default send hold time: 8 minutes (RFC 9687 §3).
+const DEFAULT_SEND_HOLD: u32 = 480;
+
 /// Ceiling of the reconnect backoff.
 pub const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);
 
@@ -305,6 +317,9 @@ pub enum ConfigError {
     /// The BGP identifier must not be 0.0.0.0 (RFC 6286).
     #[error("router_id 0.0.0.0 is not a valid BGP identifier")]
     RouterId,
+    /// A send hold time of 0 would close every session that has anything to send.
+    #[error("peer {0}: send_hold_time must be at least 1 second")]
+    SendHoldTime(IpAddr),
 }
 
 impl PeerSettings {
@@ -331,7 +346,16 @@ impl PeerSettings {
         if self.families.is_empty() {
             return Err(ConfigError::NoFamilies(a));
         }
+        if self.send_hold_time == Some(0) {
+            return Err(ConfigError::SendHoldTime(a));
+        }
         Ok(())
+    }
+
+    /// How long the writer may make no progress before the session is closed (RFC 9687 §3).
+    pub fn send_hold(&self) -> Duration {
+        let default = || (2 * u32::from(self.hold_time)).max(DEFAULT_SEND_HOLD);
+        Duration::from_secs(self.send_hold_time.unwrap_or_else(default).into())
     }
     /// A peer with every option at its default.
     pub fn new(address: IpAddr, remote_as: Asn) -> Self {
@@ -343,6 +367,7 @@ impl PeerSettings {
             passive: false,
             hold_time: default_hold(),
             connect_retry: default_connect_retry(),
+            send_hold_time: None,
             password: None,
             multihop: None,
             ttl_security: None,
@@ -605,5 +630,27 @@ mod tests {
         let ibgp = PeerSettings::new("10.0.0.2".parse().unwrap(), Asn(65000));
         assert_eq!(ebgp.socket_options(Asn(65000)).reach, Reach::Ttl(1));
         assert_eq!(ibgp.socket_options(Asn(65000)).reach, Reach::Ttl(255));
+    }
+
+    #[test]
+    fn send_hold_defaults_to_the_rfc_9687_value_and_is_never_zero() {
+        let p = PeerSettings::new("10.0.0.2".parse().unwrap(), Asn(65001));
+        assert_eq!(p.send_hold(), Duration::from_secs(480));
+        let long = PeerSettings {
+            hold_time: 300,
+            ..p.clone()
+        };
+        assert_eq!(long.send_hold(), Duration::from_secs(600));
+        let text = "address = \"10.0.0.2\"\nremote_as = 65001\nsend_hold_time = 5\n";
+        let set: PeerSettings = toml::from_str(text).unwrap();
+        assert_eq!(set.send_hold(), Duration::from_secs(5));
+        let zero = PeerSettings {
+            send_hold_time: Some(0),
+            ..p
+        };
+        assert_eq!(
+            zero.validate(),
+            Err(ConfigError::SendHoldTime(zero.address))
+        );
     }
 }

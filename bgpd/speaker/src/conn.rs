@@ -9,13 +9,20 @@
 //! [`HIGH_MARK`] the instance stops generating UPDATEs for the peer (the RIB keeps a backlog
 //! of changed prefixes instead) until the writer reports [`ConnEvent::Writable`] below
 //! [`LOW_MARK`]: a slow or stalled peer holds at most a few MiB of encoded messages.
+//!
+//! The writer also runs the send hold timer (RFC 9687): when it has had messages to write and
+//! could not write a single octet for the send hold time, the peer is not reading (a TCP zero
+//! window while its KEEPALIVEs still arrive). It then tries the NOTIFICATION 8/0 without
+//! waiting, arranges for the connection to be reset when it closes (the unsent octets are
+//! discarded, not retried for many more minutes), and reports [`ConnEvent::SendHoldExpired`].
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use bgpd_wire::{Header, Message, SessionContext, SessionError};
+use bgpd_wire::{HEADER_LEN, Header, Message, SessionContext, SessionError};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -53,6 +60,9 @@ pub enum ConnEvent {
     Closed(ConnId, String),
     /// The UPDATE queue, reported full by [`ConnHandle::over_high_mark`], is below the low mark.
     Writable(ConnId),
+    /// Nothing could be written for the send hold time (RFC 9687): the writer has stopped, and
+    /// the connection is reset once the instance closes it.
+    SendHoldExpired(ConnId),
 }
 
 /// What the writer is asked to do, ahead of queued UPDATEs.
@@ -155,12 +165,14 @@ impl ConnHandle {
     }
 }
 
-/// Starts the reader and writer of `stream`, reporting to `events`.
+/// Starts the reader and writer of `stream`, reporting to `events`. The writer gives up after
+/// `send_hold` without progress while it has something to write.
 pub fn spawn(
     id: ConnId,
     stream: TcpStream,
     events: mpsc::Sender<ConnEvent>,
     budget: Arc<Semaphore>,
+    send_hold: Duration,
 ) -> std::io::Result<ConnHandle> {
     let local = stream.local_addr()?;
     let (rd, wr) = stream.into_split();
@@ -176,6 +188,7 @@ pub fn spawn(
             updates: updates_rx,
             fill: Arc::clone(&fill),
             events: events.clone(),
+            send_hold,
         }
         .run(),
     );
@@ -280,6 +293,16 @@ struct Writer {
     updates: mpsc::UnboundedReceiver<Bytes>,
     fill: Arc<Fill>,
     events: mpsc::Sender<ConnEvent>,
+    /// RFC 9687 send hold time: the longest a write may make no progress.
+    send_hold: Duration,
+}
+
+/// Why a batch could not be written.
+enum WriteFailed {
+    /// The connection is gone; the reader reports it.
+    Closed,
+    /// No octet went out for the send hold time; `written` of the batch did.
+    Stalled { written: usize },
 }
 
 /// What the writer took from its queues.
@@ -330,8 +353,13 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                if self.wr.write_all(&batch).await.is_err() {
-                    return;
+                match self.write(&batch).await {
+                    Ok(()) => {}
+                    Err(WriteFailed::Closed) => return,
+                    Err(WriteFailed::Stalled { written }) => {
+                        self.give_up(&batch, written).await;
+                        return;
+                    }
                 }
                 batch.clear();
                 if batch.capacity() > WRITE_BATCH * 2 {
@@ -368,6 +396,55 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Writes `batch`, each write call allowed the send hold time to make progress.
+    async fn write(&mut self, batch: &[u8]) -> Result<(), WriteFailed> {
+        let mut written = 0;
+        while written < batch.len() {
+            match tokio::time::timeout(self.send_hold, self.wr.write(&batch[written..])).await {
+                Ok(Ok(0) | Err(_)) => return Err(WriteFailed::Closed),
+                Ok(Ok(n)) => written += n,
+                Err(_) => return Err(WriteFailed::Stalled { written }),
+            }
+        }
+        Ok(())
+    }
+
+    /// The send hold timer expired: the NOTIFICATION is tried once without waiting, and only
+    /// where it cannot land inside a half-written message; closing then resets the connection.
+    async fn give_up(&mut self, batch: &[u8], written: usize) {
+        tracing::warn!(
+            conn = self.id,
+            "send hold timer expired: the peer reads nothing"
+        );
+        if at_message_boundary(batch, written) {
+            let mut out = BytesMut::new();
+            let notification = Message::Notification(crate::fsm::send_hold_expired());
+            if notification
+                .encode(&SessionContext::default(), &mut out)
+                .is_ok()
+            {
+                let _ = self.wr.try_write(&out);
+            }
+        }
+        // Linger 0: the close sends RST and drops what the peer never took.
+        let _ = socket2::SockRef::from(self.wr.as_ref()).set_linger(Some(Duration::ZERO));
+        let _ = self.events.send(ConnEvent::SendHoldExpired(self.id)).await;
+    }
+}
+
+/// Whether `at` is where a message of `batch` (whole messages back to back) begins or ends.
+fn at_message_boundary(batch: &[u8], at: usize) -> bool {
+    let mut start = 0;
+    while start < at {
+        let Some(len) = batch.get(start + 16..start + 18) else {
+            return false;
+        };
+        start += usize::from(u16::from_be_bytes([len[0], len[1]])).max(HEADER_LEN);
+    }
+    start == at
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -381,7 +458,14 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (ours, theirs) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (events_tx, events) = mpsc::channel(16);
-        let handle = spawn(1, ours.unwrap(), events_tx, read_budget()).unwrap();
+        let handle = spawn(
+            1,
+            ours.unwrap(),
+            events_tx,
+            read_budget(),
+            Duration::from_secs(600),
+        )
+        .unwrap();
         (handle, events, theirs.unwrap().0)
     }
 
@@ -436,6 +520,17 @@ mod tests {
         })
         .await
         .expect("the drained queue was reported writable");
+    }
+
+    #[test]
+    fn message_boundaries_follow_the_length_fields() {
+        let mut batch = vec![0u8; 19 + 23];
+        batch[16..18].copy_from_slice(&19u16.to_be_bytes());
+        batch[19 + 16..19 + 18].copy_from_slice(&23u16.to_be_bytes());
+        for (at, boundary) in [(0, true), (10, false), (19, true), (30, false), (42, true)] {
+            assert_eq!(at_message_boundary(&batch, at), boundary, "at {at}");
+        }
+        assert!(!at_message_boundary(&batch[..30], 25));
     }
 
     #[tokio::test]

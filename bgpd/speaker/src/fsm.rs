@@ -83,6 +83,9 @@ pub enum Event {
     Notification(Notification),
     /// A message could not be decoded: its NOTIFICATION must be sent (RFC 4271 §6).
     MessageError(SessionError),
+    /// Nothing could be written to the peer for the send hold time (RFC 9687
+    /// SendHoldTimer_Expires): NOTIFICATION 8/0, close, and restart later.
+    SendHoldExpired,
 }
 
 /// A message the FSM itself sends.
@@ -151,6 +154,17 @@ pub struct FsmConfig {
 
 /// The hold timer while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
 pub const OPEN_HOLD: Duration = Duration::from_secs(240);
+/// NOTIFICATION error code 8, Send Hold Timer Expired (RFC 9687 §4), subcode 0.
+pub fn send_hold_expired() -> Notification {
+    Notification::new(
+        ErrorCode::Unassigned {
+            code: 8,
+            subcode: 0,
+        },
+        Vec::new(),
+    )
+}
+
 /// Doublings of the backoff before it stops growing before the ceiling anyway.
 const MAX_DOUBLINGS: u32 = 10;
 
@@ -277,6 +291,8 @@ impl Fsm {
                 self.retry_later(out);
             }
             (State::Connect | State::Active, E::Notification(_)) => self.fail(out),
+            // A connection this FSM no longer follows.
+            (State::Connect | State::Active, E::SendHoldExpired) => {}
             (State::Connect | State::Active, _) => self.fail_with(None, out),
 
             (State::OpenSent, E::Open(open)) => self.open_received(open, out),
@@ -313,6 +329,9 @@ impl Fsm {
                 Some(Notification::new(ErrorCode::HoldTimerExpired, Vec::new())),
                 out,
             ),
+            (State::OpenSent | State::OpenConfirm | State::Established, E::SendHoldExpired) => {
+                self.fail_with(Some(send_hold_expired()), out)
+            }
             (State::OpenSent | State::OpenConfirm | State::Established, E::MessageError(err)) => {
                 self.fail_with(Some(err.notification), out)
             }

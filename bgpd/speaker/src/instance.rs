@@ -667,7 +667,10 @@ impl Instance {
         self.next_id += 1;
         let id = self.next_id;
         let budget = Arc::clone(&self.read_budget);
-        let handle = match conn::spawn(id, stream, self.conn_tx.clone(), budget) {
+        let Some(send_hold) = self.peers.get(&addr).map(|p| p.settings.send_hold()) else {
+            return false;
+        };
+        let handle = match conn::spawn(id, stream, self.conn_tx.clone(), budget, send_hold) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(peer = %addr, "connection unusable: {e}");
@@ -789,7 +792,8 @@ impl Instance {
             ConnEvent::Message(c, _, _)
             | ConnEvent::Malformed(c, _)
             | ConnEvent::Closed(c, _)
-            | ConnEvent::Writable(c) => *c,
+            | ConnEvent::Writable(c)
+            | ConnEvent::SendHoldExpired(c) => *c,
         };
         let Some((addr, _)) = self.conns.get(&conn) else {
             return;
@@ -810,6 +814,10 @@ impl Instance {
             ConnEvent::Malformed(_, err) => {
                 tracing::warn!(peer = %addr, "malformed message: {err}");
                 self.run_fsm(addr, sid, Event::MessageError(err));
+            }
+            ConnEvent::SendHoldExpired(_) => {
+                tracing::warn!(peer = %addr, "send hold timer expired: closing the session");
+                self.run_fsm(addr, sid, Event::SendHoldExpired);
             }
             ConnEvent::Writable(_) => {
                 tracing::debug!(peer = %addr, "writer has room: catching up");

@@ -35,7 +35,11 @@ impl MessageCounts {
 
 /// A NOTIFICATION decoded to text, as operators read it.
 pub fn describe(n: &Notification) -> String {
-    n.to_string()
+    match n.code.octets() {
+        // Named here until the codec knows RFC 9687's code.
+        (8, 0) => "NOTIFICATION 8/0 (SendHoldTimerExpired)".to_string(),
+        _ => n.to_string(),
+    }
 }
 
 /// One peer, for `routectl peers`.

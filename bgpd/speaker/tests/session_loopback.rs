@@ -510,6 +510,7 @@ async fn peer_ranges_admit_any_address_inside_for_one_session() {
         next_hop_self: false,
         families: vec![bgpd_speaker::Family::Ipv4],
         ttl_security: None,
+        send_hold_time: None,
     }];
     let speaker = Speaker::start(config).unwrap();
     let dynamic = Ipv4Addr::new(127, 0, 1, 5);

@@ -153,6 +153,26 @@ fn hold_timer_expiry_sends_4_0_and_reports_down() {
 }
 
 #[test]
+fn send_hold_expiry_sends_8_0_reports_down_and_restarts_later() {
+    for state in [State::OpenSent, State::OpenConfirm, State::Established] {
+        let mut fsm = fsm_in(state);
+        let a = fsm.handle(Event::SendHoldExpired);
+        assert_eq!(sent_notification(&a), Some((8, 0)), "in {state}");
+        assert_eq!(
+            matches!(a[0], Action::Down(DownCause::NotificationSent(_))),
+            state == State::Established
+        );
+        assert!(a.contains(&Action::Disconnect), "in {state}");
+        assert_eq!(fsm.state(), State::Idle);
+        assert!(fsm.timer_running(Timer::IdleHold));
+    }
+    // A late report about a connection already given up changes nothing.
+    let mut fsm = fsm_in(State::Connect);
+    assert!(fsm.handle(Event::SendHoldExpired).is_empty());
+    assert_eq!(fsm.state(), State::Connect);
+}
+
+#[test]
 fn unexpected_messages_are_fsm_errors_with_the_state_subcode() {
     let table = [
         (State::OpenSent, Event::Keepalive, (5, 1), vec![4]),
@@ -301,6 +321,7 @@ fn any_event() -> impl Strategy<Value = Event> {
         Just(Event::Keepalive),
         Just(Event::Update),
         Just(Event::RouteRefresh),
+        Just(Event::SendHoldExpired),
         Just(Event::Notification(Notification::new(
             ErrorCode::Cease(Cease::PeerDeconfigured),
             vec![]
