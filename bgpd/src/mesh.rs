@@ -56,11 +56,23 @@ fn automatic(a: &NodeRecord, b: &NodeRecord, reflectors_exist: bool) -> bool {
 /// same address.
 pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
     let bgp = inputs.bgp;
-    let import = if inputs.pools.is_empty() {
-        Policy::accept_all()
-    } else {
-        Policy::only(inputs.pools.iter().map(|p| PrefixRange::orlonger(*p)))
+    // The guards: a host takes only prefixes inside the pools (everything when there are none
+    // yet) and sends configured peers only what it originates. A filter narrows them, never
+    // widens them.
+    let pools: Vec<PrefixRange> = inputs
+        .pools
+        .iter()
+        .map(|p| PrefixRange::orlonger(*p))
+        .collect();
+    let import = |policy: &Policy| {
+        if pools.is_empty() {
+            policy.clone()
+        } else {
+            policy.within(&pools)
+        }
     };
+    let own: Vec<PrefixRange> = inputs.own.iter().map(|p| PrefixRange::exact(*p)).collect();
+    let mesh = bgp.mesh_policies();
     let mut peers = BTreeMap::new();
     let reflectors_exist = inputs.registry.values().any(|n| n.role == Role::Reflector);
     let mine = inputs.my_record;
@@ -82,7 +94,8 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.connect_retry = u64::from(bgp.connect_retry);
         settings.rr_client = kind == PeerKind::ReflectorClient;
         settings.next_hop_v6 = mine.address_v6;
-        settings.import = import.clone();
+        settings.import = import(&mesh.import);
+        settings.export = mesh.export.clone();
         peers.insert(
             node.address,
             PeerPlan {
@@ -92,8 +105,8 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
             },
         );
     }
-    let export_own = Policy::only(inputs.own.iter().map(|p| PrefixRange::exact(*p)));
     for p in &bgp.peers {
+        let policies = bgp.peer_policies(p);
         let mut settings = PeerSettings::new(p.address, Asn(p.asn.get()));
         settings.port = p.port.get();
         settings.local_address = p.local_address;
@@ -110,12 +123,13 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.next_hop_self = p.next_hop_self;
         settings.max_prefix = p.max_prefixes;
         settings.next_hop_v6 = mine.address_v6;
-        settings.import = import.clone();
+        settings.import = import(&policies.import);
         // A host tells its configured peers (a ToR) only about its own addresses; a reflector
         // passes on what it reflects.
-        if mine.role == Role::Host {
-            settings.export = export_own.clone();
-        }
+        settings.export = match mine.role {
+            Role::Host => policies.export.within(&own),
+            Role::Reflector => policies.export,
+        };
         peers.insert(
             p.address,
             PeerPlan {
@@ -262,6 +276,79 @@ mod tests {
         assert_eq!(
             tor.settings.export,
             Policy::only([PrefixRange::exact(own[0])])
+        );
+    }
+
+    #[test]
+    fn filters_narrow_the_host_guards_and_never_widen_them() {
+        use bgpd_rib::Outcome;
+        use bgpd_wire::PathAttrs;
+
+        let mut reg = Registry::new();
+        reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
+        reg.insert("b".into(), node("10.0.0.2", Role::Host, true));
+        let b = bgp(concat!(
+            "mesh_filters = [\"mesh\"]\n",
+            "[[bgp.peers]]\nname = \"tor\"\naddress = \"10.0.0.9\"\nasn = 65000\n",
+            "[[bgp.peers.export]]\naction = \"reject\"\ncidr = \"10.244.0.0/26\"\nmatch = \"equal\"\n",
+            "[[bgp.peers.export]]\naction = \"accept\"\ncidr = \"0.0.0.0/0\"\n",
+            "[[bgp.peers.import]]\naction = \"reject\"\ncidr = \"10.244.5.0/24\"\nmatch = \"equal\"\n",
+            "[[bgp.filters]]\nname = \"mesh\"\n",
+            "[[bgp.filters.import]]\naction = \"reject\"\ncidr = \"10.244.6.0/24\"\n",
+        ));
+        let pools: Vec<Prefix> = vec!["10.244.0.0/16".parse().unwrap()];
+        let own: Vec<Prefix> = vec![
+            "10.244.0.0/26".parse().unwrap(),
+            "10.244.0.64/26".parse().unwrap(),
+        ];
+        let plan = |own: &[Prefix]| {
+            desired_peers(&MeshInputs {
+                me: "a",
+                my_record: &reg["a"],
+                registry: &reg,
+                bgp: &b,
+                pools: &pools,
+                own,
+            })
+        };
+        let peers = plan(&own);
+        let verdict = |policy: &Policy, prefix: &str| {
+            policy.evaluate(prefix.parse().unwrap(), &PathAttrs::default()) != Outcome::Reject
+        };
+        let tor = &peers[&"10.0.0.9".parse::<IpAddr>().unwrap()].settings;
+        assert!(
+            !verdict(&tor.export, "10.244.0.0/26"),
+            "the filter keeps it"
+        );
+        assert!(verdict(&tor.export, "10.244.0.64/26"), "own block passes");
+        assert!(
+            !verdict(&tor.export, "10.244.1.0/26"),
+            "a learned block stays inside though the filter accepts 0.0.0.0/0 in"
+        );
+        assert!(
+            !verdict(&tor.import, "10.244.5.0/24"),
+            "the filter refuses it"
+        );
+        assert!(verdict(&tor.import, "10.244.5.0/25"), "equal is exact");
+        assert!(!verdict(&tor.import, "192.0.2.0/24"), "outside the pools");
+        let mesh = &peers[&"10.0.0.2".parse::<IpAddr>().unwrap()].settings;
+        assert!(
+            !verdict(&mesh.import, "10.244.6.0/26"),
+            "mesh_filters apply"
+        );
+        assert!(
+            verdict(&mesh.import, "10.244.5.0/24"),
+            "the ToR's rules do not"
+        );
+        assert!(
+            verdict(&mesh.export, "10.244.1.0/26"),
+            "the mesh export is not guarded"
+        );
+        let nothing = plan(&[]);
+        let tor = &nothing[&"10.0.0.9".parse::<IpAddr>().unwrap()].settings;
+        assert!(
+            !verdict(&tor.export, "10.244.0.0/26"),
+            "a host with nothing of its own sends nothing"
         );
     }
 }
