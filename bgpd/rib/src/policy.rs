@@ -233,10 +233,15 @@ impl Policy {
         }
     }
 
-    /// Accepts prefixes matching one of `ranges` and refuses the rest: the safe host defaults
-    /// (export only own blocks and borrowed /32s, import only prefixes inside the pools).
+    /// Accepts prefixes matching one of `ranges` and refuses the rest (all of them when there
+    /// are no ranges): the safe host defaults (export only own blocks and borrowed /32s, import
+    /// only prefixes inside the pools).
     pub fn only(ranges: impl IntoIterator<Item = PrefixRange>) -> Self {
         let prefixes: Vec<PrefixRange> = ranges.into_iter().collect();
+        if prefixes.is_empty() {
+            // A statement without prefixes would match every prefix.
+            return Policy::reject_all();
+        }
         Policy {
             statements: vec![Statement {
                 prefixes,
@@ -609,5 +614,10 @@ mod tests {
         );
         assert!(Policy::accept_all().is_accept_all());
         assert!(!export.is_accept_all());
+        assert_eq!(
+            Policy::only([]).evaluate(p("10.244.1.0/26"), &PathAttrs::default()),
+            Outcome::Reject,
+            "no ranges: nothing passes"
+        );
     }
 }
