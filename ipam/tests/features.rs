@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use ipam::{Family, Finding, IpamConfig, IpamError, NodeRecord, PoolName};
@@ -268,7 +268,7 @@ async fn oversized_transaction_is_refused_at_once() {
     // /32 blocks: 70 addresses need 70 new blocks, 141 writes in one txn; etcd allows 128.
     pool(&ipam, "tiny", "10.11.0.0/24", 32).await;
     nodes(&ipam, &["a"]).await;
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     match ipam.assign(&req("many", "a", 70, 0)).await {
         Err(IpamError::DatastoreRefused(msg)) => assert!(msg.contains("too many"), "{msg}"),
         r => panic!("{r:?}"),
@@ -327,9 +327,16 @@ async fn gc_reclaims_dead_host_after_delay_never_while_alive() {
     let ipam = client(&etcd, opts()).await;
     pool(&ipam, "default", "10.8.0.0/25", 26).await;
     nodes(&ipam, &["alive", "flaky"]).await;
-    // "dead" registers with a 1 s lease it never keeps alive, like a crashed daemon.
+    // "dead" registers under a 2 s lease that it keeps alive, like a daemon, until it
+    // crashes below: however slow this machine is, it is alive until then.
     let mut etcd_client = ipam.store().client().clone();
-    let lease = etcd_client.lease_grant(1, None).await.unwrap().id();
+    let lease = etcd_client.lease_grant(2, None).await.unwrap().id();
+    let (mut keeper, mut replies) = etcd_client.lease_keep_alive(lease).await.unwrap();
+    let daemon = tokio::spawn(async move {
+        while keeper.keep_alive().await.is_ok() && replies.message().await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     ipam.register_node(&host("dead"), &NodeRecord::default(), lease)
         .await
         .unwrap();
@@ -348,8 +355,21 @@ async fn gc_reclaims_dead_host_after_delay_never_while_alive() {
         "{r:?}"
     );
 
-    // The lease expires; flaky's record disappears too but comes back within the delay.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // "dead" crashes: its lease expires (when etcd gets to it); flaky's record disappears too
+    // but comes back within the delay.
+    daemon.abort();
+    let dead_key = ipam.keys().node(&host("dead"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !etcd_client
+        .get(dead_key.as_str(), None)
+        .await
+        .unwrap()
+        .kvs()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "dead's lease did not expire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     ipam.remove_node(&host("flaky")).await.unwrap();
     let r = ipam.gc().await.unwrap();
     assert_eq!(
