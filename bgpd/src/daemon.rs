@@ -16,7 +16,6 @@ use bgpd_config::Config;
 use bgpd_endpoint::Endpoints;
 use bgpd_kernel::{FibHandle, Ifindex, Route, RouteKind};
 use bgpd_speaker::Speaker;
-use bgpd_wire::PathAttrs;
 use ipam::{AssignedIp, BlockCidr, HostName, Ipam};
 use ipnetwork::IpNetwork;
 
@@ -25,7 +24,7 @@ use crate::firewall::Firewall;
 use crate::health::EtcdHealth;
 use crate::mesh::{MeshInputs, PeerPlan, desired_peers};
 use crate::node::{NodeRecord, Registry};
-use crate::routes::{RouteInputs, Wanted, diff, wanted};
+use crate::routes::{RouteInputs, Wanted, advertised, diff, wanted};
 use crate::workloads::{WorkloadStore, Workloads};
 
 /// Who this node is; fixed for the life of the process.
@@ -227,7 +226,9 @@ impl Daemon {
         }
         for new in own.difference(&st.originated) {
             tracing::info!(prefix = %new, "originating");
-            let _ = self.speaker.originate(*new, PathAttrs::default());
+            let _ = self
+                .speaker
+                .originate(*new, advertised(*new, &st.config.bgp));
         }
         st.originated = own;
 

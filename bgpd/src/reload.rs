@@ -1,12 +1,16 @@
 //! Reloading the configuration (SIGHUP, `POST /v1/reload`): read the file again and apply only
 //! the difference. Peers, hold time and connect retry apply at once (a changed peer resets its
-//! session alone); the rest is reported as needing a restart.
+//! session alone); filters apply without a reset (a changed import filter asks the peer for its
+//! routes again with ROUTE-REFRESH, a changed export filter re-sends to that peer); changed
+//! communities of our own prefixes re-advertise them; the rest is reported as needing a
+//! restart.
 
 use bgpd_api::{ErrorKind, ReloadReport};
 use bgpd_config::{BgpConfig, Config};
 
 use crate::api::ApiError;
 use crate::daemon::Daemon;
+use crate::routes::advertised;
 
 /// The keys that differ between `old` and `new` and only take effect after a restart.
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
@@ -49,8 +53,17 @@ pub fn applicable(old: &BgpConfig, new: &BgpConfig) -> BgpConfig {
         peers: new.peers.clone(),
         hold_time: new.hold_time,
         connect_retry: new.connect_retry,
+        filters: new.filters.clone(),
+        mesh_filters: new.mesh_filters.clone(),
+        communities: new.communities.clone(),
+        prefix_advertisements: new.prefix_advertisements.clone(),
         ..old.clone()
     }
+}
+
+/// Whether going from `old` to `new` changes the communities our own prefixes carry.
+fn advertisements_changed(old: &BgpConfig, new: &BgpConfig) -> bool {
+    old.communities != new.communities || old.prefix_advertisements != new.prefix_advertisements
 }
 
 impl Daemon {
@@ -62,8 +75,21 @@ impl Daemon {
         })?;
         let mut st = self.state.lock().await;
         let needs_restart = needs_restart(&st.config, &new);
+        let readvertise = advertisements_changed(&st.config.bgp, &new.bgp);
         st.config.bgp = applicable(&st.config.bgp, &new.bgp);
         let mut applied = self.converge(&mut st).await;
+        if readvertise {
+            // Originating a prefix again replaces its attributes; the RIB sends the change.
+            for prefix in &st.originated {
+                let _ = self
+                    .speaker
+                    .originate(*prefix, advertised(*prefix, &st.config.bgp));
+            }
+            applied.push(format!(
+                "communities of {} own prefixes re-advertised",
+                st.originated.len()
+            ));
+        }
         let policy_reloaded = match self.firewall.lock() {
             Ok(mut guard) => match guard.reload() {
                 Some(Ok(())) => true,
@@ -114,5 +140,22 @@ mod tests {
             applicable(&old.bgp, &asn.bgp).mesh,
             "mesh keeps its old value until a restart"
         );
+    }
+
+    #[test]
+    fn filters_and_advertised_communities_apply_live() {
+        let base = "[node]\nname = \"a\"\nasn = 64512\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 65000\n";
+        let old = config(base);
+        let new = config(&format!(
+            "{base}filters = [\"f\"]\n[[bgp.peers.import]]\naction = \"reject\"\n\
+             [[bgp.filters]]\nname = \"f\"\n[[bgp.prefix_advertisements]]\ncidr = \"0.0.0.0/0\"\ncommunities = [\"1:1\"]\n\
+             [bgp]\nmesh_filters = [\"f\"]\n"
+        ));
+        assert!(needs_restart(&old, &new).is_empty());
+        let applied = applicable(&old.bgp, &new.bgp);
+        assert_eq!(applied, new.bgp, "every changed key here applies live");
+        assert!(advertisements_changed(&old.bgp, &new.bgp));
+        let filters_only = config(&format!("{base}filters = []\n"));
+        assert!(!advertisements_changed(&old.bgp, &filters_only.bgp));
     }
 }

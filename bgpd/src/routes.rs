@@ -1,11 +1,15 @@
-//! The routes we want in the kernel, computed from what we know (pure), and the difference
-//! between two such sets as updates for the kernel's reconcile task.
+//! The routes we want in the kernel, computed from what we know (pure), the difference
+//! between two such sets as updates for the kernel's reconcile task, and the attributes we
+//! advertise our own prefixes with.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use bgpd_api::FibSource;
+use bgpd_config::BgpConfig;
+use bgpd_config::filter::CommunityValue;
 use bgpd_kernel::{Ifindex, NextHop, NextHops, Prefix, Route, RouteKind, WantedUpdate};
+use bgpd_wire::PathAttrs;
 
 /// A wanted route and why.
 pub type Wanted = BTreeMap<Prefix, (Route, FibSource)>;
@@ -63,6 +67,19 @@ pub fn diff(old: &Wanted, new: &Wanted) -> Vec<WantedUpdate> {
         }
     }
     updates
+}
+
+/// The attributes an own prefix (a block, a borrowed address) is originated with: the
+/// communities of the `[[bgp.prefix_advertisements]]` that cover it.
+pub fn advertised(prefix: bgpd_wire::Prefix, bgp: &BgpConfig) -> PathAttrs {
+    let mut attrs = PathAttrs::default();
+    for c in bgp.advertised_communities(prefix) {
+        match c {
+            CommunityValue::Standard(c) => attrs.communities.push(c),
+            CommunityValue::Large(c) => attrs.large_communities.push(c),
+        }
+    }
+    attrs
 }
 
 /// Learned routes among the kernel's routes of ours: what graceful restart keeps.
@@ -130,6 +147,25 @@ mod tests {
             w[&p("10.244.0.0/26")].0,
             Route::blackhole(p("10.244.0.0/26"))
         );
+    }
+
+    #[test]
+    fn own_prefixes_carry_the_communities_of_their_advertisements() {
+        let text = concat!(
+            "[node]\nasn = 64512\n",
+            "[[bgp.prefix_advertisements]]\ncidr = \"0.0.0.0/0\"\ncommunities = [\"64512:1\"]\n",
+            "[[bgp.prefix_advertisements]]\ncidr = \"10.244.0.0/16\"\ncommunities = [\"64512:2\", \"64512:1\", \"64512:3:4\"]\n",
+        );
+        let bgp = bgpd_config::Config::parse(text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .bgp;
+        let block = advertised("10.244.0.64/26".parse().unwrap(), &bgp);
+        let tags: Vec<String> = block.communities.iter().map(|c| c.to_string()).collect();
+        assert_eq!(tags, ["64512:1", "64512:2"], "in order, once each");
+        assert_eq!(block.large_communities.len(), 1);
+        let other = advertised("192.0.2.0/26".parse().unwrap(), &bgp);
+        assert_eq!(other.communities.len(), 1);
+        assert!(advertised("fd00::/122".parse().unwrap(), &bgp) == PathAttrs::default());
     }
 
     #[test]
