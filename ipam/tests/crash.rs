@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use testkit::etcd::Etcd;
@@ -53,6 +53,26 @@ async fn crash_mid_assignment() {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = ChildGuard::spawn(&mut cmd, "ipam worker").unwrap();
+        // The kill lands `delay_ms` into the worker's stream of assignments, counted from its
+        // first one: its start-up (exec, runtime, connect) takes as long as the machine's load
+        // makes it.
+        let this_run = format!("r{run}-");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(
+                !child.has_exited(),
+                "the worker stopped before it was killed"
+            );
+            let all = ipam.handles_of(&host("h1")).await.unwrap();
+            if all.iter().any(|a| a.handle.as_str().starts_with(&this_run)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {run} assigned nothing within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         assert!(
             !child.has_exited(),
@@ -63,11 +83,6 @@ async fn crash_mid_assignment() {
         let report = assert_clean(&ipam).await;
         // Every handle holds distinct addresses, and asking again gives the same ones.
         let all = ipam.handles_of(&host("h1")).await.unwrap();
-        let this_run = format!("r{run}-");
-        assert!(
-            all.iter().any(|a| a.handle.as_str().starts_with(&this_run)),
-            "worker {run} assigned nothing before it was killed"
-        );
         let mut seen = BTreeSet::new();
         for a in &all {
             for i in &a.ips {
