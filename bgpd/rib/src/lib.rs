@@ -20,6 +20,7 @@ pub mod policy;
 mod rib;
 mod sources;
 mod table;
+mod walk;
 
 pub use error::RibError;
 pub use outbox::Outbound;

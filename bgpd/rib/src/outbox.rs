@@ -22,8 +22,12 @@ pub struct Outbound {
 pub(crate) enum Audience {
     /// Members in sync (getting changes), but not `except` (the route's own source).
     Synced { except: Option<PeerId> },
-    /// Members being sent the whole table, but not `except`.
-    Joining { except: Option<PeerId> },
+    /// Members being sent the whole table that are at the same point of it as `lead` (itself
+    /// included), but not `except`.
+    Walking {
+        lead: PeerId,
+        except: Option<PeerId>,
+    },
     /// One member only.
     One(PeerId),
 }

@@ -21,10 +21,12 @@ use crate::peer::{AddPathSend, Down, PeerConfig, PeerCounts, PeerId, Session};
 use crate::policy::Outcome;
 use crate::sources::{Owner, Sources, SrcId};
 use crate::table::{Key, Route, Table, V4, V6, flag};
+use crate::walk::Walk;
 
-/// Backlog entries sent to one peer per drain: a few UPDATEs' worth, so that catching up
-/// stops as soon as the peer's writer is full again.
-const CATCH_UP_BATCH: usize = 8192;
+/// Backlog entries (or keys of a whole-table send) sent to one peer per drain: a few UPDATEs'
+/// worth, so that catching up stops as soon as the peer's writer is full again, and a peer
+/// is never handed more than this above its writer's high mark.
+const CATCH_UP_BATCH: usize = 2048;
 
 /// Speaker-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,21 +153,57 @@ pub struct RouteView {
 enum Feed {
     /// Established, table held back (we restart and defer selection).
     Held,
-    /// To be sent the whole table of `families` at the next drain.
+    /// Being sent the whole table of `families`, a batch per drain while `writable` (the
+    /// peer's [`Walk`] per family). Asking again (ROUTE-REFRESH) restarts a family's walk and
+    /// adds nothing else, so refreshes cannot queue tables without limit.
     Dump {
         families: Vec<AfiSafi>,
         /// End-of-RIB follows the dump.
         eor: bool,
-        /// Withdraw what is not exported (after an export change).
+        /// Withdraw what is not exported (after an export change). What changes meanwhile
+        /// goes to the backlog: only the current state, checked against the new policy, may
+        /// replace what the old one let through.
         withdraw_unexported: bool,
+        writable: bool,
+        /// Nothing of the table sent yet in this session: changes need not reach it, the walk
+        /// sends each prefix as it is then.
+        fresh: bool,
     },
     /// Sent the table; gets changes.
     Synced,
     /// Its writer fell behind: changes go to its backlog instead, and while `writable`, a
-    /// batch of the backlog is sent at each drain. `owed`: families the peer asked for again
-    /// (ROUTE-REFRESH) while its writer was full, re-sent in full once it is writable; asking
-    /// again before then adds nothing, so refreshes cannot queue tables without limit.
-    Behind { writable: bool, owed: Vec<AfiSafi> },
+    /// batch of the backlog is sent at each drain.
+    Behind { writable: bool },
+}
+
+impl Feed {
+    /// Changes are encoded for it with its group as they are drained.
+    fn takes_changes(&self) -> bool {
+        matches!(
+            self,
+            Feed::Synced
+                | Feed::Dump {
+                    writable: true,
+                    withdraw_unexported: false,
+                    fresh: false,
+                    ..
+                }
+        )
+    }
+
+    /// Changed prefixes are noted in its backlog instead.
+    fn notes_changes(&self) -> bool {
+        matches!(self, Feed::Behind { .. } | Feed::Dump { fresh: false, .. })
+            && !self.takes_changes()
+    }
+
+    /// Its writer has room, as far as the RIB knows.
+    fn writable(&self) -> bool {
+        match self {
+            Feed::Held | Feed::Synced => true,
+            Feed::Dump { writable, .. } | Feed::Behind { writable } => *writable,
+        }
+    }
 }
 
 struct PeerState {
@@ -188,6 +226,9 @@ struct PeerState {
     /// Prefixes changed while it was behind, per family.
     backlog_v4: Backlog<V4>,
     backlog_v6: Backlog<V6>,
+    /// Progress of a whole-table send, per family.
+    walk_v4: Walk<V4>,
+    walk_v6: Walk<V6>,
 }
 
 impl PeerState {
@@ -202,6 +243,45 @@ impl PeerState {
     fn clear_backlog(&mut self) {
         self.backlog_v4.clear();
         self.backlog_v6.clear();
+    }
+
+    /// Sends `families` in full from the next drain on (any walk in progress starts over);
+    /// the writer's state carries over.
+    fn start_dump(&mut self, families: Vec<AfiSafi>, eor: bool, withdraw_unexported: bool) {
+        self.walk_v4 = Walk::Idle;
+        self.walk_v6 = Walk::Idle;
+        for &f in &families {
+            self.restart_walk(f);
+        }
+        self.feed = Feed::Dump {
+            families,
+            eor,
+            withdraw_unexported,
+            writable: self.feed.writable(),
+            // Only a session's first table starts from nothing.
+            fresh: eor,
+        };
+    }
+
+    fn restart_walk(&mut self, family: AfiSafi) {
+        match family {
+            AfiSafi::IPV4_UNICAST => self.walk_v4 = Walk::Pending,
+            AfiSafi::IPV6_UNICAST => self.walk_v6 = Walk::Pending,
+            _ => {}
+        }
+    }
+
+    /// Where its walk of `family` is, if one is under way.
+    fn walk_position(&self, family: AfiSafi) -> Option<(usize, usize)> {
+        match family {
+            AfiSafi::IPV4_UNICAST => self.walk_v4.position(),
+            AfiSafi::IPV6_UNICAST => self.walk_v6.position(),
+            _ => None,
+        }
+    }
+
+    fn walks_done(&self) -> bool {
+        self.walk_v4.is_idle() && self.walk_v6.is_idle()
     }
 }
 
@@ -227,6 +307,7 @@ trait Family: Key {
     fn table(t: &Tables) -> &Table<Self>;
     fn table_mut(t: &mut Tables) -> &mut Table<Self>;
     fn backlog(p: &mut PeerState) -> &mut Backlog<Self>;
+    fn walk(p: &mut PeerState) -> &mut Walk<Self>;
 }
 
 impl Family for V4 {
@@ -240,6 +321,9 @@ impl Family for V4 {
     fn backlog(p: &mut PeerState) -> &mut Backlog<V4> {
         &mut p.backlog_v4
     }
+    fn walk(p: &mut PeerState) -> &mut Walk<V4> {
+        &mut p.walk_v4
+    }
 }
 
 impl Family for V6 {
@@ -252,6 +336,9 @@ impl Family for V6 {
     }
     fn backlog(p: &mut PeerState) -> &mut Backlog<V6> {
         &mut p.backlog_v6
+    }
+    fn walk(p: &mut PeerState) -> &mut Walk<V6> {
+        &mut p.walk_v6
     }
 }
 
@@ -367,6 +454,8 @@ impl Rib {
             removed: false,
             backlog_v4: Backlog::default(),
             backlog_v6: Backlog::default(),
+            walk_v4: Walk::Idle,
+            walk_v6: Walk::Idle,
         }));
         Ok(id)
     }
@@ -428,11 +517,7 @@ impl Rib {
             let p = self.peer_mut(id)?;
             p.group = Some(g);
             if p.feed != Feed::Held {
-                p.feed = Feed::Dump {
-                    families: session.families.clone(),
-                    eor: false,
-                    withdraw_unexported: true,
-                };
+                p.start_dump(session.families.clone(), false, true);
             }
         }
         Ok(())
@@ -468,15 +553,15 @@ impl Rib {
         p.group = Some(g);
         p.over_limit = false;
         p.clear_backlog();
-        p.feed = if session.hold_initial {
-            Feed::Held
+        // A new connection: its writer is empty.
+        p.feed = Feed::Synced;
+        if session.hold_initial {
+            p.walk_v4 = Walk::Idle;
+            p.walk_v6 = Walk::Idle;
+            p.feed = Feed::Held;
         } else {
-            Feed::Dump {
-                families: session.families.clone(),
-                eor: true,
-                withdraw_unexported: false,
-            }
-        };
+            p.start_dump(session.families.clone(), true, false);
+        }
         p.session = Some(session);
         Ok(())
     }
@@ -491,11 +576,7 @@ impl Rib {
             .families
             .clone();
         if p.feed == Feed::Held {
-            p.feed = Feed::Dump {
-                families,
-                eor: true,
-                withdraw_unexported: false,
-            };
+            p.start_dump(families, true, false);
         }
         Ok(())
     }
@@ -509,6 +590,8 @@ impl Rib {
         let p = self.peer_mut(id)?;
         p.session = None;
         p.feed = Feed::Synced;
+        p.walk_v4 = Walk::Idle;
+        p.walk_v6 = Walk::Idle;
         p.clear_backlog();
         match down {
             Down::Hard => {
@@ -542,9 +625,10 @@ impl Rib {
         Ok(())
     }
 
-    /// The peer asked for `family` again (ROUTE-REFRESH, RFC 2918): the next drain re-sends it,
-    /// or, while the peer's writer is full ([`Rib::peer_blocked`]), the first drain after
-    /// [`Rib::peer_writable`]. [`Effects::resent`] tells when it was sent.
+    /// The peer asked for `family` again (ROUTE-REFRESH, RFC 2918): it is re-sent from the next
+    /// drain on, a batch per drain, paused while the peer's writer is full
+    /// ([`Rib::peer_blocked`] until [`Rib::peer_writable`]). [`Effects::resent`] tells when the
+    /// last batch went out.
     pub fn route_refresh(&mut self, id: PeerId, family: AfiSafi) -> Result<(), RibError> {
         let p = self.peer_mut(id)?;
         let negotiated = p
@@ -558,24 +642,16 @@ impl Rib {
         }
         match &mut p.feed {
             Feed::Held => {}
-            Feed::Dump { families, .. }
-            | Feed::Behind {
-                writable: false,
-                owed: families,
-            } => {
+            Feed::Dump { families, .. } => {
                 if !families.contains(&family) {
                     families.push(family);
                 }
+                // What was sent before the question may have been dropped by the peer.
+                p.restart_walk(family);
             }
-            s @ (Feed::Synced | Feed::Behind { writable: true, .. }) => {
-                // A peer behind keeps its backlog: the dump re-sends every prefix there is,
-                // the backlog also withdraws those gone since.
-                *s = Feed::Dump {
-                    families: vec![family],
-                    eor: false,
-                    withdraw_unexported: false,
-                }
-            }
+            // A peer behind keeps its backlog: the dump re-sends every prefix there is, the
+            // backlog also withdraws those gone since.
+            Feed::Synced | Feed::Behind { .. } => p.start_dump(vec![family], false, false),
         }
         Ok(())
     }
@@ -589,46 +665,33 @@ impl Rib {
             return Ok(());
         }
         match &mut p.feed {
-            Feed::Synced => {
-                p.feed = Feed::Behind {
-                    writable: false,
-                    owed: Vec::new(),
-                }
-            }
-            Feed::Behind { writable, .. } => *writable = false,
-            Feed::Held | Feed::Dump { .. } => {}
+            Feed::Synced => p.feed = Feed::Behind { writable: false },
+            Feed::Behind { writable } | Feed::Dump { writable, .. } => *writable = false,
+            Feed::Held => {}
         }
         Ok(())
     }
 
-    /// The peer's writer has room again: the next drain re-sends the families it asked for
-    /// meanwhile, and each drain sends it a batch of its backlog (the current state of
-    /// prefixes changed while it was blocked) until it is in sync.
+    /// The peer's writer has room again: each drain sends it a batch of the table it is being
+    /// sent in full (its first table, families it asked for again) and then of its backlog
+    /// (the current state of prefixes changed while it was blocked) until it is in sync.
     pub fn peer_writable(&mut self, id: PeerId) -> Result<(), RibError> {
         let p = self.peer_mut(id)?;
-        if let Feed::Behind { writable, owed } = &mut p.feed {
-            if owed.is_empty() {
-                *writable = true;
-            } else {
-                // The backlog stays: the dump re-sends every prefix there is, the backlog
-                // also withdraws those gone since.
-                p.feed = Feed::Dump {
-                    families: std::mem::take(owed),
-                    eor: false,
-                    withdraw_unexported: false,
-                };
-            }
+        if let Feed::Behind { writable } | Feed::Dump { writable, .. } = &mut p.feed {
+            *writable = true;
         }
         Ok(())
     }
 
-    /// Whether a drain has backlog to send to a writable peer: the caller should drain again
-    /// soon even without new input.
+    /// Whether a drain has a table or backlog to send to a writable peer: the caller should
+    /// drain again soon even without new input.
     pub fn catching_up(&self) -> bool {
-        self.peers
-            .iter()
-            .flatten()
-            .any(|p| matches!(p.feed, Feed::Behind { writable: true, .. }))
+        self.peers.iter().flatten().any(|p| {
+            matches!(
+                p.feed,
+                Feed::Behind { writable: true } | Feed::Dump { writable: true, .. }
+            )
+        })
     }
 
     /// Prefixes changed since the last drain. The snapshots of changed prefixes are memory the
@@ -1165,17 +1228,37 @@ impl Rib {
                 .members
                 .iter()
                 .copied()
-                .filter(|m| Some(*m) != except && matches!(state(m), Some(Feed::Synced) | Some(Feed::Dump { .. })))
-                .filter(|m| !matches!(state(m), Some(Feed::Dump { eor: true, .. })))
+                .filter(|m| Some(*m) != except && state(m).is_some_and(Feed::takes_changes))
                 .collect(),
-            Audience::Joining { except } => group
-                .members
-                .iter()
-                .copied()
-                .filter(|m| Some(*m) != except)
-                .filter(|m| matches!(state(m), Some(Feed::Dump { families, .. }) if families.contains(&family)))
-                .collect(),
+            Audience::Walking { lead, except } => {
+                let Some(at) = self.peer(lead).ok().and_then(|p| p.walk_position(family)) else {
+                    return Vec::new();
+                };
+                self.cohort(g, family, at)
+                    .filter(|m| Some(*m) != except)
+                    .collect()
+            }
         }
+    }
+
+    /// Members of group `g` walking `family` that are at `at` and writable.
+    fn cohort(
+        &self,
+        g: usize,
+        family: AfiSafi,
+        at: (usize, usize),
+    ) -> impl Iterator<Item = PeerId> + '_ {
+        let members = self
+            .groups
+            .get(g)
+            .and_then(Option::as_ref)
+            .map_or(&[][..], |group| &group.members[..]);
+        members.iter().copied().filter(move |m| {
+            self.peer(*m).is_ok_and(|p| {
+                matches!(p.feed, Feed::Dump { writable: true, .. })
+                    && p.walk_position(family) == Some(at)
+            })
+        })
     }
 
     /// Encodes one partition batch into an [`Outbound`].
@@ -1216,15 +1299,10 @@ impl Rib {
                 };
                 // Members behind count: the group's export counters follow every change.
                 group.key.families.contains(&family)
-                    && (!self
-                        .audience(g, family, Audience::Synced { except: None })
-                        .is_empty()
-                        || group.members.iter().any(|m| {
-                            self.peers
-                                .get(m.0 as usize)
-                                .and_then(Option::as_ref)
-                                .is_some_and(|p| matches!(p.feed, Feed::Behind { .. }))
-                        }))
+                    && group.members.iter().any(|m| {
+                        self.peer(*m)
+                            .is_ok_and(|p| p.feed.takes_changes() || p.feed.notes_changes())
+                    })
             })
             .collect()
     }
@@ -1243,7 +1321,7 @@ impl Rib {
         let mut dirty = K::table_mut(&mut self.tables).take_dirty();
         K::table(&self.tables).order_by_position(&mut dirty);
         let groups = self.synced_groups(family);
-        let behind = self.behind_members(family, false);
+        let behind = self.behind_members(family, Feed::notes_changes);
         let mut new: Vec<Route> = Vec::new();
         let mut bufs = (Vec::new(), Vec::new());
         for (key, old) in dirty.iter() {
@@ -1286,16 +1364,17 @@ impl Rib {
         }
     }
 
-    /// Members behind (only the `writable` ones if asked) whose group takes `family`, with
-    /// their group and whether it uses ADD-PATH there.
-    fn behind_members(&self, family: AfiSafi, writable_only: bool) -> Vec<(PeerId, usize, bool)> {
+    /// Members in a state `which` accepts whose group takes `family`, with their group and
+    /// whether it uses ADD-PATH there.
+    fn behind_members(
+        &self,
+        family: AfiSafi,
+        which: impl Fn(&Feed) -> bool,
+    ) -> Vec<(PeerId, usize, bool)> {
         let mut out = Vec::new();
         for (i, p) in self.peers.iter().enumerate() {
             let Some(p) = p else { continue };
-            let Feed::Behind { writable, .. } = p.feed else {
-                continue;
-            };
-            if writable_only && !writable {
+            if !which(&p.feed) {
                 continue;
             }
             let Some(g) = p.group else { continue };
@@ -1315,7 +1394,8 @@ impl Rib {
     fn catch_up<K: Family>(&mut self, ex: &mut Exports, outbox: &mut Outbox, fx: &mut Effects) {
         let family = K::AFI_SAFI;
         let mut items = Vec::new();
-        for (m, g, add_path) in self.behind_members(family, true) {
+        let catching_up = |f: &Feed| matches!(f, Feed::Behind { writable: true });
+        for (m, g, add_path) in self.behind_members(family, catching_up) {
             let Some(p) = self.peers.get_mut(m.0 as usize).and_then(Option::as_mut) else {
                 continue;
             };
@@ -1364,58 +1444,100 @@ impl Rib {
         }
     }
 
-    /// Sends the whole `family` table to the group members waiting for it, and recounts what
-    /// the group is sent.
-    fn dump<K: Family>(&mut self, ex: &mut Exports, outbox: &mut Outbox, fx: &mut Effects) {
+    /// Sends the members being sent the whole `family` table (and writable) their next batch
+    /// of it. Those whose walk is pending start now: the table's keys are taken once for all
+    /// of them, and their groups' export counters recounted. Members at the same point of the
+    /// same keys share one encoding; [`Rib::advance_walks`] moves them on after the drain.
+    fn walk<K: Family>(&mut self, ex: &mut Exports, outbox: &mut Outbox, fx: &mut Effects) {
         let family = K::AFI_SAFI;
-        for g in 0..self.groups.len() {
-            let joining = self.audience(g, family, Audience::Joining { except: None });
-            if joining.is_empty() {
+        let mut keys: Option<Arc<[K]>> = None;
+        let mut recount = Vec::new();
+        for p in self.peers.iter_mut().flatten() {
+            if !matches!(p.feed, Feed::Dump { writable: true, .. })
+                || !matches!(K::walk(p), Walk::Pending)
+            {
                 continue;
             }
-            let cleanup: Vec<PeerId> = joining
-                .iter()
-                .copied()
-                .filter(|m| {
-                    matches!(
-                        self.peers[m.0 as usize].as_ref().map(|p| &p.feed),
-                        Some(Feed::Dump {
-                            withdraw_unexported: true,
-                            ..
-                        })
-                    )
+            let carried = p.group.filter(|&g| {
+                self.groups
+                    .get(g)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|group| group.key.families.contains(&family))
+            });
+            let Some(g) = carried else {
+                *K::walk(p) = Walk::Idle;
+                continue;
+            };
+            let keys =
+                keys.get_or_insert_with(|| K::table(&self.tables).iter().map(|(k, _)| k).collect());
+            *K::walk(p) = Walk::At {
+                keys: Arc::clone(keys),
+                next: 0,
+            };
+            if !recount.contains(&g) {
+                recount.push(g);
+            }
+        }
+        for g in recount {
+            self.recount::<K>(g);
+        }
+        let mut cohorts: Vec<(usize, PeerId, (usize, usize))> = Vec::new();
+        for (i, p) in self.peers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let (Feed::Dump { writable: true, .. }, Some(g), Some(at)) =
+                (&p.feed, p.group, p.walk_position(family))
+            else {
+                continue;
+            };
+            if !cohorts.iter().any(|&(cg, _, cat)| (cg, cat) == (g, at)) {
+                cohorts.push((g, PeerId(i as u32), at));
+            }
+        }
+        let mut items = Vec::new();
+        for (g, lead, at) in cohorts {
+            let Some((keys, range)) = self
+                .peers
+                .get_mut(lead.0 as usize)
+                .and_then(Option::as_mut)
+                .and_then(|p| K::walk(p).batch(CATCH_UP_BATCH))
+            else {
+                continue;
+            };
+            let cleanup: Vec<PeerId> = self
+                .cohort(g, family, at)
+                .filter(|&m| {
+                    self.peer(m).is_ok_and(|p| {
+                        matches!(
+                            p.feed,
+                            Feed::Dump {
+                                withdraw_unexported: true,
+                                ..
+                            }
+                        )
+                    })
                 })
                 .collect();
             let add_path = self.groups[g]
                 .as_ref()
                 .is_some_and(|group| group.key.add_path(family));
-            let mut exported = 0u64;
-            let mut own: HashMap<PeerId, u64> = HashMap::new();
-            let mut items = Vec::new();
-            for (key, routes) in K::table(&self.tables).iter() {
+            for &key in &keys[range] {
+                let routes = K::table(&self.tables).get(key);
+                if routes.is_empty() {
+                    // Gone since the walk started: its withdrawal went out as a change (or
+                    // waits in the backlog).
+                    continue;
+                }
                 let prefix = key.prefix();
                 self.items(ex, g, family, prefix, routes, &mut items);
-                for &(pid, e, x) in &items {
+                for &(path_id, e, x) in &items {
                     let Some(e) = e else { continue };
-                    exported += 1;
-                    if let Some(x) = x {
-                        *own.entry(x).or_default() += 1;
-                    }
-                    self.queue(
-                        ex,
-                        outbox,
-                        fx,
-                        PartKey {
-                            group: g,
-                            family,
-                            audience: Audience::Joining { except: x },
-                            exported: Some(e),
-                        },
-                        Nlri {
-                            path_id: pid,
-                            prefix,
-                        },
-                    );
+                    let part = PartKey {
+                        group: g,
+                        family,
+                        audience: Audience::Walking { lead, except: x },
+                        exported: Some(e),
+                    };
+                    self.queue(ex, outbox, fx, part, Nlri { path_id, prefix });
                 }
                 for &m in &cleanup {
                     let sent = |pid: Option<u32>| {
@@ -1423,51 +1545,79 @@ impl Rib {
                             .iter()
                             .any(|i| i.0 == pid && i.1.is_some() && i.2 != Some(m))
                     };
+                    let part = PartKey {
+                        group: g,
+                        family,
+                        audience: Audience::One(m),
+                        exported: None,
+                    };
                     if add_path {
                         for r in routes.iter().filter(|r| !sent(Some(r.src().path_id()))) {
                             let nlri = Nlri {
                                 path_id: Some(r.src().path_id()),
                                 prefix,
                             };
-                            self.queue(
-                                ex,
-                                outbox,
-                                fx,
-                                PartKey {
-                                    group: g,
-                                    family,
-                                    audience: Audience::One(m),
-                                    exported: None,
-                                },
-                                nlri,
-                            );
+                            self.queue(ex, outbox, fx, part, nlri);
                         }
                     } else if !sent(None) {
                         let nlri = Nlri {
                             path_id: None,
                             prefix,
                         };
-                        self.queue(
-                            ex,
-                            outbox,
-                            fx,
-                            PartKey {
-                                group: g,
-                                family,
-                                audience: Audience::One(m),
-                                exported: None,
-                            },
-                            nlri,
-                        );
+                        self.queue(ex, outbox, fx, part, nlri);
                     }
                 }
             }
-            if let Some(group) = self.groups[g].as_mut() {
-                group.exported[slot(family)] = exported;
-                for &m in &group.members {
-                    if let Some(p) = self.peers[m.0 as usize].as_mut() {
-                        p.own[slot(family)] = own.get(&m).copied().unwrap_or(0);
-                    }
+        }
+    }
+
+    /// Moves every walk [`Rib::walk`] sent a batch of past that batch (after the drain has
+    /// encoded it for the cohorts as they were).
+    fn advance_walks(&mut self) {
+        for p in self.peers.iter_mut().flatten() {
+            if let Feed::Dump {
+                writable: true,
+                fresh,
+                ..
+            } = &mut p.feed
+            {
+                *fresh = false;
+                p.walk_v4.advance(CATCH_UP_BATCH);
+                p.walk_v6.advance(CATCH_UP_BATCH);
+            }
+        }
+    }
+
+    /// Counts what group `g` is sent of `family`, and each member's own share of it, from the
+    /// table as it is; changes keep the counts up to date from here on.
+    fn recount<K: Family>(&mut self, g: usize) {
+        let family = K::AFI_SAFI;
+        let mut exported = 0u64;
+        let mut own: HashMap<PeerId, u64> = HashMap::new();
+        let mut items = Vec::new();
+        let mut scratch = Exports::default();
+        for (n, (key, routes)) in K::table(&self.tables).iter().enumerate() {
+            if n % CATCH_UP_BATCH == 0 {
+                // The exported sets are only counted: a table of distinct sets must not
+                // have them all exported at once.
+                scratch = Exports::default();
+            }
+            self.items(&mut scratch, g, family, key.prefix(), routes, &mut items);
+            for &(_, e, x) in &items {
+                if e.is_none() {
+                    continue;
+                }
+                exported += 1;
+                if let Some(x) = x {
+                    *own.entry(x).or_default() += 1;
+                }
+            }
+        }
+        if let Some(group) = self.groups[g].as_mut() {
+            group.exported[slot(family)] = exported;
+            for &m in &group.members {
+                if let Some(p) = self.peers[m.0 as usize].as_mut() {
+                    p.own[slot(family)] = own.get(&m).copied().unwrap_or(0);
                 }
             }
         }
@@ -1499,9 +1649,10 @@ impl Rib {
         }
         self.catch_up::<V4>(&mut ex, &mut outbox, &mut fx);
         self.catch_up::<V6>(&mut ex, &mut outbox, &mut fx);
-        self.dump::<V4>(&mut ex, &mut outbox, &mut fx);
-        self.dump::<V6>(&mut ex, &mut outbox, &mut fx);
+        self.walk::<V4>(&mut ex, &mut outbox, &mut fx);
+        self.walk::<V6>(&mut ex, &mut outbox, &mut fx);
         self.flush(&ex, &mut outbox, &mut fx);
+        self.advance_walks();
         self.finish_dumps(&mut fx);
         for slot in &mut self.peers {
             if slot.as_ref().is_some_and(|p| p.removed) {
@@ -1513,17 +1664,27 @@ impl Rib {
         fx
     }
 
-    /// Ends dumps: End-of-RIB where due, members now in sync.
+    /// Ends dumps whose every walk is done: End-of-RIB where due, members now in sync.
     fn finish_dumps(&mut self, fx: &mut Effects) {
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(p) = slot.as_mut() else { continue };
-            if matches!(p.feed, Feed::Behind { writable: true, .. }) && p.backlog_is_empty() {
+            if matches!(p.feed, Feed::Behind { writable: true }) && p.backlog_is_empty() {
                 p.feed = Feed::Synced;
                 continue;
             }
-            let Feed::Dump { families, eor, .. } = &p.feed else {
+            if !p.walks_done() {
+                continue;
+            }
+            let Feed::Dump {
+                families,
+                eor,
+                writable,
+                ..
+            } = &p.feed
+            else {
                 continue;
             };
+            let writable = *writable;
             fx.resent
                 .extend(families.iter().map(|&f| (PeerId(i as u32), f)));
             if *eor {
@@ -1551,13 +1712,10 @@ impl Rib {
             }
             // What changed before the dump and is gone since is still owed to a peer that was
             // behind.
-            p.feed = if p.backlog_is_empty() {
+            p.feed = if p.backlog_is_empty() && writable {
                 Feed::Synced
             } else {
-                Feed::Behind {
-                    writable: true,
-                    owed: Vec::new(),
-                }
+                Feed::Behind { writable }
             };
         }
     }

@@ -1,10 +1,14 @@
 //! A peer whose writer is full gets no UPDATEs; once writable it is sent, a batch per drain,
 //! the current state of every prefix that changed meanwhile, and ends up holding exactly what a
-//! peer that was never held back holds.
+//! peer that was never held back holds. Whole tables (a first table, a refresh, an export
+//! change) go the same way: a batch per drain, paused while the writer is full.
 
 mod common;
 
-use bgpd_rib::{AddPathSend, RibSettings};
+use std::collections::BTreeSet;
+
+use bgpd_rib::policy::{Policy, PrefixRange};
+use bgpd_rib::{AddPathSend, PeerConfig, PeerId, RibSettings};
 use bgpd_wire::{AfiSafi, Nlri};
 use common::*;
 
@@ -175,4 +179,131 @@ fn refreshes_asked_while_blocked_are_answered_once_when_writable() {
     assert_eq!(lab.seen(slow).len(), 990);
     lab.drain();
     assert!(lab.last.resent.is_empty(), "the refresh is answered once");
+}
+
+/// Most prefixes one drain sends a peer of a whole table (the RIB's batch).
+const BATCH: usize = 2048;
+
+/// The prefixes `peer` holds, as the strings [`prefixes`] makes.
+fn held(lab: &Lab, peer: PeerId) -> Vec<String> {
+    lab.seen(peer).keys().map(|k| k.1.to_string()).collect()
+}
+
+#[test]
+fn a_large_first_table_goes_a_batch_per_drain_pauses_while_blocked_and_ends_in_sync() {
+    let mut lab = Lab::reflector("10.0.0.1", "10.0.0.1");
+    let source = lab.peer("10.0.0.11", 65000, |c, _| c.rr_client = true);
+    let fast = lab.peer("10.0.0.13", 65000, |c, _| c.rr_client = true);
+    lab.drain();
+    let table = prefixes(0..20000);
+    lab.announce(source, &route(&[], "10.0.0.21"), &strs(&table));
+    lab.drain();
+
+    let late = lab.peer("10.0.0.12", 65000, |c, _| c.rr_client = true);
+    lab.drain();
+    let sent = held(&lab, late);
+    assert!(
+        !sent.is_empty() && sent.len() <= BATCH,
+        "one batch, not the table: {}",
+        sent.len()
+    );
+    assert!(
+        lab.seen[&late].end_of_rib.is_empty(),
+        "End-of-RIB after the table"
+    );
+    assert!(lab.rib.catching_up());
+
+    // Full: the table pauses; meanwhile prefixes it was sent and prefixes it was not go,
+    // change or come.
+    lab.rib.peer_blocked(late).unwrap();
+    assert!(!lab.rib.catching_up());
+    let unsent: Vec<String> = table
+        .iter()
+        .filter(|t| !sent.contains(t))
+        .cloned()
+        .collect();
+    let gone: Vec<String> = sent[..50].iter().chain(&unsent[..50]).cloned().collect();
+    let changed: Vec<String> = sent[50..100]
+        .iter()
+        .chain(&unsent[50..100])
+        .cloned()
+        .collect();
+    lab.withdraw(source, &strs(&gone));
+    lab.announce(source, &route(&[], "10.0.0.22"), &strs(&changed));
+    lab.announce(
+        source,
+        &route(&[], "10.0.0.23"),
+        &strs(&prefixes(30000..30100)),
+    );
+    lab.drain();
+    assert!(held(&lab, late) == sent, "nothing sent while blocked");
+
+    lab.rib.peer_writable(late).unwrap();
+    let mut drains = 0;
+    while lab.rib.catching_up() {
+        let before = lab.seen(late).len();
+        lab.drain();
+        assert!(lab.seen(late).len() <= before + BATCH, "one batch a drain");
+        drains += 1;
+        assert!(drains < 100, "the table is never done");
+    }
+    assert!(drains >= 5, "20,000 prefixes in {drains} drains");
+    assert_eq!(lab.seen(late), lab.seen(fast));
+    assert_eq!(lab.seen(late).len(), 20000);
+    assert_eq!(
+        lab.got(late, &changed[0]).unwrap().next_hop,
+        lab.got(fast, &changed[0]).unwrap().next_hop
+    );
+    assert_eq!(lab.seen[&late].end_of_rib, vec![AfiSafi::IPV4_UNICAST]);
+}
+
+#[test]
+fn an_export_change_sent_over_several_drains_withdraws_what_the_new_policy_refuses() {
+    let mut lab = Lab::reflector("10.0.0.1", "10.0.0.1");
+    let source = lab.peer("10.0.0.11", 65000, |c, _| c.rr_client = true);
+    let to = lab.peer("10.0.0.12", 65000, |c, _| c.rr_client = true);
+    lab.drain();
+    let table = prefixes(0..20000);
+    lab.announce(source, &route(&[], "10.0.0.21"), &strs(&table));
+    lab.drain();
+    assert_eq!(lab.seen(to).len(), 20000);
+
+    // From now on only 10.0.0.0/10: the first 16,384 prefixes (second octet below 64).
+    let mut config = PeerConfig::new("10.0.0.12".parse().unwrap(), LOCAL_AS);
+    config.rr_client = true;
+    config.export = Policy::only([PrefixRange::orlonger(p("10.0.0.0/10"))]);
+    let allowed = |s: &String| s.split('.').nth(1).and_then(|o| o.parse::<u32>().ok()) < Some(64);
+    lab.rib.reconfigure_peer(to, config).unwrap();
+    lab.drain();
+    assert!(
+        lab.rib.catching_up(),
+        "the table is re-sent over several drains"
+    );
+    // Prefixes the new policy refuses, still held by the peer, go while the walk is under way:
+    // the peer must lose them even where the walk has not reached them.
+    let stale: Vec<String> = held(&lab, to)
+        .into_iter()
+        .filter(|s| !allowed(s))
+        .take(200)
+        .collect();
+    assert_eq!(stale.len(), 200);
+    lab.withdraw(source, &strs(&stale));
+    let mut drains = 0;
+    while lab.rib.catching_up() {
+        lab.drain();
+        drains += 1;
+        assert!(drains < 100, "the table is never done");
+    }
+    let want: BTreeSet<String> = table.iter().filter(|s| allowed(s)).cloned().collect();
+    let got: BTreeSet<String> = held(&lab, to).into_iter().collect();
+    let extra: Vec<&String> = got.difference(&want).take(5).collect();
+    let missing: Vec<&String> = want.difference(&got).take(5).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "held but refused: {extra:?}; allowed but missing: {missing:?}"
+    );
+    assert_eq!(
+        lab.rib.peer_counts(to).unwrap().advertised,
+        want.len() as u64
+    );
 }
