@@ -1,6 +1,6 @@
 //! The host firewall: the policy file from `[policy]` and the cluster policies from etcd
 //! (`bgpd-policy`), compiled with this host's endpoints and the pools, applied as one atomic
-//! nftables transaction whenever the compiled ruleset changes.
+//! nftables transaction (the changes since the last one) whenever the compiled ruleset changes.
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +25,9 @@ pub struct Firewall {
     cluster: ClusterPolicies,
     nft: Nft,
     /// The ruleset in force, once we applied one: its table is removed when no policy is
-    /// left, and a recompile giving the same script (a remote endpoint no selector matches
-    /// changed) does not run `nft`, which would rebuild the table and reset its counters.
+    /// left, the next ruleset is applied as the changes from it (unchanged rules keep their
+    /// counters), and a recompile giving the same script (a remote endpoint no selector
+    /// matches changed) does not run `nft` at all.
     applied: Option<Ruleset>,
     status: PolicyStatus,
 }
@@ -165,13 +166,15 @@ impl Firewall {
         Ok(())
     }
 
-    /// Applies `ruleset` unless it is the one in force. One `nft` refuses is not recorded (the
-    /// old table stays in force), so the next apply tries it again.
+    /// Applies `ruleset` unless it is the one in force: in place when we applied one before,
+    /// so unchanged rules keep their counters. One `nft` refuses is not recorded (the old
+    /// table stays in force), so the next apply tries it again.
     fn install(&mut self, ruleset: Ruleset) -> Result<(), NftError> {
         if self.applied.as_ref() == Some(&ruleset) {
             return Ok(());
         }
-        self.nft.apply(&ruleset)?;
+        let how = self.nft.update(self.applied.as_ref(), &ruleset)?;
+        tracing::debug!(?how, "firewall table updated");
         self.applied = Some(ruleset);
         Ok(())
     }

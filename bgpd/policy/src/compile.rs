@@ -15,7 +15,6 @@
 //!   map lookup with a counter and comment per element (see the `group` module).
 
 use std::collections::BTreeSet;
-use std::fmt::{self, Write as _};
 
 use ipnetwork::IpNetwork;
 
@@ -25,6 +24,8 @@ use crate::group::{Element, KeyIndex, Shape, any_overlap, elements, shape};
 use crate::model::{Direction, IfName, IpVersion, Name, Policy, PolicyFile, Protocol};
 use crate::selector::Labels;
 use crate::sets::{AddressSets, fam_of, fam_suffix};
+pub use crate::table::Ruleset;
+use crate::table::{Element as Entry, Kind, Object};
 
 /// Everything the compiler needs.
 #[derive(Clone, Copy, Debug)]
@@ -109,39 +110,6 @@ pub fn check_pools(policies: &[Policy], pools: &[Pool]) -> Result<(), CompileErr
     Ok(())
 }
 
-/// A compiled table: the `nft -f` script that replaces our table atomically.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ruleset {
-    table: Name,
-    script: String,
-}
-
-impl Ruleset {
-    /// The table this script replaces.
-    pub fn table(&self) -> &Name {
-        &self.table
-    }
-
-    /// The script: create-if-missing, delete, and the new table, applied as one transaction.
-    pub fn script(&self) -> &str {
-        &self.script
-    }
-}
-
-#[cfg(test)]
-impl Ruleset {
-    /// A script written by hand, to see how `nft` treats one it refuses.
-    pub(crate) fn from_script(table: Name, script: String) -> Ruleset {
-        Ruleset { table, script }
-    }
-}
-
-impl fmt::Display for Ruleset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.script)
-    }
-}
-
 /// What a counter comment names; [`crate::counters`] parses these back.
 pub(crate) mod comment {
     use crate::model::Direction;
@@ -223,7 +191,7 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
     // Endpoint chains and the dispatch entries that lead to them.
     let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
     let mut dispatch = Dispatch::default();
-    let mut endpoint_chains = String::new();
+    let mut endpoint_chains = Vec::new();
     for (ep, dir, selected) in &selections {
         let chain = format!("{}-{}", ep.chain, dir.as_str());
         // Invalid packets are dropped only for governed endpoints: traffic the host merely
@@ -237,7 +205,7 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
             "counter drop comment \"{}\"",
             comment::default_deny(&ep.label, *dir)
         ));
-        chain_block(&mut endpoint_chains, &chain, None, &body);
+        endpoint_chains.push(Object::chain(&chain, None, body));
         dispatch.add(ep, *dir, &chain);
     }
 
@@ -257,16 +225,16 @@ pub fn compile(inputs: &Inputs<'_>) -> Result<Ruleset, CompileError> {
         chains.push((p, dir, clauses));
     }
     let mut literals = Literals::count(chains.iter().flat_map(|(_, _, c)| c));
-    let mut policy_chains = String::new();
+    let mut policy_chains = Vec::new();
     for (p, dir, clauses) in chains {
         let body = out.policy_body(p, dir, clauses, &mut literals);
-        chain_block(&mut policy_chains, &policy_chain(p, dir), None, &body);
+        policy_chains.push(Object::chain(&policy_chain(p, dir), None, body));
     }
 
     out.literal_sets(&literals);
     out.sets(&sets, inputs);
-    out.text.push_str(&policy_chains);
-    out.text.push_str(&endpoint_chains);
+    out.objects.extend(policy_chains);
+    out.objects.extend(endpoint_chains);
     out.maps(&dispatch);
     out.base_chains(inputs.pools.iter().any(|p| p.nat_outgoing));
     Ok(out.finish())
@@ -348,22 +316,11 @@ impl Dispatch {
     }
 }
 
-/// The script being written.
+/// The table being written: its objects in declaration order.
 struct Script {
     table: Name,
-    text: String,
+    objects: Vec<Object>,
     maps: usize,
-}
-
-fn chain_block(out: &mut String, name: &str, header: Option<&str>, body: &[String]) {
-    let _ = writeln!(out, "\tchain {name} {{");
-    if let Some(h) = header {
-        let _ = writeln!(out, "\t\t{h}");
-    }
-    for line in body {
-        let _ = writeln!(out, "\t\t{line}");
-    }
-    out.push_str("\t}\n");
 }
 
 /// `text` as an nft comment: printable ASCII without quotes or backslashes, at most 120 bytes.
@@ -379,26 +336,26 @@ fn comment_text(text: &str) -> String {
         .collect()
 }
 
-fn set_block(out: &mut String, name: &str, kind: &str, flags: &str, elements: &[String]) {
-    let _ = write!(out, "\tset {name} {{\n\t\ttype {kind}\n");
-    if !flags.is_empty() {
-        let _ = writeln!(out, "\t\t{flags}");
-    }
-    if !elements.is_empty() {
-        let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(",\n\t\t\t"));
-    }
-    out.push_str("\t}\n");
+/// A set of `kind` with declaration lines `flags` (maybe none); an element's key is its text.
+fn set_object(name: &str, kind: &str, flags: &[&str], elements: Vec<String>) -> Object {
+    let head = std::iter::once(format!("type {kind}"))
+        .chain(flags.iter().map(|f| f.to_string()))
+        .collect();
+    let elements = elements
+        .into_iter()
+        .map(|text| Entry {
+            key: text.clone(),
+            text,
+        })
+        .collect();
+    Object::collection(Kind::Set, name, head, elements)
 }
 
 impl Script {
     fn new(table: Name) -> Script {
-        // Creating the table first makes the delete valid when it does not exist yet; all three
-        // commands are one transaction, so no packet ever sees the table missing or half-built.
-        let text =
-            format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
         Script {
             table,
-            text,
+            objects: Vec::new(),
             maps: 0,
         }
     }
@@ -511,22 +468,25 @@ impl Script {
         }
         // Only single addresses and ports: a hash map, cheaper to load and to look up.
         let exact = run.iter().all(|(_, els)| els.iter().all(|e| e.exact));
-        let flags = if exact { "" } else { "\t\tflags interval\n" };
-        let elements: Vec<String> = run
+        let mut head = vec![format!("type {} : verdict", types.join(" . "))];
+        if !exact {
+            head.push("flags interval".to_string());
+        }
+        // Every element gets its own counter.
+        head.push("counter".to_string());
+        let elements: Vec<Entry> = run
             .drain(..)
             .flat_map(|(n, els)| {
                 let c = comment::rule(p.name.as_str(), dir, n.index);
                 let v = verdict(n.action, p, dir, n.index);
-                els.into_iter()
-                    .map(move |e| format!("{} comment \"{c}\" : {v}", e.text))
+                els.into_iter().map(move |e| Entry {
+                    text: format!("{} comment \"{c}\" : {v}", e.text),
+                    key: e.text,
+                })
             })
             .collect();
-        let _ = write!(
-            self.text,
-            "\tmap {name} {{\n\t\ttype {} : verdict\n{flags}\t\tcounter\n\t\telements = {{ {} }}\n\t}}\n",
-            types.join(" . "),
-            elements.join(",\n\t\t\t")
-        );
+        self.objects
+            .push(Object::collection(Kind::Map, &name, head, elements));
         let lookup = format!("{} vmap @{name}", selectors.join(" . "));
         body.push(if s.prefix.is_empty() {
             lookup
@@ -538,12 +498,10 @@ impl Script {
     /// Address sets, interface sets and failsafe sets.
     fn sets(&mut self, sets: &AddressSets<'_>, inputs: &Inputs<'_>) {
         let address_set =
-            |out: &mut String, base: &str, what: &str, members: &BTreeSet<IpNetwork>| {
+            |out: &mut Vec<Object>, base: &str, what: &str, members: &BTreeSet<IpNetwork>| {
                 // The comment says what the set stands for, e.g. which selector.
-                let flags = format!(
-                    "flags interval\n\t\tauto-merge\n\t\tcomment \"{}\"",
-                    comment_text(what)
-                );
+                let comment = format!("comment \"{}\"", comment_text(what));
+                let flags = ["flags interval", "auto-merge", comment.as_str()];
                 for (fam, ty) in [(IpVersion::V4, "ipv4_addr"), (IpVersion::V6, "ipv6_addr")] {
                     let elements: Vec<String> = members
                         .iter()
@@ -551,17 +509,16 @@ impl Script {
                         .map(IpNetwork::to_string)
                         .collect();
                     // auto-merge: overlapping members (nested pools) are one interval.
-                    set_block(
-                        out,
+                    out.push(set_object(
                         &format!("{base}_{}", fam_suffix(fam)),
                         ty,
                         &flags,
-                        &elements,
-                    );
+                        elements,
+                    ));
                 }
             };
         for (base, what, members) in &sets.defs {
-            address_set(&mut self.text, base, what, members);
+            address_set(&mut self.objects, base, what, members);
         }
         let all: BTreeSet<IpNetwork> = inputs.pools.iter().map(|p| p.cidr).collect();
         let nat: BTreeSet<IpNetwork> = inputs
@@ -570,8 +527,8 @@ impl Script {
             .filter(|p| p.nat_outgoing)
             .map(|p| p.cidr)
             .collect();
-        address_set(&mut self.text, "pools_all", "all pools", &all);
-        address_set(&mut self.text, "pools_nat", "nat-outgoing pools", &nat);
+        address_set(&mut self.objects, "pools_all", "all pools", &all);
+        address_set(&mut self.objects, "pools_nat", "nat-outgoing pools", &nat);
         let hosts: Vec<String> = inputs
             .file
             .host_endpoints
@@ -580,7 +537,8 @@ impl Script {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        set_block(&mut self.text, "host_interfaces", "ifname", "", &hosts);
+        self.objects
+            .push(set_object("host_interfaces", "ifname", &[], hosts));
         let settings = &inputs.file.settings;
         for (name, list) in [
             ("failsafe_inbound", &settings.failsafe_inbound),
@@ -592,26 +550,20 @@ impl Script {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            set_block(
-                &mut self.text,
-                name,
-                "inet_proto . inet_service",
-                "",
-                &elements,
-            );
+            self.objects
+                .push(set_object(name, "inet_proto . inet_service", &[], elements));
         }
     }
 
     /// Named sets for literal lists used by more than one rule.
     fn literal_sets(&mut self, lits: &Literals) {
         for ((ty, elements), name) in &lits.named {
-            set_block(
-                &mut self.text,
+            self.objects.push(set_object(
                 name,
                 ty,
-                "flags interval\n\t\tauto-merge",
-                elements,
-            );
+                &["flags interval", "auto-merge"],
+                elements.clone(),
+            ));
         }
     }
 
@@ -623,19 +575,19 @@ impl Script {
             ("input_dispatch", &d.input),
             ("output_dispatch", &d.output),
         ] {
-            let elements: Vec<String> = entries
+            let elements = entries
                 .iter()
-                .map(|(iface, chain)| format!("\"{iface}\" : jump {chain}"))
+                .map(|(iface, chain)| Entry {
+                    key: format!("\"{iface}\""),
+                    text: format!("\"{iface}\" : jump {chain}"),
+                })
                 .collect();
-            let _ = write!(self.text, "\tmap {name} {{\n\t\ttype ifname : verdict\n");
-            if !elements.is_empty() {
-                let _ = writeln!(
-                    self.text,
-                    "\t\telements = {{ {} }}",
-                    elements.join(",\n\t\t\t")
-                );
-            }
-            self.text.push_str("\t}\n");
+            self.objects.push(Object::collection(
+                Kind::Map,
+                name,
+                vec!["type ifname : verdict".to_string()],
+                elements,
+            ));
         }
     }
 
@@ -682,28 +634,23 @@ impl Script {
             ),
         ];
         for (name, header, body) in chains {
-            chain_block(&mut self.text, name, Some(header), &body);
+            self.objects.push(Object::chain(name, Some(header), body));
         }
         // A NAT hook costs every new flow a lookup: only when some pool asks for it.
         if nat {
-            chain_block(
-                &mut self.text,
+            self.objects.push(Object::chain(
                 "nat-outgoing",
                 Some("type nat hook postrouting priority srcnat; policy accept;"),
-                &[
+                vec![
                     "ip saddr @pools_nat_v4 ip daddr != @pools_all_v4 counter masquerade comment \"nat-outgoing\"".to_string(),
                     "ip6 saddr @pools_nat_v6 ip6 daddr != @pools_all_v6 counter masquerade comment \"nat-outgoing\"".to_string(),
                 ],
-            );
+            ));
         }
     }
 
-    fn finish(mut self) -> Ruleset {
-        self.text.push_str("}\n");
-        Ruleset {
-            table: self.table,
-            script: self.text,
-        }
+    fn finish(self) -> Ruleset {
+        Ruleset::new(self.table, self.objects)
     }
 }
 

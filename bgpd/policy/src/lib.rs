@@ -16,11 +16,12 @@ pub mod model;
 pub mod nft;
 pub mod selector;
 mod sets;
+mod table;
 
 pub use cluster::{ClusterFile, ClusterPolicies, Effective};
 pub use compile::{CompileError, EndpointPlan, Inputs, Ruleset, check_pools, compile, plan};
 pub use counters::{Counter, CounterOwner};
 pub use endpoint::{Pool, RemoteEndpoint, WorkloadEndpoint};
 pub use model::{ModelError, PolicyFile};
-pub use nft::{Nft, NftError};
+pub use nft::{Applied, Nft, NftError};
 pub use selector::{Selector, SelectorError};

@@ -43,6 +43,15 @@ pub enum NftError {
     Counters(#[from] CounterError),
 }
 
+/// How [`Nft::update`] brought the table up to date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Only what changed was replaced; the rest kept its counters.
+    InPlace,
+    /// The whole table was replaced; every counter starts from zero.
+    Replaced,
+}
+
 impl Default for Nft {
     fn default() -> Self {
         Nft::new()
@@ -104,6 +113,20 @@ impl Nft {
         self.run(&["-f", "-"], Some(ruleset.script()))?
             .map(drop)
             .map_err(|stderr| NftError::Rejected { stderr })
+    }
+
+    /// Turns the running table into `ruleset` in one transaction. With the ruleset applied
+    /// last (`from`), only what changed is touched ([`Ruleset::update_script`]), so the
+    /// counters of unchanged rules keep counting and a one-rule change costs one element;
+    /// without one, or when that fails (the table was changed behind our back, or `ruleset`
+    /// is refused), the whole table is replaced as by [`Nft::apply`], whose error is returned.
+    pub fn update(&self, from: Option<&Ruleset>, ruleset: &Ruleset) -> Result<Applied, NftError> {
+        if let Some(script) = from.and_then(|f| ruleset.update_script(f)) {
+            if self.run(&["-f", "-"], Some(&script))?.is_ok() {
+                return Ok(Applied::InPlace);
+            }
+        }
+        self.apply(ruleset).map(|()| Applied::Replaced)
     }
 
     /// Asks the kernel whether `ruleset` would apply, without applying it (`nft -c`).

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use bgpd_policy::counters::CounterOwner;
 use bgpd_policy::model::{Direction, Name};
-use bgpd_policy::{Inputs, Nft, PolicyFile, compile};
+use bgpd_policy::{Applied, Inputs, Nft, PolicyFile, compile};
 use fabric::*;
 use testkit::traffic::{Held, tcp_echo, tcp_ok, udp_answer, udp_ask, udp_ok};
 
@@ -297,6 +297,81 @@ fn first_match_wins_across_verdict_maps_and_policies() {
     };
     // 8093 and 8094 reached "second": both were logged, one was allowed after the log.
     assert!(logged(0) >= 2 && logged(1) >= 1, "{counters:#?}");
+}
+
+#[test]
+#[serial_test::serial]
+fn an_update_keeps_the_counters_of_the_rules_it_does_not_change() {
+    let f = Fabric::new();
+    let _servers =
+        [8081, 8082, 8083, 8084].map(|p| tcp_echo(&f.a, at(A_OUT, p)).expect("tcp server"));
+    // Three port rules (one verdict map) and an ICMP rule (a plain rule) in one policy.
+    let toml = |third: u16| {
+        let rule = |port: u16| {
+            format!(
+                "[[policy.ingress]]\naction = \"allow\"\nprotocol = \"tcp\"\n\
+                 destination = {{ ports = [{port}] }}\n"
+            )
+        };
+        format!(
+            "{EDGE}\n[[policy]]\nname = \"edge\"\nselector = 'role == \"edge\"'\n{}{}{}\
+             [[policy.ingress]]\naction = \"allow\"\nprotocol = \"icmp\"\n",
+            rule(8081),
+            rule(8082),
+            rule(third)
+        )
+    };
+    let ruleset = |third| {
+        let file = PolicyFile::parse(&toml(third), "edge.toml").unwrap();
+        compile(&Inputs {
+            file: &file,
+            workloads: &[],
+            remote: &[],
+            pools: &[pool(false)],
+        })
+        .unwrap()
+    };
+    let nft = Nft::in_netns(f.a.name());
+    let table = Name::try_from("bgpd").unwrap();
+    let counts = || {
+        let all = nft.counters(&table).unwrap();
+        (0..4)
+            .map(|index| {
+                let owner = CounterOwner::Rule {
+                    policy: "edge".into(),
+                    direction: Direction::Ingress,
+                    index,
+                };
+                all.iter()
+                    .find(|c| c.owner == owner)
+                    .map_or((0, 0), |c| (c.packets, c.bytes))
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = ruleset(8083);
+    assert_eq!(nft.update(None, &first).unwrap(), Applied::Replaced);
+    for port in [8081, 8082, 8083] {
+        assert!(tcp_ok(&f.out, at(A_OUT, port)), "{port} allowed");
+    }
+    assert!(f.out.ping(A_OUT), "ping allowed");
+    let before = counts();
+    assert!(
+        before.iter().all(|&(packets, _)| packets >= 1),
+        "{before:?}"
+    );
+
+    // Rule 2 now opens 8084 instead of 8083: one map element changes, nothing else.
+    let second = ruleset(8084);
+    assert_eq!(nft.update(Some(&first), &second).unwrap(), Applied::InPlace);
+    let after = counts();
+    assert_eq!(after[0], before[0], "rule 0 kept its counter");
+    assert_eq!(after[1], before[1], "rule 1 kept its counter");
+    assert_eq!(after[3], before[3], "the ICMP rule kept its counter");
+    assert_eq!(after[2], (0, 0), "the changed rule counts from zero");
+    // The update is in force.
+    assert!(tcp_ok(&f.out, at(A_OUT, 8084)), "8084 allowed now");
+    assert!(!tcp_ok(&f.out, at(A_OUT, 8083)), "8083 denied now");
+    assert_eq!(counts()[0], before[0]);
 }
 
 #[test]
