@@ -25,7 +25,7 @@ use crate::health::EtcdHealth;
 use crate::mesh::{MeshInputs, PeerPlan, desired_peers};
 use crate::node::{NodeRecord, Registry};
 use crate::routes::{RouteInputs, Wanted, advertised, diff, wanted};
-use crate::workloads::{WorkloadStore, Workloads};
+use crate::workloads::{Affinities, WorkloadStore, Workloads};
 
 /// Who this node is; fixed for the life of the process.
 #[derive(Debug, Clone)]
@@ -82,6 +82,8 @@ pub struct State {
     pub registry: Registry,
     /// Every host's endpoint records in etcd as last seen.
     pub workloads: Workloads,
+    /// Every host's IPAM block affinities as last seen.
+    pub affinities: Affinities,
     /// Containers on other (registered) hosts, for policy rule selectors.
     pub remote: Vec<bgpd_policy::RemoteEndpoint>,
     /// Our own node record.

@@ -238,6 +238,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         },
         ..IpamOptions::default()
     };
+    let dead_host_delay = ipam_options.dead_host_delay;
     let ipam = Ipam::connect(&endpoints_list, ipam_options)
         .await
         .map_err(|e| StartError::Etcd(e.to_string()))?;
@@ -317,7 +318,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
             }
         }
     };
-    let workloads = WorkloadStore::new(client.clone(), &ipam.keys().root(), host.clone());
+    let workloads = WorkloadStore::new(client.clone(), ipam.keys(), host.clone());
     // Until the labels are back, a sync would overwrite the records with none: wait for etcd,
     // as registering does.
     let mut backoff = Backoff::new();
@@ -343,6 +344,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         peers: BTreeMap::new(),
         registry: Registry::new(),
         workloads: Workloads::new(),
+        affinities: Affinities::new(),
         remote: Vec::new(),
         record,
         config: config.clone(),
@@ -426,7 +428,11 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
 
     tokio::spawn(daemon.clone().follow_cluster_policies(policies_rx));
     tokio::spawn(daemon.clone().maintain_ipam(Duration::from_secs(30)));
-    tokio::spawn(daemon.clone().maintain_workloads(Duration::from_secs(30)));
+    tokio::spawn(
+        daemon
+            .clone()
+            .maintain_workloads(Duration::from_secs(30), dead_host_delay),
+    );
     let socket = config.api.socket.clone();
     let listener = crate::api::bind(&socket).map_err(|source| StartError::Socket {
         path: socket.clone(),
@@ -472,7 +478,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 let mut st = daemon.state.lock().await;
                 st.registry = registry;
                 daemon.converge(&mut st).await;
-                daemon.refresh_remote(&mut st, &affinities_rx.borrow());
+                daemon.refresh_remote(&mut st);
             }
             changed = workloads_rx.changed() => {
                 if changed.is_err() {
@@ -481,7 +487,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 let workloads = workloads_rx.borrow_and_update().clone();
                 let mut st = daemon.state.lock().await;
                 st.workloads = workloads;
-                daemon.refresh_remote(&mut st, &affinities_rx.borrow());
+                daemon.refresh_remote(&mut st);
             }
             changed = affinities_rx.changed() => {
                 if changed.is_err() {
@@ -489,7 +495,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 }
                 let affinities = affinities_rx.borrow_and_update().clone();
                 let mut st = daemon.state.lock().await;
-                daemon.refresh_remote(&mut st, &affinities);
+                st.affinities = affinities;
+                daemon.refresh_remote(&mut st);
             }
             batch = fib_changes.recv() => {
                 let Some(batch) = batch else { return Err(StartError::SpeakerStopped) };

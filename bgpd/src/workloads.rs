@@ -9,19 +9,21 @@
 //! the lease TTL, yet its containers keep running and routed, so their labels must keep
 //! matching (as Calico's WorkloadEndpoints outlive felix). Once IPAM's garbage collection has
 //! reclaimed a gone host's blocks (after its dead-host delay), its addresses may be reassigned
-//! and its records are ignored; a host that comes back under the same name rewrites its own
-//! records from what it really runs when it starts.
+//! and its records are ignored; once the host has also been seen that way for the dead-host
+//! delay, any daemon deletes them (guarded in etcd on the host still having no node record and
+//! no affinity), so records of hosts gone for good do not pile up. A host that comes back under
+//! the same name rewrites its own records from what it really runs when it starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bgpd_api::{Labels, check_labels};
 use bgpd_policy::RemoteEndpoint;
-use etcd_client::{Client, GetOptions};
-use ipam::{BlockCidr, HostName};
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+use ipam::{BlockCidr, HostName, Keys};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::{Attached, Daemon, State};
@@ -162,10 +164,7 @@ pub fn remote_endpoints(
 ) -> Vec<RemoteEndpoint> {
     workloads
         .iter()
-        .filter(|(host, _)| {
-            host.as_str() != me
-                && (registry.contains_key(host.as_str()) || affinities.contains_key(host.as_str()))
-        })
+        .filter(|(host, _)| host.as_str() != me && counts(host, registry, affinities))
         .flat_map(|(_, records)| records.values())
         .map(|r| RemoteEndpoint {
             ips: r.ips.clone(),
@@ -174,10 +173,51 @@ pub fn remote_endpoints(
         .collect()
 }
 
+/// Whether `host`'s records count: it is registered or still holds a block affinity.
+fn counts(host: &str, registry: &Registry, affinities: &Affinities) -> bool {
+    registry.contains_key(host) || affinities.contains_key(host)
+}
+
+/// When each host whose records no longer count was first seen that way, so that its records
+/// are deleted only after the dead-host delay (views may lag, and a host may come back).
+#[derive(Debug, Default)]
+pub struct Uncounted {
+    since: BTreeMap<String, Instant>,
+}
+
+impl Uncounted {
+    /// Updates the view at `now` and returns the hosts other than `me` whose records have not
+    /// counted for at least `delay`.
+    pub fn due(
+        &mut self,
+        workloads: &Workloads,
+        registry: &Registry,
+        affinities: &Affinities,
+        me: &str,
+        now: Instant,
+        delay: Duration,
+    ) -> Vec<String> {
+        let uncounted: BTreeSet<&String> = workloads
+            .keys()
+            .filter(|h| h.as_str() != me && !counts(h, registry, affinities))
+            .collect();
+        self.since.retain(|h, _| uncounted.contains(h));
+        uncounted
+            .into_iter()
+            .filter(|h| {
+                let first = *self.since.entry((*h).clone()).or_insert(now);
+                now.saturating_duration_since(first) >= delay
+            })
+            .cloned()
+            .collect()
+    }
+}
+
 /// Reads and writes this host's records.
 #[derive(Clone)]
 pub struct WorkloadStore {
     client: Client,
+    keys: Keys,
     prefix: String,
     host: HostName,
     /// Set by `restore`, which is given the endpoints actually found on the host: until then
@@ -186,11 +226,12 @@ pub struct WorkloadStore {
 }
 
 impl WorkloadStore {
-    /// The records of `host` under `<root>/endpoints/`, `root` as IPAM's (`/fabric/v1/`).
-    pub fn new(client: Client, root: &str, host: HostName) -> WorkloadStore {
+    /// The records of `host` under `<root>/endpoints/`, beside IPAM's keys (`/fabric/v1/`).
+    pub fn new(client: Client, keys: &Keys, host: HostName) -> WorkloadStore {
         WorkloadStore {
             client,
-            prefix: format!("{}endpoints/", root),
+            prefix: format!("{}endpoints/", keys.root()),
+            keys: keys.clone(),
             host,
             restored: Arc::new(AtomicBool::new(false)),
         }
@@ -297,6 +338,29 @@ impl WorkloadStore {
     }
 }
 
+impl WorkloadStore {
+    /// Deletes every record of `host` in one transaction guarded on the host having no node
+    /// record and no block affinity in etcd, whatever our views say. Returns whether it did.
+    pub async fn forget(&self, host: &str) -> Result<bool, String> {
+        let name = HostName::new(host).map_err(|e| e.to_string())?;
+        let node = self.keys.node(&name);
+        let affinities = self.keys.affinities_of(&name);
+        let records = format!("{}{host}/", self.prefix);
+        // A range compare on create revision 0 holds only when no key in the range exists.
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(node, CompareOp::Equal, 0),
+                Compare::create_revision(affinities, CompareOp::Equal, 0).with_prefix(),
+            ])
+            .and_then([TxnOp::delete(
+                records,
+                Some(DeleteOptions::new().with_prefix()),
+            )]);
+        let mut client = self.client.clone();
+        timed(client.txn(txn)).await.map(|r| r.succeeded())
+    }
+}
+
 async fn timed<T>(
     call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, String> {
@@ -310,13 +374,13 @@ async fn timed<T>(
 }
 
 impl Daemon {
-    /// Recomputes the remote endpoints from the records and the registry in `st` and the
-    /// block `affinities`; re-applies the firewall when they changed.
-    pub fn refresh_remote(&self, st: &mut State, affinities: &Affinities) {
+    /// Recomputes the remote endpoints from the records, the registry and the block affinities
+    /// in `st`; re-applies the firewall when they changed.
+    pub fn refresh_remote(&self, st: &mut State) {
         let remote = remote_endpoints(
             &st.workloads,
             &st.registry,
-            affinities,
+            &st.affinities,
             self.identity.host.as_str(),
         );
         if remote != st.remote {
@@ -334,16 +398,40 @@ impl Daemon {
     }
 
     /// Every `period`: makes this host's records match its endpoints (repairs writes lost while
-    /// etcd was away). Runs as a task.
-    pub async fn maintain_workloads(self: Arc<Self>, period: Duration) {
+    /// etcd was away), and deletes the records of hosts whose records have not counted for
+    /// `dead_host_delay` (IPAM's: by then it has reclaimed their addresses). Runs as a task.
+    pub async fn maintain_workloads(self: Arc<Self>, period: Duration, dead_host_delay: Duration) {
         let mut tick = tokio::time::interval(period);
+        let mut uncounted = Uncounted::default();
         tick.tick().await;
         loop {
             tick.tick().await;
             let _serial = self.endpoint_ops.lock().await;
-            let attached = self.state.lock().await.attached.clone();
+            let (attached, due) = {
+                let st = self.state.lock().await;
+                let due = uncounted.due(
+                    &st.workloads,
+                    &st.registry,
+                    &st.affinities,
+                    self.identity.host.as_str(),
+                    Instant::now(),
+                    dead_host_delay,
+                );
+                (st.attached.clone(), due)
+            };
             if let Err(e) = self.workloads.sync(&attached).await {
                 tracing::warn!("syncing endpoint records: {e}");
+            }
+            for host in due {
+                match self.workloads.forget(&host).await {
+                    Ok(true) => {
+                        tracing::info!(%host, "deleted the endpoint records of a host gone for good")
+                    }
+                    Ok(false) => {
+                        tracing::debug!(%host, "host's endpoint records still count in etcd; kept")
+                    }
+                    Err(e) => tracing::warn!(%host, "deleting a gone host's endpoint records: {e}"),
+                }
             }
         }
     }
@@ -472,6 +560,70 @@ mod tests {
             vec![labelled("10.244.1.1", "web")]
         );
     }
+
+    #[test]
+    fn hosts_whose_records_stop_counting_are_due_after_the_delay() {
+        let mut view = Workloads::new();
+        for (host, id) in [("me", "a"), ("b", "b"), ("stopped", "c"), ("gone", "d")] {
+            fold(
+                &mut view,
+                &format!("{host}/{id}:eth0"),
+                Some(&json(&record(id, "10.244.0.1", &[]))),
+            );
+        }
+        let registry: Registry = Registry::new();
+        let mut registered = registry.clone();
+        let mut affinities = Affinities::new();
+        fold_affinity(&mut affinities, "stopped/10.244.3.0-26", Some(b"{}"));
+        fold_affinity(&mut affinities, "b/10.244.1.0-26", Some(b"{}"));
+        let delay = Duration::from_secs(300);
+        let t0 = Instant::now();
+        let mut uncounted = Uncounted::default();
+        // Never ourselves, never a host with an affinity; `gone` only once the delay has passed.
+        assert!(
+            uncounted
+                .due(&view, &registry, &affinities, "me", t0, delay)
+                .is_empty()
+        );
+        let later = t0 + delay;
+        assert_eq!(
+            uncounted.due(&view, &registry, &affinities, "me", later, delay),
+            ["gone"]
+        );
+        // A host that counts again (it re-registered) starts over.
+        let node: bgpd_api::NodeRecord = serde_json::from_value(serde_json::json!({
+            "version": RECORD_VERSION, "labels": {}, "address": "10.99.0.12", "asn": 64512,
+            "router_id": "10.99.0.12", "role": "host", "mesh": true, "port": 179
+        }))
+        .unwrap();
+        registered.insert("gone".to_string(), node);
+        assert!(
+            uncounted
+                .due(&view, &registered, &affinities, "me", later, delay)
+                .is_empty()
+        );
+        let much_later = later + delay / 2;
+        assert!(
+            uncounted
+                .due(&view, &registry, &affinities, "me", much_later, delay)
+                .is_empty(),
+            "the delay restarts when a host stops counting again"
+        );
+        // The stopped host's block reclaimed by IPAM: due a delay after that, not before.
+        fold_affinity(&mut affinities, "stopped/10.244.3.0-26", None);
+        let reclaimed = much_later + delay;
+        let due = uncounted.due(&view, &registry, &affinities, "me", reclaimed, delay);
+        assert_eq!(due, ["gone"]);
+        let due = uncounted.due(
+            &view,
+            &registry,
+            &affinities,
+            "me",
+            reclaimed + delay,
+            delay,
+        );
+        assert_eq!(due, ["gone", "stopped"]);
+    }
 }
 
 /// Against a real etcd: records written, read back for a restart, synced and followed.
@@ -512,7 +664,7 @@ mod etcd_tests {
         let etcd = Etcd::single().unwrap();
         let client = Client::connect(etcd.endpoints(), None).await.unwrap();
         let host = HostName::new("host-a").unwrap();
-        let store = WorkloadStore::new(client.clone(), "/fabric/v1/", host);
+        let store = WorkloadStore::new(client.clone(), &Keys::new("/fabric/v1"), host);
         let key = "/fabric/v1/endpoints/host-a/c0ffee:eth0";
 
         // Attach: the record is the endpoint's JSON under the documented key.
@@ -635,7 +787,7 @@ mod etcd_tests {
         let client = Client::connect(etcd.endpoints(), None).await.unwrap();
         let store = WorkloadStore::new(
             client.clone(),
-            "/fabric/v1/",
+            &Keys::new("/fabric/v1"),
             HostName::new("host-a").unwrap(),
         );
         let key = "/fabric/v1/endpoints/host-a/c0ffee:eth0";
@@ -654,5 +806,69 @@ mod etcd_tests {
         // A restore that found no endpoint on the host is authoritative: the record goes.
         store.restore(&mut BTreeMap::new()).await.unwrap();
         assert!(raw(&client, key).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn forget_deletes_records_only_of_hosts_without_node_or_affinity() {
+        let etcd = Etcd::single().unwrap();
+        let client = Client::connect(etcd.endpoints(), None).await.unwrap();
+        let keys = Keys::new("/fabric/v1");
+        let store = WorkloadStore::new(client.clone(), &keys, HostName::new("me").unwrap());
+        let mut c = client.clone();
+        for host in ["registered", "holding", "gone", "gonealso"] {
+            for id in ["x", "y"] {
+                let record = WorkloadRecord::of(id, "eth0", &attached("10.244.0.1", &[]));
+                c.put(
+                    format!("/fabric/v1/endpoints/{host}/{id}:eth0"),
+                    serde_json::to_vec(&record).unwrap(),
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+        }
+        let host = |h: &str| HostName::new(h).unwrap();
+        c.put(keys.node(&host("registered")), "{}", None)
+            .await
+            .unwrap();
+        c.put(
+            format!("{}10.244.3.0-26", keys.affinities_of(&host("holding"))),
+            "{}",
+            None,
+        )
+        .await
+        .unwrap();
+        // `gonealso` shares a prefix with `gone`: its records must survive `gone`'s delete,
+        // and its affinity must not shield `gone`.
+        c.put(
+            format!("{}10.244.4.0-26", keys.affinities_of(&host("gonealso"))),
+            "{}",
+            None,
+        )
+        .await
+        .unwrap();
+        let count = |h: &'static str| {
+            let client = client.clone();
+            async move {
+                let mut client = client;
+                client
+                    .get(
+                        format!("/fabric/v1/endpoints/{h}/"),
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
+                    .await
+                    .unwrap()
+                    .count()
+            }
+        };
+        assert!(!store.forget("registered").await.unwrap());
+        assert!(!store.forget("holding").await.unwrap());
+        assert!(store.forget("gone").await.unwrap());
+        assert!(!store.forget("gonealso").await.unwrap());
+        assert_eq!(count("registered").await, 2);
+        assert_eq!(count("holding").await, 2);
+        assert_eq!(count("gone").await, 0);
+        assert_eq!(count("gonealso").await, 2);
+        assert!(store.forget("not a host name").await.is_err());
     }
 }
