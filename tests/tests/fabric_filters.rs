@@ -1,0 +1,219 @@
+//! BGP filters and advertised communities against a real BIRD 2 as the top-of-rack switch
+//! (eBGP): an import filter refuses one of BIRD's prefixes and takes another, communities set
+//! on our block arrive at BIRD, an export filter keeps our block from BIRD, and every change
+//! by SIGHUP takes effect without resetting the session.
+
+use std::time::Duration;
+
+use ipnetwork::IpNetwork;
+use serde_json::Value;
+use testkit::fabric::{FABRIC_ASN, Fabric, Role};
+use testkit::peers::bird::Bird;
+use testkit::peers::{BgpPeer, Community, LargeCommunity, Neighbor, PeerConfig, Route};
+use testkit::process::wait_until;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+const TOR_ASN: u32 = 65100;
+/// BIRD's address on the underlay (free: hosts are .11 …, reflectors .201 …).
+const TOR_ADDRESS: &str = "10.99.0.5";
+/// Two prefixes inside the pool BIRD announces, and one outside it.
+const FIRST: &str = "10.244.200.0/24";
+const SECOND: &str = "10.244.201.0/24";
+const OUTSIDE: &str = "192.0.2.0/24";
+
+/// Host 0's configuration: the fabric's, plus the ToR with `rules` (TOML lines after the peer)
+/// and `advertise` (`[[bgp.prefix_advertisements]]` and such).
+fn write_config(fabric: &Fabric, rules: &str, advertise: &str) {
+    let host = &fabric.hosts[0];
+    let text = format!(
+        "{}\n[[bgp.peers]]\nname = \"tor\"\naddress = \"{TOR_ADDRESS}\"\nasn = {TOR_ASN}\n{rules}\n{advertise}\n",
+        host.config.render()
+    );
+    std::fs::write(&host.config_path, text).expect("config written");
+}
+
+/// The ToR session as `routectl peers -o json` shows it.
+fn tor_session(fabric: &Fabric) -> Value {
+    let peers = fabric.routectl_json(0, &["peers"]).expect("peers json");
+    peers
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["address"] == TOR_ADDRESS).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn number(v: &Value, key: &str) -> u64 {
+    key.split('.')
+        .fold(v, |v, k| &v[k])
+        .as_u64()
+        .unwrap_or_default()
+}
+
+fn net(s: &str) -> IpNetwork {
+    s.parse().expect("prefix")
+}
+
+/// Waits until host 0's kernel has a route for `prefix` via BIRD (`present`) or none.
+fn wait_kernel(fabric: &Fabric, prefix: &str, present: bool) {
+    let ok = wait_until(CONVERGE, || {
+        fabric
+            .kernel_route(0, prefix)
+            .contains(&format!("via {TOR_ADDRESS}"))
+            == present
+    });
+    assert!(
+        ok,
+        "{prefix} {} in host 0's kernel: {:?}\n{}",
+        if present { "never appeared" } else { "stayed" },
+        fabric.kernel_route(0, prefix),
+        fabric.log_tail(0)
+    );
+}
+
+/// Waits until bgpd counts `received` prefixes from the ToR and accepts `accepted` of them.
+fn wait_counts(fabric: &Fabric, received: u64, accepted: u64) {
+    let ok = wait_until(CONVERGE, || {
+        let s = tor_session(fabric);
+        number(&s, "prefixes_received") == received && number(&s, "prefixes_accepted") == accepted
+    });
+    assert!(
+        ok,
+        "expected {received} received / {accepted} accepted: {}",
+        tor_session(fabric)
+    );
+}
+
+#[test]
+fn filters_and_communities_with_bird_as_tor() {
+    let mut fabric = Fabric::new().expect("fabric");
+    let config = fabric.next_host_config(Role::Host);
+    let host = config.address;
+    fabric.add_host_stopped(config).expect("host");
+    let tor_address = TOR_ADDRESS.parse().expect("address");
+    let tor_ns = fabric
+        .attach_namespace("tor", tor_address)
+        .expect("namespace");
+    let bird = Bird::start(
+        tor_ns,
+        PeerConfig::new(TOR_ASN, tor_address)
+            .neighbor(Neighbor::new(host.into(), FABRIC_ASN).hold_time(9))
+            .route(Route::parse(FIRST).expect("route"))
+            .route(Route::parse(SECOND).expect("route"))
+            .route(Route::parse(OUTSIDE).expect("route")),
+    )
+    .expect("bird");
+
+    // 1. Import: the second prefix is refused by the filter, the one outside the pool by the
+    //    guard (the filter's default would accept it). Export: MED and communities.
+    let import_refuses = |prefix: &str| {
+        format!(
+            "[[bgp.peers.import]]\naction = \"reject\"\ncidr = \"{prefix}\"\nmatch = \"equal\"\n"
+        )
+    };
+    let export_med =
+        "[[bgp.peers.export]]\naction = \"accept\"\ncidr = \"10.244.0.0/16\"\nmed = 42\n";
+    let tags = |standard: &str| {
+        format!(
+            "[[bgp.communities]]\nname = \"rack\"\nvalue = \"64512:7:8\"\n\
+             [[bgp.prefix_advertisements]]\ncidr = \"10.244.0.0/16\"\ncommunities = [\"{standard}\", \"rack\"]\n"
+        )
+    };
+    write_config(
+        &fabric,
+        &format!("{}{export_med}", import_refuses(SECOND)),
+        &tags("64512:100"),
+    );
+    fabric.start(0).expect("bgpd starts");
+    bird.wait_established(host.into(), CONVERGE)
+        .expect("BIRD sees the session");
+    wait_kernel(&fabric, FIRST, true);
+    wait_counts(&fabric, 3, 1);
+    assert_eq!(fabric.kernel_route(0, SECOND), "", "the filter refused it");
+    assert_eq!(fabric.kernel_route(0, OUTSIDE), "", "the guard refused it");
+
+    let block = fabric
+        .blocks(0)
+        .expect("blocks")
+        .into_iter()
+        .find(|b| !b.contains(':'))
+        .expect("an IPv4 block");
+    let seen = bird
+        .wait_route(net(&block), CONVERGE)
+        .expect("BIRD learns our block");
+    assert!(
+        seen.communities.contains(&Community::new(64512, 100)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.large_communities
+            .contains(&LargeCommunity::new(64512, 7, 8)),
+        "{seen:?}"
+    );
+    assert_eq!(seen.med, Some(42), "{seen:?}");
+    let birdc = bird
+        .birdc(&["show", "route", "all", &block])
+        .expect("birdc");
+    assert!(
+        birdc.contains("(64512,100)") && birdc.contains("(64512, 7, 8)"),
+        "birdc show route all: {birdc}"
+    );
+
+    let before = tor_session(&fabric);
+    let established = number(&before, "established_count");
+    let refreshes = number(&before, "sent.route_refresh");
+    assert_eq!(established, 1, "{before}");
+
+    // 2. SIGHUP: the import filter now refuses the first prefix and takes the second (BIRD is
+    //    asked again with ROUTE-REFRESH); the export filter keeps our block from BIRD.
+    let export_keeps = format!(
+        "[[bgp.peers.export]]\naction = \"reject\"\ncidr = \"{block}\"\nmatch = \"equal\"\n"
+    );
+    write_config(
+        &fabric,
+        &format!("{}{export_keeps}{export_med}", import_refuses(FIRST)),
+        &tags("64512:100"),
+    );
+    fabric.signal(0, libc::SIGHUP).expect("SIGHUP");
+    wait_kernel(&fabric, SECOND, true);
+    wait_kernel(&fabric, FIRST, false);
+    bird.wait_route_gone(net(&block), CONVERGE)
+        .expect("the export filter withdraws our block");
+    let after = tor_session(&fabric);
+    assert!(
+        number(&after, "sent.route_refresh") > refreshes,
+        "an import change asks with ROUTE-REFRESH: {after}"
+    );
+
+    // 3. SIGHUP: the block goes out again, with another community.
+    write_config(
+        &fabric,
+        &format!("{}{export_med}", import_refuses(FIRST)),
+        &tags("64512:300"),
+    );
+    fabric.signal(0, libc::SIGHUP).expect("SIGHUP");
+    let retagged = wait_until(CONVERGE, || {
+        bird.paths(net(&block)).is_ok_and(|paths| {
+            paths.iter().any(|r| {
+                r.from.is_some()
+                    && r.communities.contains(&Community::new(64512, 300))
+                    && !r.communities.contains(&Community::new(64512, 100))
+            })
+        })
+    });
+    assert!(
+        retagged,
+        "BIRD has {block} with 64512:300 only: {:?}",
+        bird.paths(net(&block))
+    );
+
+    let last = tor_session(&fabric);
+    assert_eq!(
+        number(&last, "established_count"),
+        established,
+        "a filter change reset the session: {last}"
+    );
+    assert!(
+        number(&last, "uptime_secs") >= number(&before, "uptime_secs"),
+        "uptime went back: {before} → {last}"
+    );
+    assert!(bird.is_established(host.into()).expect("BIRD state"));
+}
