@@ -231,11 +231,18 @@ pub struct PeerSettings {
     /// Pass MED on to this eBGP peer.
     #[serde(default)]
     pub send_med: bool,
-    /// What we accept from the peer (set in code; the TOML form accepts everything).
-    #[serde(skip, default = "Policy::accept_all")]
+    /// What we accept from the peer: in TOML, `[[peers.import]]` rules in bgpd's filter syntax
+    /// (`bgpd_config::filter`); everything when absent.
+    #[serde(
+        default = "Policy::accept_all",
+        deserialize_with = "bgpd_config::filter::deserialize_policy"
+    )]
     pub import: Policy,
-    /// What we announce to the peer (set in code; the TOML form announces everything).
-    #[serde(skip, default = "Policy::accept_all")]
+    /// What we announce to the peer: in TOML, `[[peers.export]]` rules; everything when absent.
+    #[serde(
+        default = "Policy::accept_all",
+        deserialize_with = "bgpd_config::filter::deserialize_policy"
+    )]
     pub export: Policy,
 }
 
@@ -598,6 +605,35 @@ mod tests {
         assert!(!r.contains("fd00::1".parse().unwrap()));
         let p = r.peer("10.77.3.4".parse().unwrap());
         assert!(p.passive && p.rr_client && p.is_ibgp(c.local_as));
+    }
+
+    #[test]
+    fn filters_use_the_daemon_syntax() {
+        let text = concat!(
+            "local_as = 65000\nrouter_id = \"10.0.0.1\"\n[[peers]]\naddress = \"10.0.0.2\"\nremote_as = 65001\n",
+            "[[peers.import]]\naction = \"reject\"\ncidr = \"10.0.0.0/8\"\nmatch = \"not-in\"\n",
+            "[[peers.export]]\naction = \"accept\"\nadd_communities = [\"65000:1\"]\n",
+        );
+        let c: SpeakerConfig = toml::from_str(text).unwrap();
+        let p = &c.peers[0];
+        let attrs = bgpd_wire::PathAttrs::default();
+        let prefix = |s: &str| s.parse::<Prefix>().unwrap();
+        assert_eq!(
+            p.import.evaluate(prefix("192.0.2.0/24"), &attrs),
+            bgpd_rib::Outcome::Reject
+        );
+        assert_eq!(
+            p.import.evaluate(prefix("10.1.0.0/16"), &attrs),
+            bgpd_rib::Outcome::Accept
+        );
+        assert!(!p.export.is_accept_all());
+        let bad = text.replace("match = \"not-in\"", "match = \"not-in\"\nlocal_pref = 5");
+        let err = toml::from_str::<SpeakerConfig>(&bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("only an accepted route is changed"),
+            "{err}"
+        );
     }
 
     #[test]
