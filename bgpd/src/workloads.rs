@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bgpd_api::{Labels, check_labels};
 use bgpd_policy::RemoteEndpoint;
-use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, Txn, TxnOp};
 use ipam::{BlockCidr, HostName, Keys};
 use serde::{Deserialize, Serialize};
 
@@ -261,14 +261,19 @@ impl WorkloadStore {
         timed(client.delete(key, None)).await.map(drop)
     }
 
+    /// Every key under this host's prefix, in pages (one etcd reply holds at most 4 MiB).
+    async fn list_own(&self) -> Result<Vec<etcd_client::KeyValue>, String> {
+        let prefix = self.own_prefix();
+        timed(ipam::store::list_prefix(&self.client, &prefix))
+            .await
+            .map(|l| l.kvs)
+    }
+
     /// This host's records by name (ones that do not decode are left out, with a log line).
     pub async fn own(&self) -> Result<BTreeMap<String, WorkloadRecord>, String> {
-        let prefix = self.own_prefix();
-        let mut client = self.client.clone();
-        let listed =
-            timed(client.get(prefix.as_str(), Some(GetOptions::new().with_prefix()))).await?;
+        let listed = self.list_own().await?;
         let mut view = Workloads::new();
-        for kv in listed.kvs() {
+        for kv in &listed {
             let Some(key) = std::str::from_utf8(kv.key())
                 .ok()
                 .and_then(|k| k.strip_prefix(self.prefix.as_str()))
@@ -306,11 +311,9 @@ impl WorkloadStore {
         attached: &BTreeMap<(String, String), Attached>,
     ) -> Result<(), String> {
         let prefix = self.own_prefix();
-        let mut client = self.client.clone();
-        let listed =
-            timed(client.get(prefix.as_str(), Some(GetOptions::new().with_prefix()))).await?;
+        let listed = self.list_own().await?;
         let mut stored: BTreeMap<String, Option<WorkloadRecord>> = BTreeMap::new();
-        for kv in listed.kvs() {
+        for kv in &listed {
             let Some(name) = std::str::from_utf8(kv.key())
                 .ok()
                 .and_then(|k| k.strip_prefix(prefix.as_str()))
@@ -631,6 +634,7 @@ mod tests {
 mod etcd_tests {
     use super::*;
     use bgpd_kernel::Ifindex;
+    use etcd_client::GetOptions;
     use ipam::AssignedIp;
     use testkit::etcd::Etcd;
     use tokio::sync::watch;
