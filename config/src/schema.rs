@@ -44,6 +44,9 @@ pub struct Config {
     /// The control socket used by routectl and the CNI plugin.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Local state kept across restarts.
+    #[serde(default)]
+    pub state: StateConfig,
 }
 
 /// `[node]`: who this host is.
@@ -387,6 +390,10 @@ pub struct PeerConfig {
     /// This peer's own rules for routes sent to it, tried first.
     #[serde(default)]
     pub export: Vec<FilterRule>,
+    /// Also send this peer the routes learned from other sessions that lie inside the pools
+    /// (a host sends only its own blocks and borrowed addresses otherwise). Hosts only.
+    #[serde(default)]
+    pub export_learned: bool,
 }
 
 /// `[kernel]`: where and how routes are programmed.
@@ -496,6 +503,28 @@ impl Default for ApiConfig {
 
 fn default_socket() -> PathBuf {
     PathBuf::from("/run/bgpd/bgpd.sock")
+}
+
+/// `[state]`: what bgpd keeps on disk to start while etcd is unreachable.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory of the state file (`state.json`: our blocks, peers, pools, endpoints);
+    /// absolute.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/bgpd")
 }
 
 /// Defines a newtype over an integer read from TOML, accepted when `$valid` holds.

@@ -26,7 +26,21 @@ fn violation(key: KeyPath, message: impl Into<String>) -> Result<(), Violation> 
 pub(crate) fn check(c: &Config) -> Result<(), Violation> {
     check_etcd(c)?;
     check_ipam(c)?;
-    check_bgp(c)
+    check_bgp(c)?;
+    check_state(c)
+}
+
+fn check_state(c: &Config) -> Result<(), Violation> {
+    if !c.state.dir.is_absolute() {
+        return violation(
+            KeyPath::of(&["state", "dir"]),
+            format!(
+                "expected an absolute path, not {:?} (bgpd's working directory is not fixed)",
+                c.state.dir.display().to_string()
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn check_etcd(c: &Config) -> Result<(), Violation> {
@@ -241,6 +255,12 @@ fn check_bgp(c: &Config) -> Result<(), Violation> {
         check_filter_names(&here.key("filters"), &peer.filters, &c.bgp)?;
         check_rules(&here.key("import"), &peer.import)?;
         check_rules(&here.key("export"), &peer.export)?;
+        if peer.export_learned && c.bgp.route_reflector {
+            return violation(
+                here.key("export_learned"),
+                "export_learned is for hosts: a route reflector already sends what it reflects",
+            );
+        }
         if peer.route_reflector_client {
             if !c.bgp.route_reflector {
                 return violation(

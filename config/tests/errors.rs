@@ -294,6 +294,13 @@ fn errors_point_at_the_line_and_key() {
             "no [[bgp.filters]] is named \"tor-in\"; expected one of: tor-out",
         ),
         (
+            "[node]\nasn = 1\n[bgp]\nroute_reflector = true\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\nexport_learned = true\n",
+            8,
+            18,
+            "bgp.peers[0].export_learned",
+            "export_learned is for hosts",
+        ),
+        (
             "[node]\nasn = 1\n[bgp]\nmesh_filters = [\"x\"]\n",
             4,
             17,
@@ -342,6 +349,20 @@ fn errors_point_at_the_line_and_key() {
             "bgp.prefix_advertisements[0].communities[1]",
             "or a name from [[bgp.communities]], not \"rack\"",
         ),
+        (
+            "[node]\nasn = 1\n[state]\ndir = \"var/lib/bgpd\"\n",
+            4,
+            7,
+            "state.dir",
+            "expected an absolute path",
+        ),
+        (
+            "[node]\nasn = 1\n[state]\npath = \"/x\"\n",
+            4,
+            1,
+            "state.path",
+            "unknown field",
+        ),
     ];
     let mut wrong = Vec::new();
     for &(text, line, column, key, phrase) in cases {
@@ -382,6 +403,7 @@ fn defaults_fill_everything_but_the_as_number() {
     assert!(c.kernel.keep_routes_on_exit);
     assert_eq!(c.etcd.endpoints[0].as_str(), "http://127.0.0.1:2379");
     assert!(c.metrics.address.is_none());
+    assert_eq!(c.state.dir, Path::new("/var/lib/bgpd"));
 }
 
 #[test]
