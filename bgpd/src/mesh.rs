@@ -124,9 +124,14 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.max_prefix = p.max_prefixes;
         settings.next_hop_v6 = mine.address_v6;
         settings.import = import(&policies.import);
-        // A host tells its configured peers (a ToR) only about its own addresses; a reflector
-        // passes on what it reflects.
+        // A host tells its configured peers (a ToR) only about its own addresses, or with
+        // export_learned also about the pool routes it learned; a reflector passes on what it
+        // reflects.
         settings.export = match mine.role {
+            Role::Host if p.export_learned => {
+                let guard: Vec<PrefixRange> = own.iter().chain(&pools).copied().collect();
+                policies.export.within(&guard)
+            }
             Role::Host => policies.export.within(&own),
             Role::Reflector => policies.export,
         };
@@ -344,6 +349,26 @@ mod tests {
             verdict(&mesh.export, "10.244.1.0/26"),
             "the mesh export is not guarded"
         );
+        let mut learning = b.clone();
+        learning.peers[0].export_learned = true;
+        let peers = desired_peers(&MeshInputs {
+            me: "a",
+            my_record: &reg["a"],
+            registry: &reg,
+            bgp: &learning,
+            pools: &pools,
+            own: &own,
+        });
+        let tor = &peers[&"10.0.0.9".parse::<IpAddr>().unwrap()].settings;
+        assert!(
+            verdict(&tor.export, "10.244.1.0/26"),
+            "export_learned sends it"
+        );
+        assert!(
+            !verdict(&tor.export, "10.244.0.0/26"),
+            "the filter still keeps it"
+        );
+        assert!(!verdict(&tor.export, "192.0.2.0/24"), "outside the pools");
         let nothing = plan(&[]);
         let tor = &nothing[&"10.0.0.9".parse::<IpAddr>().unwrap()].settings;
         assert!(

@@ -1,7 +1,8 @@
 //! BGP filters and advertised communities against a real BIRD 2 as the top-of-rack switch
 //! (eBGP): an import filter refuses one of BIRD's prefixes and takes another, communities set
 //! on our block arrive at BIRD, an export filter keeps our block from BIRD, and every change
-//! by SIGHUP takes effect without resetting the session.
+//! by SIGHUP takes effect without resetting the session; a block learned from another host
+//! reaches BIRD only once the peer says `export_learned`.
 
 use std::time::Duration;
 
@@ -216,4 +217,84 @@ fn filters_and_communities_with_bird_as_tor() {
         "uptime went back: {before} → {last}"
     );
     assert!(bird.is_established(host.into()).expect("BIRD state"));
+}
+
+/// Host `i`'s IPv4 block, once it has one.
+fn v4_block(fabric: &Fabric, i: usize) -> String {
+    let mut block = None;
+    let found = wait_until(CONVERGE, || {
+        block = fabric
+            .blocks(i)
+            .ok()
+            .and_then(|b| b.into_iter().find(|b| !b.contains(':')));
+        block.is_some()
+    });
+    assert!(
+        found,
+        "host {i} claimed no IPv4 block: {}",
+        fabric.log_tail(i)
+    );
+    block.unwrap_or_default()
+}
+
+#[test]
+fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
+    let mut fabric = Fabric::new().expect("fabric");
+    let config = fabric.next_host_config(Role::Host);
+    let host = config.address;
+    fabric.add_host_stopped(config).expect("host 0");
+    write_config(&fabric, "", "");
+    fabric.start(0).expect("bgpd 0 starts");
+    fabric.add_host(Role::Host).expect("host 1");
+    let (own, learned) = (v4_block(&fabric, 0), v4_block(&fabric, 1));
+    assert!(
+        wait_until(CONVERGE, || fabric.routes_via(0, &learned, 1)),
+        "host 0 never learned {learned} from host 1: {}",
+        fabric.kernel_route(0, &learned)
+    );
+
+    // The ToR comes up after host 0 has learned host 1's block, so its first table would
+    // carry that block if the guard let it out.
+    let tor_address = TOR_ADDRESS.parse().expect("address");
+    let tor_ns = fabric
+        .attach_namespace("tor", tor_address)
+        .expect("namespace");
+    let bird = Bird::start(
+        tor_ns,
+        PeerConfig::new(TOR_ASN, tor_address)
+            .neighbor(Neighbor::new(host.into(), FABRIC_ASN).hold_time(9)),
+    )
+    .expect("bird");
+    bird.wait_route(net(&own), CONVERGE)
+        .expect("BIRD learns host 0's own block");
+    assert_eq!(
+        number(&tor_session(&fabric), "prefixes_advertised"),
+        1,
+        "only the own block goes out: {}",
+        tor_session(&fabric)
+    );
+    let leaked: Vec<_> = bird
+        .paths(net(&learned))
+        .expect("BIRD routes")
+        .into_iter()
+        .filter(|r| r.from.is_some())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "a learned block went to the ToR: {leaked:?}"
+    );
+    let before = tor_session(&fabric);
+
+    write_config(&fabric, "export_learned = true\n", "");
+    fabric.signal(0, libc::SIGHUP).expect("SIGHUP");
+    let seen = bird
+        .wait_route(net(&learned), CONVERGE)
+        .expect("with export_learned BIRD learns host 1's block from host 0");
+    assert_eq!(seen.as_path, vec![FABRIC_ASN], "{seen:?}");
+    let after = tor_session(&fabric);
+    assert_eq!(
+        number(&after, "established_count"),
+        number(&before, "established_count"),
+        "the change reset the session: {after}"
+    );
 }
