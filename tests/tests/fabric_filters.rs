@@ -33,13 +33,18 @@ fn write_config(fabric: &Fabric, rules: &str, advertise: &str) {
     std::fs::write(&host.config_path, text).expect("config written");
 }
 
-/// The ToR session as `routectl peers -o json` shows it.
-fn tor_session(fabric: &Fabric) -> Value {
+/// Host 0's session with `address` as `routectl peers -o json` shows it.
+fn session(fabric: &Fabric, address: &str) -> Value {
     let peers = fabric.routectl_json(0, &["peers"]).expect("peers json");
     peers
         .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["address"] == TOR_ADDRESS).cloned())
+        .and_then(|ps| ps.iter().find(|p| p["address"] == address).cloned())
         .unwrap_or(Value::Null)
+}
+
+/// The ToR session.
+fn tor_session(fabric: &Fabric) -> Value {
+    session(fabric, TOR_ADDRESS)
 }
 
 fn number(v: &Value, key: &str) -> u64 {
@@ -284,6 +289,13 @@ fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
         "a learned block went to the ToR: {leaked:?}"
     );
     let before = tor_session(&fabric);
+    let mesh_peer = fabric.hosts[1].config.address.to_string();
+    let mesh_before = session(&fabric, &mesh_peer);
+    assert_eq!(
+        number(&mesh_before, "established_count"),
+        1,
+        "{mesh_before}"
+    );
 
     write_config(&fabric, "export_learned = true\n", "");
     fabric.signal(0, libc::SIGHUP).expect("SIGHUP");
@@ -296,5 +308,11 @@ fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
         number(&after, "established_count"),
         number(&before, "established_count"),
         "the change reset the session: {after}"
+    );
+    let mesh_after = session(&fabric, &mesh_peer);
+    assert_eq!(
+        number(&mesh_after, "established_count"),
+        1,
+        "the mesh session was touched: {mesh_after}"
     );
 }
