@@ -124,7 +124,7 @@ pub struct TlsFiles {
 }
 
 /// `[ipam]`: which pools this host draws container addresses from.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IpamConfig {
     /// Pools that must exist in etcd; created at startup when missing, never changed if present.
@@ -135,6 +135,26 @@ pub struct IpamConfig {
     pub strict_affinity: bool,
     /// The most blocks this host may hold; no limit when absent.
     pub max_blocks_per_host: Option<u32>,
+    /// Seconds this host's IPAM garbage collection waits, after it first sees a host without
+    /// its node record (deleted by `routectl node delete`), before it reclaims that host's
+    /// addresses and blocks (Calico's IPAM leak grace period plays this part).
+    #[serde(default = "default_dead_host_delay")]
+    pub dead_host_delay: DeadHostDelay,
+}
+
+impl Default for IpamConfig {
+    fn default() -> Self {
+        IpamConfig {
+            pools: Vec::new(),
+            strict_affinity: false,
+            max_blocks_per_host: None,
+            dead_host_delay: default_dead_host_delay(),
+        }
+    }
+}
+
+fn default_dead_host_delay() -> DeadHostDelay {
+    DeadHostDelay(300)
 }
 
 /// `[[ipam.pools]]`: one IP pool.
@@ -596,6 +616,12 @@ checked_int!(
     RestartTime(u16),
     |n| n <= 4095,
     "a restart time from 0 to 4095 seconds"
+);
+checked_int!(
+    /// IPAM's dead-host delay in seconds.
+    DeadHostDelay(u32),
+    |n| n >= 1,
+    "a delay from 1 to 4294967295 seconds"
 );
 checked_int!(
     /// A hop count for multihop and GTSM.

@@ -67,6 +67,13 @@ fn errors_point_at_the_line_and_key() {
         ),
         ("[node]\nasn = 23456\n", 2, 7, "node.asn", "AS_TRANS"),
         (
+            "[node]\nasn = 1\n[ipam]\ndead_host_delay = 0\n",
+            4,
+            19,
+            "ipam.dead_host_delay",
+            "expected a delay from 1",
+        ),
+        (
             "[node]\nasn = \"sixty\"\n",
             2,
             7,

@@ -25,6 +25,7 @@ fn every_shipped_example_loads() {
         "IPv6 default block size"
     );
     assert!(mesh.ipam.pools[0].node_selector.is_none());
+    assert_eq!(mesh.ipam.dead_host_delay.get(), 300, "IPAM's default");
     let only_v6 = mesh.ipam.pools[1].node_selector.as_ref().unwrap();
     let labels = |pairs: &[(&str, &str)]| -> Labels {
         pairs
