@@ -100,6 +100,18 @@ pub struct PeerRange {
     /// RFC 9687 send hold time in seconds (see [`PeerSettings::send_hold_time`]).
     #[serde(default)]
     pub send_hold_time: Option<u32>,
+    /// Import rules for every peer of the range (see [`PeerSettings::import`]).
+    #[serde(
+        default = "Policy::accept_all",
+        deserialize_with = "bgpd_config::filter::deserialize_policy"
+    )]
+    pub import: Policy,
+    /// Export rules for every peer of the range (see [`PeerSettings::export`]).
+    #[serde(
+        default = "Policy::accept_all",
+        deserialize_with = "bgpd_config::filter::deserialize_policy"
+    )]
+    pub export: Policy,
 }
 
 impl PeerRange {
@@ -122,6 +134,8 @@ impl PeerRange {
             families: self.families.clone(),
             ttl_security: self.ttl_security,
             send_hold_time: self.send_hold_time,
+            import: self.import.clone(),
+            export: self.export.clone(),
             ..PeerSettings::new(address, self.remote_as)
         }
     }
@@ -597,7 +611,7 @@ mod tests {
 
     #[test]
     fn peer_ranges_admit_their_addresses_as_passive_peers() {
-        let text = "local_as = 65000\nrouter_id = \"10.0.0.1\"\n[[peer_ranges]]\nprefix = \"10.77.0.0/16\"\nremote_as = 65000\nrr_client = true\n";
+        let text = "local_as = 65000\nrouter_id = \"10.0.0.1\"\n[[peer_ranges]]\nprefix = \"10.77.0.0/16\"\nremote_as = 65000\nrr_client = true\n[[peer_ranges.export]]\naction = \"reject\"\n";
         let c: SpeakerConfig = toml::from_str(text).unwrap();
         let r = &c.peer_ranges[0];
         assert!(r.contains("10.77.3.4".parse().unwrap()));
@@ -605,6 +619,13 @@ mod tests {
         assert!(!r.contains("fd00::1".parse().unwrap()));
         let p = r.peer("10.77.3.4".parse().unwrap());
         assert!(p.passive && p.rr_client && p.is_ibgp(c.local_as));
+        assert_eq!(
+            p.export
+                .evaluate("10.1.0.0/16".parse().unwrap(), &Default::default()),
+            bgpd_rib::Outcome::Reject,
+            "the range's rules"
+        );
+        assert!(p.import.is_accept_all());
     }
 
     #[test]

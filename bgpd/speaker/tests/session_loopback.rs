@@ -511,6 +511,8 @@ async fn peer_ranges_admit_any_address_inside_for_one_session() {
         families: vec![bgpd_speaker::Family::Ipv4],
         ttl_security: None,
         send_hold_time: None,
+        import: bgpd_rib::Policy::accept_all(),
+        export: bgpd_rib::Policy::accept_all(),
     }];
     let speaker = Speaker::start(config).unwrap();
     let dynamic = Ipv4Addr::new(127, 0, 1, 5);
