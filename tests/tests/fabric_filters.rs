@@ -2,7 +2,8 @@
 //! (eBGP): an import filter refuses one of BIRD's prefixes and takes another, communities set
 //! on our block arrive at BIRD, an export filter keeps our block from BIRD, and every change
 //! by SIGHUP takes effect without resetting the session; a block learned from another host
-//! reaches BIRD only once the peer says `export_learned`.
+//! reaches BIRD only once the peer says `export_learned`; over an IPv6 session a `not-in`
+//! import rule and a `prefix_length` export rule do what they say.
 
 use std::time::Duration;
 
@@ -22,12 +23,12 @@ const FIRST: &str = "10.244.200.0/24";
 const SECOND: &str = "10.244.201.0/24";
 const OUTSIDE: &str = "192.0.2.0/24";
 
-/// Host 0's configuration: the fabric's, plus the ToR with `rules` (TOML lines after the peer)
-/// and `advertise` (`[[bgp.prefix_advertisements]]` and such).
-fn write_config(fabric: &Fabric, rules: &str, advertise: &str) {
+/// Host 0's configuration: the fabric's, plus the ToR at `tor` with `rules` (TOML lines after
+/// the peer) and `advertise` (`[[bgp.prefix_advertisements]]` and such).
+fn write_config(fabric: &Fabric, tor: &str, rules: &str, advertise: &str) {
     let host = &fabric.hosts[0];
     let text = format!(
-        "{}\n[[bgp.peers]]\nname = \"tor\"\naddress = \"{TOR_ADDRESS}\"\nasn = {TOR_ASN}\n{rules}\n{advertise}\n",
+        "{}\n[[bgp.peers]]\nname = \"tor\"\naddress = \"{tor}\"\nasn = {TOR_ASN}\n{rules}\n{advertise}\n",
         host.config.render()
     );
     std::fs::write(&host.config_path, text).expect("config written");
@@ -58,12 +59,12 @@ fn net(s: &str) -> IpNetwork {
     s.parse().expect("prefix")
 }
 
-/// Waits until host 0's kernel has a route for `prefix` via BIRD (`present`) or none.
-fn wait_kernel(fabric: &Fabric, prefix: &str, present: bool) {
+/// Waits until host 0's kernel has a route for `prefix` via BIRD at `tor` (`present`) or none.
+fn wait_kernel(fabric: &Fabric, tor: &str, prefix: &str, present: bool) {
     let ok = wait_until(CONVERGE, || {
         fabric
             .kernel_route(0, prefix)
-            .contains(&format!("via {TOR_ADDRESS}"))
+            .contains(&format!("via {tor}"))
             == present
     });
     assert!(
@@ -75,16 +76,16 @@ fn wait_kernel(fabric: &Fabric, prefix: &str, present: bool) {
     );
 }
 
-/// Waits until bgpd counts `received` prefixes from the ToR and accepts `accepted` of them.
-fn wait_counts(fabric: &Fabric, received: u64, accepted: u64) {
+/// Waits until bgpd counts `received` prefixes from the ToR at `tor` and accepts `accepted`.
+fn wait_counts(fabric: &Fabric, tor: &str, received: u64, accepted: u64) {
     let ok = wait_until(CONVERGE, || {
-        let s = tor_session(fabric);
+        let s = session(fabric, tor);
         number(&s, "prefixes_received") == received && number(&s, "prefixes_accepted") == accepted
     });
     assert!(
         ok,
         "expected {received} received / {accepted} accepted: {}",
-        tor_session(fabric)
+        session(fabric, tor)
     );
 }
 
@@ -125,23 +126,19 @@ fn filters_and_communities_with_bird_as_tor() {
     };
     write_config(
         &fabric,
+        TOR_ADDRESS,
         &format!("{}{export_med}", import_refuses(SECOND)),
         &tags("64512:100"),
     );
     fabric.start(0).expect("bgpd starts");
     bird.wait_established(host.into(), CONVERGE)
         .expect("BIRD sees the session");
-    wait_kernel(&fabric, FIRST, true);
-    wait_counts(&fabric, 3, 1);
+    wait_kernel(&fabric, TOR_ADDRESS, FIRST, true);
+    wait_counts(&fabric, TOR_ADDRESS, 3, 1);
     assert_eq!(fabric.kernel_route(0, SECOND), "", "the filter refused it");
     assert_eq!(fabric.kernel_route(0, OUTSIDE), "", "the guard refused it");
 
-    let block = fabric
-        .blocks(0)
-        .expect("blocks")
-        .into_iter()
-        .find(|b| !b.contains(':'))
-        .expect("an IPv4 block");
+    let block = own_block(&fabric, 0, false);
     let seen = bird
         .wait_route(net(&block), CONVERGE)
         .expect("BIRD learns our block");
@@ -175,12 +172,13 @@ fn filters_and_communities_with_bird_as_tor() {
     );
     write_config(
         &fabric,
+        TOR_ADDRESS,
         &format!("{}{export_keeps}{export_med}", import_refuses(FIRST)),
         &tags("64512:100"),
     );
     fabric.signal(0, libc::SIGHUP).expect("SIGHUP");
-    wait_kernel(&fabric, SECOND, true);
-    wait_kernel(&fabric, FIRST, false);
+    wait_kernel(&fabric, TOR_ADDRESS, SECOND, true);
+    wait_kernel(&fabric, TOR_ADDRESS, FIRST, false);
     bird.wait_route_gone(net(&block), CONVERGE)
         .expect("the export filter withdraws our block");
     let after = tor_session(&fabric);
@@ -192,6 +190,7 @@ fn filters_and_communities_with_bird_as_tor() {
     // 3. SIGHUP: the block goes out again, with another community.
     write_config(
         &fabric,
+        TOR_ADDRESS,
         &format!("{}{export_med}", import_refuses(FIRST)),
         &tags("64512:300"),
     );
@@ -224,19 +223,19 @@ fn filters_and_communities_with_bird_as_tor() {
     assert!(bird.is_established(host.into()).expect("BIRD state"));
 }
 
-/// Host `i`'s IPv4 block, once it has one.
-fn v4_block(fabric: &Fabric, i: usize) -> String {
+/// Host `i`'s block of the family (IPv6 when `v6`), once it has one.
+fn own_block(fabric: &Fabric, i: usize, v6: bool) -> String {
     let mut block = None;
     let found = wait_until(CONVERGE, || {
         block = fabric
             .blocks(i)
             .ok()
-            .and_then(|b| b.into_iter().find(|b| !b.contains(':')));
+            .and_then(|b| b.into_iter().find(|b| b.contains(':') == v6));
         block.is_some()
     });
     assert!(
         found,
-        "host {i} claimed no IPv4 block: {}",
+        "host {i} claimed no block (IPv6: {v6}): {}",
         fabric.log_tail(i)
     );
     block.unwrap_or_default()
@@ -248,10 +247,10 @@ fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
     let config = fabric.next_host_config(Role::Host);
     let host = config.address;
     fabric.add_host_stopped(config).expect("host 0");
-    write_config(&fabric, "", "");
+    write_config(&fabric, TOR_ADDRESS, "", "");
     fabric.start(0).expect("bgpd 0 starts");
     fabric.add_host(Role::Host).expect("host 1");
-    let (own, learned) = (v4_block(&fabric, 0), v4_block(&fabric, 1));
+    let (own, learned) = (own_block(&fabric, 0, false), own_block(&fabric, 1, false));
     assert!(
         wait_until(CONVERGE, || fabric.routes_via(0, &learned, 1)),
         "host 0 never learned {learned} from host 1: {}",
@@ -297,7 +296,7 @@ fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
         "{mesh_before}"
     );
 
-    write_config(&fabric, "export_learned = true\n", "");
+    write_config(&fabric, TOR_ADDRESS, "export_learned = true\n", "");
     fabric.signal(0, libc::SIGHUP).expect("SIGHUP");
     let seen = bird
         .wait_route(net(&learned), CONVERGE)
@@ -314,5 +313,56 @@ fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
         number(&mesh_after, "established_count"),
         1,
         "the mesh session was touched: {mesh_after}"
+    );
+}
+
+#[test]
+fn ipv6_rules_with_not_in_and_prefix_length() {
+    const TOR_V6: &str = "fd99::5";
+    const INSIDE: &str = "fd00:244:0:f0::/64";
+    const BESIDE: &str = "fd00:244:0:f1::/64";
+    let mut fabric = Fabric::new().expect("fabric");
+    let config = fabric.next_host_config(Role::Host);
+    let host_v6 = testkit::fabric::underlay_v6(config.address);
+    fabric.add_host_stopped(config).expect("host");
+    let tor_address = TOR_ADDRESS.parse().expect("address");
+    let tor_ns = fabric
+        .attach_namespace("tor", tor_address)
+        .expect("namespace");
+    let bird = Bird::start(
+        tor_ns,
+        PeerConfig::new(TOR_ASN, tor_address)
+            .neighbor(Neighbor::new(host_v6.into(), FABRIC_ASN).hold_time(9))
+            .route(Route::parse(INSIDE).expect("route"))
+            .route(Route::parse(BESIDE).expect("route")),
+    )
+    .expect("bird");
+    // Import: refuse everything not inside INSIDE. Export: blocks of exactly /122 inside the
+    // IPv6 pool get one more community on top of the advertised one.
+    let rules = concat!(
+        "[[bgp.peers.import]]\naction = \"reject\"\ncidr = \"fd00:244:0:f0::/64\"\nmatch = \"not-in\"\n",
+        "[[bgp.peers.export]]\naction = \"accept\"\ncidr = \"fd00:244::/56\"\n",
+        "prefix_length = { min = 122, max = 122 }\nadd_communities = [\"64512:600\"]\n",
+    );
+    let advertise = "[[bgp.prefix_advertisements]]\ncidr = \"::/0\"\ncommunities = [\"64512:100\", \"64512:9:9\"]\n";
+    write_config(&fabric, TOR_V6, rules, advertise);
+    fabric.start(0).expect("bgpd starts");
+    bird.wait_established(host_v6.into(), CONVERGE)
+        .expect("BIRD sees the IPv6 session");
+    wait_kernel(&fabric, TOR_V6, INSIDE, true);
+    wait_counts(&fabric, TOR_V6, 2, 1);
+    assert_eq!(fabric.kernel_route(0, BESIDE), "", "not-in refused it");
+
+    let block = own_block(&fabric, 0, true);
+    let seen = bird
+        .wait_route(net(&block), CONVERGE)
+        .expect("BIRD learns our IPv6 block");
+    for tag in [Community::new(64512, 100), Community::new(64512, 600)] {
+        assert!(seen.communities.contains(&tag), "{tag} missing: {seen:?}");
+    }
+    assert!(
+        seen.large_communities
+            .contains(&LargeCommunity::new(64512, 9, 9)),
+        "{seen:?}"
     );
 }
