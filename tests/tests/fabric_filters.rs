@@ -127,7 +127,10 @@ fn filters_and_communities_with_bird_as_tor() {
     write_config(
         &fabric,
         TOR_ADDRESS,
-        &format!("{}{export_med}", import_refuses(SECOND)),
+        &format!(
+            "{}[[bgp.peers.import]]\naction = \"accept\"\ncidr = \"{FIRST}\"\nmatch = \"equal\"\nlocal_pref = 300\n{export_med}",
+            import_refuses(SECOND)
+        ),
         &tags("64512:100"),
     );
     fabric.start(0).expect("bgpd starts");
@@ -137,6 +140,19 @@ fn filters_and_communities_with_bird_as_tor() {
     wait_counts(&fabric, TOR_ADDRESS, 3, 1);
     assert_eq!(fabric.kernel_route(0, SECOND), "", "the filter refused it");
     assert_eq!(fabric.kernel_route(0, OUTSIDE), "", "the guard refused it");
+    let routes = fabric.routectl_json(0, &["routes"]).expect("routes json");
+    let first = routes["rib"]
+        .as_array()
+        .and_then(|rib| {
+            rib.iter()
+                .find(|r| r["prefix"] == FIRST && r["from"] == TOR_ADDRESS)
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        first["local_pref"], 300,
+        "the import rule sets LOCAL_PREF: {first}"
+    );
 
     let block = own_block(&fabric, 0, false);
     let seen = bird
