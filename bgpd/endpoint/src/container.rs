@@ -1,7 +1,7 @@
 //! The container side of an endpoint, configured from a thread inside its namespace.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use rtnetlink::Handle;
 
@@ -145,6 +145,18 @@ async fn converge(handle: &Handle, wanted: &Wanted) -> Result<ContainerLink> {
         }
     }
 
+    let v6: Vec<Ipv6Addr> = wanted
+        .addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    if !rtnl::wait_ready(handle, wanted.ifname.as_str(), &v6, rtnl::READY_PATIENCE).await? {
+        tracing::warn!(ifname = %wanted.ifname, "the container interface is not ready yet; returning anyway");
+    }
+
     let mac = link
         .mac
         .ok_or_else(|| Error::UnexpectedReply(format!("{} has no MAC address", wanted.ifname)))?;
@@ -172,6 +184,7 @@ where
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(|e| Error::Worker(format!("runtime: {e}")))?;
     runtime.block_on(async move {

@@ -1,6 +1,6 @@
 //! Attach and detach: the one entry point the daemon and the CNI plugin use.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use rtnetlink::Handle;
 use rtnetlink::packet_route::link::InfoKind;
@@ -8,7 +8,7 @@ use rtnetlink::packet_route::link::InfoKind;
 use crate::attachment::{Attachment, Detach, HostEndpoint};
 use crate::container;
 use crate::error::{Error, Result, Side};
-use crate::gateway::GATEWAY_V4;
+use crate::gateway::{GATEWAY_V4, GATEWAY_V6};
 use crate::host;
 use crate::naming::{HOST_IFNAME_PREFIX, host_ifname, ownership_alias, parse_ownership_alias};
 use crate::netns::NetnsFile;
@@ -28,7 +28,8 @@ pub struct Endpoints {
 impl Endpoints {
     /// Opens a netlink connection in the caller's namespace; host routes get `tag`.
     ///
-    /// Needs a tokio runtime (the connection runs as a task on it).
+    /// Needs a tokio runtime with I/O and timers (the connection runs as a task on it, and an
+    /// attach waits until the kernel has made the new link ready).
     pub fn new(tag: RouteTag) -> Result<Endpoints> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         // Strict checking lets the kernel filter route dumps by table, protocol and interface.
@@ -99,6 +100,17 @@ impl Endpoints {
         let host_routes =
             host::configure(&self.handle, host.index, &host_name, &alias, spec, self.tag).await?;
         let container = container::configure(&ns, spec, &alias).await?;
+        let gateway: &[Ipv6Addr] = if spec.has_ipv6() { &[GATEWAY_V6] } else { &[] };
+        if !rtnl::wait_ready(
+            &self.handle,
+            host_name.as_str(),
+            gateway,
+            rtnl::READY_PATIENCE,
+        )
+        .await?
+        {
+            tracing::warn!(ifname = %host_name, "the host-side interface is not ready yet; returning anyway");
+        }
         Ok(Attachment {
             container_id: spec.container_id().clone(),
             host_ifname: host_name,

@@ -1,11 +1,12 @@
 //! The few rtnetlink calls the endpoint needs, typed and with errors mapped, on either side.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -93,6 +94,83 @@ pub(crate) async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<L
         Ok(None) => Ok(None),
         Err(e) if is_absent(&e) => Ok(None),
         Err(e) => Err(Error::netlink(format!("get link {name}"), e)),
+    }
+}
+
+/// How long an attach waits for a link to be ready before it returns anyway.
+pub(crate) const READY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Whether interface `name` is operationally up (`IF_OPER_UP`); false while it is absent.
+async fn is_oper_up(handle: &Handle, name: &str) -> Result<bool> {
+    let mut replies = handle.link().get().match_name(name).execute();
+    match replies.try_next().await {
+        Ok(Some(msg)) => Ok(msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::OperState(State::Up)))),
+        Ok(None) => Ok(false),
+        Err(e) if is_absent(&e) => Ok(false),
+        Err(e) => Err(Error::netlink(format!("get link {name}"), e)),
+    }
+}
+
+/// The solicited-node multicast group of `addr` (RFC 4291 §2.7.1), as `/proc/net/igmp6`
+/// prints groups: 32 hex digits.
+fn solicited_node_group(addr: Ipv6Addr) -> String {
+    let o = addr.octets();
+    format!(
+        "ff0200000000000000000001ff{:02x}{:02x}{:02x}",
+        o[13], o[14], o[15]
+    )
+}
+
+/// Whether interface `name` has joined the solicited-node group of every address in `v6`, in
+/// the calling thread's namespace: only then does it answer neighbour solicitations for them.
+fn solicited_nodes_joined(name: &str, v6: &[Ipv6Addr]) -> Result<bool> {
+    if v6.is_empty() {
+        return Ok(true);
+    }
+    // thread-self: the namespace of this thread, which may have entered a container's.
+    let path = "/proc/thread-self/net/igmp6";
+    let table = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    let joined: Vec<&str> = table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            (fields.next() == Some(name))
+                .then(|| fields.next())
+                .flatten()
+        })
+        .collect();
+    Ok(v6
+        .iter()
+        .all(|a| joined.contains(&solicited_node_group(*a).as_str())))
+}
+
+/// Waits until interface `name` is ready to carry a container's first packets, at most
+/// `patience`; whether it is.
+///
+/// The kernel finishes turning a link on after it reported success, from work queues that run
+/// late on a busy host: a link whose carrier just came (a veth whose peer went up) has no
+/// queueing discipline and drops every packet until it is operationally up, and an IPv6
+/// address answers neighbour solicitations only once its solicited-node multicast group is
+/// joined. An attach that returned earlier would hand out an interface that loses its first
+/// packets (a lost neighbour solicitation costs a second).
+pub(crate) async fn wait_ready(
+    handle: &Handle,
+    name: &str,
+    v6: &[Ipv6Addr],
+    patience: Duration,
+) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if is_oper_up(handle, name).await? && solicited_nodes_joined(name, v6)? {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -531,6 +609,14 @@ mod tests {
         );
         assert_eq!(route_table(&small), 254);
         assert_eq!(small.header.destination_prefix_length, 128);
+    }
+
+    #[test]
+    fn solicited_node_groups_take_the_last_24_bits() {
+        let a: Ipv6Addr = "fd00:244::12:abcd".parse().unwrap();
+        assert_eq!(solicited_node_group(a), "ff0200000000000000000001ff12abcd");
+        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+        assert_eq!(solicited_node_group(gw), "ff0200000000000000000001ff000001");
     }
 
     #[test]
