@@ -183,6 +183,40 @@ fn fan_out(c: &mut Criterion) {
     g.finish();
 }
 
+/// A client joining a table of `n` routes: every drain until its first table is sent (a batch
+/// per drain since the tables are paced).
+fn late_joiner(c: &mut Criterion) {
+    let mut g = c.benchmark_group("late joiner");
+    g.sample_size(10);
+    for n in [100_000usize, 1_000_000] {
+        let nlri = prefixes(n);
+        g.bench_function(format!("first table of {n} routes"), |b| {
+            b.iter_batched(
+                || {
+                    let (mut rib, source, _) = two_clients();
+                    propagate(&mut rib, source, &nlri);
+                    rib
+                },
+                |mut rib| {
+                    client(&mut rib, 3);
+                    let mut octets = 0usize;
+                    loop {
+                        let fx = rib.drain();
+                        octets += fx.outbound.iter().map(|o| o.messages.len()).sum::<usize>();
+                        if !rib.catching_up() {
+                            break;
+                        }
+                    }
+                    black_box(octets);
+                    rib
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
 /// Heap bytes per route: the table with 1M routes from one client, and the peak while
 /// propagating them to another.
 fn memory() {
@@ -238,7 +272,7 @@ fn cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-criterion_group!(benches, reflect, fan_out);
+criterion_group!(benches, reflect, fan_out, late_joiner);
 
 fn main() {
     memory();

@@ -23,10 +23,16 @@ use crate::sources::{Owner, Sources, SrcId};
 use crate::table::{Key, Route, Table, V4, V6, flag};
 use crate::walk::Walk;
 
-/// Backlog entries (or keys of a whole-table send) sent to one peer per drain: a few UPDATEs'
-/// worth, so that catching up stops as soon as the peer's writer is full again, and a peer
-/// is never handed more than this above its writer's high mark.
-const CATCH_UP_BATCH: usize = 2048;
+/// Backlog entries sent to one peer per drain: a few UPDATEs' worth, so that catching up
+/// stops as soon as the peer's writer is full again.
+const CATCH_UP_BATCH: usize = 8192;
+
+/// Most prefixes of a whole-table send encoded per drain for one set of peers.
+const WALK_BATCH: usize = 8192;
+/// Most new exported attribute sets a whole-table send brings into one drain: with a set per
+/// route (one UPDATE each, and the set kept until the drain ends) this, not the prefix count,
+/// bounds a batch, to a few hundred KiB.
+const WALK_SETS: usize = 512;
 
 /// Speaker-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,8 +119,9 @@ pub struct Effects {
     pub fib: Vec<FibChange>,
     /// Things the session must do.
     pub signals: Vec<Signal>,
-    /// Families this drain sent in full to a peer (its table, a ROUTE-REFRESH answered, an
-    /// export change): where an RFC 7313 End-of-Route-Refresh goes after the UPDATEs.
+    /// Families whose full re-send to a peer (its table, a ROUTE-REFRESH answered, an export
+    /// change) this drain finished, with its last batch: where an RFC 7313
+    /// End-of-Route-Refresh goes after the UPDATEs.
     pub resent: Vec<(PeerId, AfiSafi)>,
 }
 
@@ -246,20 +253,24 @@ impl PeerState {
     }
 
     /// Sends `families` in full from the next drain on (any walk in progress starts over);
-    /// the writer's state carries over.
-    fn start_dump(&mut self, families: Vec<AfiSafi>, eor: bool, withdraw_unexported: bool) {
+    /// `first`: the session's first table, ended by End-of-RIB. The writer's state carries
+    /// over, and so does a first table not finished yet.
+    fn start_dump(&mut self, families: Vec<AfiSafi>, first: bool, withdraw_unexported: bool) {
         self.walk_v4 = Walk::Idle;
         self.walk_v6 = Walk::Idle;
         for &f in &families {
             self.restart_walk(f);
         }
+        let (eor, fresh) = match self.feed {
+            Feed::Dump { eor, fresh, .. } => (first || eor, first || fresh),
+            _ => (first, first),
+        };
         self.feed = Feed::Dump {
             families,
             eor,
             withdraw_unexported,
             writable: self.feed.writable(),
-            // Only a session's first table starts from nothing.
-            fresh: eor,
+            fresh,
         };
     }
 
@@ -293,6 +304,10 @@ struct Group {
     /// Items (prefixes, or paths with ADD-PATH) exportable to the group.
     /// Per family (IPv4, IPv6).
     exported: [u64; 2],
+    /// Per family: `exported` and the members' `own` follow the table (a recount set them and
+    /// every drain since tracked the group's changes), so a member joining without routes of
+    /// its own needs no recount.
+    counted: [bool; 2],
 }
 
 #[derive(Default)]
@@ -713,6 +728,7 @@ impl Rib {
             key: key.clone(),
             members: vec![id],
             exported: [0; 2],
+            counted: [false; 2],
         };
         let g = match self.groups.iter().position(Option::is_none) {
             Some(g) => {
@@ -1321,6 +1337,11 @@ impl Rib {
         let mut dirty = K::table_mut(&mut self.tables).take_dirty();
         K::table(&self.tables).order_by_position(&mut dirty);
         let groups = self.synced_groups(family);
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            if let Some(group) = group.as_mut().filter(|_| !groups.contains(&g)) {
+                group.counted[slot(family)] = false;
+            }
+        }
         let behind = self.behind_members(family, Feed::notes_changes);
         let mut new: Vec<Route> = Vec::new();
         let mut bufs = (Vec::new(), Vec::new());
@@ -1447,8 +1468,14 @@ impl Rib {
     /// Sends the members being sent the whole `family` table (and writable) their next batch
     /// of it. Those whose walk is pending start now: the table's keys are taken once for all
     /// of them, and their groups' export counters recounted. Members at the same point of the
-    /// same keys share one encoding; [`Rib::advance_walks`] moves them on after the drain.
-    fn walk<K: Family>(&mut self, ex: &mut Exports, outbox: &mut Outbox, fx: &mut Effects) {
+    /// same keys share one encoding. Returns how far each position got, for
+    /// [`Rib::advance_walks`] to move the members on once the drain has encoded the batch.
+    fn walk<K: Family>(
+        &mut self,
+        ex: &mut Exports,
+        outbox: &mut Outbox,
+        fx: &mut Effects,
+    ) -> Vec<((usize, usize), usize)> {
         let family = K::AFI_SAFI;
         let mut keys: Option<Arc<[K]>> = None;
         let mut recount = Vec::new();
@@ -1468,15 +1495,27 @@ impl Rib {
                 *K::walk(p) = Walk::Idle;
                 continue;
             };
+            // A member new to the group brings its own routes into the counts.
+            let joined = matches!(
+                p.feed,
+                Feed::Dump { fresh: true, .. }
+                    | Feed::Dump {
+                        withdraw_unexported: true,
+                        ..
+                    }
+            );
+            let counted = self.groups[g]
+                .as_ref()
+                .is_some_and(|group| group.counted[slot(family)]);
+            if (!counted || (joined && p.received > 0)) && !recount.contains(&g) {
+                recount.push(g);
+            }
             let keys =
                 keys.get_or_insert_with(|| K::table(&self.tables).iter().map(|(k, _)| k).collect());
             *K::walk(p) = Walk::At {
                 keys: Arc::clone(keys),
                 next: 0,
             };
-            if !recount.contains(&g) {
-                recount.push(g);
-            }
         }
         for g in recount {
             self.recount::<K>(g);
@@ -1494,15 +1533,17 @@ impl Rib {
             }
         }
         let mut items = Vec::new();
+        let mut steps = Vec::new();
         for (g, lead, at) in cohorts {
             let Some((keys, range)) = self
                 .peers
                 .get_mut(lead.0 as usize)
                 .and_then(Option::as_mut)
-                .and_then(|p| K::walk(p).batch(CATCH_UP_BATCH))
+                .and_then(|p| K::walk(p).batch(WALK_BATCH))
             else {
                 continue;
             };
+            let (sets, mut taken) = (ex.sets.len(), 0);
             let cleanup: Vec<PeerId> = self
                 .cohort(g, family, at)
                 .filter(|&m| {
@@ -1521,6 +1562,10 @@ impl Rib {
                 .as_ref()
                 .is_some_and(|group| group.key.add_path(family));
             for &key in &keys[range] {
+                if ex.sets.len() - sets >= WALK_SETS {
+                    break;
+                }
+                taken += 1;
                 let routes = K::table(&self.tables).get(key);
                 if routes.is_empty() {
                     // Gone since the walk started: its withdrawal went out as a change (or
@@ -1568,12 +1613,17 @@ impl Rib {
                     }
                 }
             }
+            steps.push((at, taken));
         }
+        steps
     }
 
-    /// Moves every walk [`Rib::walk`] sent a batch of past that batch (after the drain has
-    /// encoded it for the cohorts as they were).
-    fn advance_walks(&mut self) {
+    /// Moves every walk past the keys [`Rib::walk`] sent from its position (after the drain
+    /// has encoded them for the cohorts as they were).
+    fn advance_walks(&mut self, v4: &[((usize, usize), usize)], v6: &[((usize, usize), usize)]) {
+        let step = |steps: &[((usize, usize), usize)], at: Option<(usize, usize)>| {
+            steps.iter().find(|s| Some(s.0) == at).map_or(0, |s| s.1)
+        };
         for p in self.peers.iter_mut().flatten() {
             if let Feed::Dump {
                 writable: true,
@@ -1582,8 +1632,12 @@ impl Rib {
             } = &mut p.feed
             {
                 *fresh = false;
-                p.walk_v4.advance(CATCH_UP_BATCH);
-                p.walk_v6.advance(CATCH_UP_BATCH);
+                let (n4, n6) = (
+                    step(v4, p.walk_v4.position()),
+                    step(v6, p.walk_v6.position()),
+                );
+                p.walk_v4.advance(n4);
+                p.walk_v6.advance(n6);
             }
         }
     }
@@ -1596,8 +1650,8 @@ impl Rib {
         let mut own: HashMap<PeerId, u64> = HashMap::new();
         let mut items = Vec::new();
         let mut scratch = Exports::default();
-        for (n, (key, routes)) in K::table(&self.tables).iter().enumerate() {
-            if n % CATCH_UP_BATCH == 0 {
+        for (key, routes) in K::table(&self.tables).iter() {
+            if scratch.sets.len() >= WALK_SETS {
                 // The exported sets are only counted: a table of distinct sets must not
                 // have them all exported at once.
                 scratch = Exports::default();
@@ -1615,6 +1669,7 @@ impl Rib {
         }
         if let Some(group) = self.groups[g].as_mut() {
             group.exported[slot(family)] = exported;
+            group.counted[slot(family)] = true;
             for &m in &group.members {
                 if let Some(p) = self.peers[m.0 as usize].as_mut() {
                     p.own[slot(family)] = own.get(&m).copied().unwrap_or(0);
@@ -1649,10 +1704,10 @@ impl Rib {
         }
         self.catch_up::<V4>(&mut ex, &mut outbox, &mut fx);
         self.catch_up::<V6>(&mut ex, &mut outbox, &mut fx);
-        self.walk::<V4>(&mut ex, &mut outbox, &mut fx);
-        self.walk::<V6>(&mut ex, &mut outbox, &mut fx);
+        let v4 = self.walk::<V4>(&mut ex, &mut outbox, &mut fx);
+        let v6 = self.walk::<V6>(&mut ex, &mut outbox, &mut fx);
         self.flush(&ex, &mut outbox, &mut fx);
-        self.advance_walks();
+        self.advance_walks(&v4, &v6);
         self.finish_dumps(&mut fx);
         for slot in &mut self.peers {
             if slot.as_ref().is_some_and(|p| p.removed) {

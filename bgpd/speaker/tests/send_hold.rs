@@ -143,7 +143,11 @@ async fn a_peer_that_stops_reading_loses_its_session_with_notification_8() {
 
     // The reading peer takes the whole table while the stalled one is cut off.
     let (mut reading, mut reading_buf) = establish(READING, port).await;
+    // It tells how many routes it holds once it has the table (or its session ends), and
+    // stays up until the speaker shuts down.
+    let (table_tx, table) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
+        let mut table_tx = Some(table_tx);
         let mut routes = 0usize;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let keepalive = encode(&Message::Keepalive);
@@ -151,16 +155,23 @@ async fn a_peer_that_stops_reading_loses_its_session_with_notification_8() {
             tokio::select! {
                 msg = next(&mut reading, &mut reading_buf) => match msg {
                     Some(Message::Update(u)) => routes += u.nlri.len(),
-                    // The speaker's shutdown at the end of the test.
-                    Some(Message::Notification(_)) | None => return routes,
+                    Some(Message::Notification(_)) | None => break,
                     Some(_) => {}
                 },
                 _ = tick.tick() => {
                     if reading.write_all(&keepalive).await.is_err() {
-                        return routes;
+                        break;
                     }
                 }
             }
+            if routes >= ROUTES as usize
+                && let Some(tx) = table_tx.take()
+            {
+                let _ = tx.send(routes);
+            }
+        }
+        if let Some(tx) = table_tx.take() {
+            let _ = tx.send(routes);
         }
     });
 
@@ -219,15 +230,14 @@ async fn a_peer_that_stops_reading_loses_its_session_with_notification_8() {
         "{s:?}"
     );
     assert_eq!(s.last_notification_sent, None);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while status(&speaker, READING).await.prefixes_advertised < u64::from(ROUTES) {
-        assert!(tokio::time::Instant::now() < deadline, "table not counted");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    speaker.shutdown().await;
-    let routes = tokio::time::timeout(WAIT, reader)
+    let routes = tokio::time::timeout(WAIT, table)
         .await
-        .expect("the reading peer's session ended")
+        .expect("the reading peer got the table in time")
+        .unwrap();
+    speaker.shutdown().await;
+    tokio::time::timeout(WAIT, reader)
+        .await
+        .expect("the reading peer saw the shutdown")
         .unwrap();
     assert_eq!(
         routes, ROUTES as usize,
