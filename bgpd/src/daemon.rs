@@ -64,8 +64,9 @@ pub struct Attached {
 pub struct State {
     /// Our blocks.
     pub blocks: Vec<BlockCidr>,
-    /// Enabled pools (import policy, families to assign, firewall).
-    pub pools: Vec<ipam::Pool>,
+    /// Every pool, enabled or not (import guard, firewall); enabled ones choose the families
+    /// to assign.
+    pub pools: crate::pools::Pools,
     /// Attached endpoints by (container id, ifname).
     pub attached: BTreeMap<(String, String), Attached>,
     /// Best paths from BGP.
@@ -236,7 +237,7 @@ impl Daemon {
 
         let pools: Vec<bgpd_wire::Prefix> = st
             .pools
-            .iter()
+            .values()
             .filter_map(|p| wire_prefix(p.cidr))
             .collect();
         let own: Vec<bgpd_wire::Prefix> = st.originated.iter().copied().collect();

@@ -106,7 +106,7 @@ impl Daemon {
             Some(ip) => self.ipam.assign_ip(&handle, host, *ip).await,
             None => {
                 let pools = self.state.lock().await.pools.clone();
-                let want = |v4: bool| u32::from(pools.iter().any(|p| p.cidr.is_ipv4() == v4));
+                let want = |v4: bool| u32::from(crate::pools::assigns(&pools, v4));
                 self.ipam
                     .assign(&AssignRequest {
                         handle: handle.clone(),

@@ -117,7 +117,7 @@ impl Firewall {
             .collect();
         let pools: Vec<Pool> = st
             .pools
-            .iter()
+            .values()
             .filter_map(|p| {
                 Some(Pool {
                     name: p.name.as_str().try_into().ok()?,

@@ -19,6 +19,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod policies;
+pub mod pools;
 pub mod prefix_watch;
 pub mod reload;
 pub mod routes;

@@ -14,7 +14,8 @@ use bgpd_endpoint::{Endpoints, RouteTag};
 use bgpd_kernel::{Fib, FibConfig, FibMonitor, ProtocolId, ReconcileOptions, RouteSet, TableId};
 use bgpd_speaker::{GracefulRestartConfig, Speaker, SpeakerConfig};
 use bgpd_wire::Asn;
-use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, Pool, PoolName, StoreOptions};
+use etcd_client::Client;
+use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, StoreOptions};
 use tokio::sync::watch;
 
 use crate::address::{AddressError, companion_v6, detect};
@@ -24,6 +25,7 @@ use crate::health::EtcdHealth;
 use crate::mesh::cluster_id;
 use crate::metrics::Metrics;
 use crate::node::{Backoff, NodeRecord, RECORD_VERSION, Registration, Registry, follow};
+use crate::pools::Pools;
 use crate::routes::{RouteInputs, keepable, wanted};
 use crate::signals::{Request, Signals};
 use crate::workloads::{Affinities, WorkloadStore, Workloads};
@@ -96,46 +98,33 @@ fn enable_forwarding() {
     }
 }
 
-/// Creates the configured pools that etcd does not have yet; returns the enabled pools.
-async fn pools(ipam: &Ipam, config: &Config) -> Vec<Pool> {
-    let existing = ipam.list_pools().await.unwrap_or_default();
-    for p in &config.ipam.pools {
-        if existing.iter().any(|e| e.name.as_str() == p.name.as_str()) {
-            continue;
-        }
-        let Ok(name) = PoolName::new(p.name.as_str()) else {
-            continue;
-        };
-        let mut pool = Pool::new(name, p.cidr);
-        pool.block_prefix_len = p.block_size();
-        pool.nat_outgoing = p.nat_outgoing;
-        pool.disabled = p.disabled;
-        if let Some(s) = &p.node_selector {
-            // The config's selector grammar is the fabric's; IPAM stores its own form.
-            match s.to_string().parse() {
-                Ok(sel) => pool.node_selector = sel,
-                Err(e) => {
-                    tracing::error!(pool = %p.name, "node_selector: {e}; pool not created");
-                    continue;
-                }
+/// Every pool in etcd, after creating the configured ones it lacks. Waits for etcd (with a
+/// log line per try) rather than starting with no pools, which would leave the import guard
+/// open and fail every assignment.
+async fn pools(client: &Client, ipam: &Ipam, config: &Config) -> Pools {
+    let prefix = ipam.keys().pools();
+    let mut backoff = Backoff::new();
+    let mut created = false;
+    loop {
+        match crate::pools::read(client, &prefix).await {
+            Ok(existing) if created => return existing,
+            Ok(existing) => {
+                crate::pools::create_configured(ipam, config, &existing).await;
+                created = true;
+                continue;
             }
+            Err(e) => tracing::warn!(
+                "reading IP pools: {e}; retrying in {}s",
+                backoff.next().as_secs()
+            ),
         }
-        match ipam.add_pool(&pool).await {
-            Ok(()) => tracing::info!(pool = %p.name, cidr = %p.cidr, "pool created"),
-            Err(e) => tracing::warn!(pool = %p.name, "pool not created: {e}"),
-        }
+        backoff.wait().await;
     }
-    ipam.list_pools()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| !p.disabled)
-        .collect()
 }
 
 /// This host's blocks: the ones it holds, plus one claimed for each family it has a pool of
 /// and no block in.
-async fn blocks(ipam: &Ipam, host: &HostName, pools: &[Pool]) -> Vec<BlockCidr> {
+async fn blocks(ipam: &Ipam, host: &HostName, pools: &Pools) -> Vec<BlockCidr> {
     let mut held: Vec<BlockCidr> = match ipam.blocks_of(host).await {
         Ok(b) => b.into_iter().map(|b| b.cidr).collect(),
         Err(e) => {
@@ -144,9 +133,7 @@ async fn blocks(ipam: &Ipam, host: &HostName, pools: &[Pool]) -> Vec<BlockCidr> 
         }
     };
     for family in [Family::V4, Family::V6] {
-        let has_pool = pools
-            .iter()
-            .any(|p| p.cidr.is_ipv4() == (family == Family::V4));
+        let has_pool = crate::pools::assigns(pools, family == Family::V4);
         if !has_pool || held.iter().any(|b| b.family() == family) {
             continue;
         }
@@ -268,7 +255,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
     tracing::info!(lease, "node registered");
     tokio::spawn(registration.keep_alive(lease, endpoints_text));
 
-    let pools = pools(&ipam, &config).await;
+    let pools = pools(&client, &ipam, &config).await;
     let blocks = match role {
         Role::Host => blocks(&ipam, &host, &pools).await,
         Role::Reflector => Vec::new(),
@@ -374,6 +361,16 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         bgpd_kernel::spawn(fib, monitor, initial, ReconcileOptions::default());
 
     let (registry_tx, mut registry_rx) = watch::channel(Registry::new());
+    // Pools added, disabled or deleted at runtime change the import guard and NAT-outgoing.
+    let (pools_tx, mut pools_rx) = watch::channel(state.pools.clone());
+    tokio::spawn(crate::prefix_watch::follow(
+        client.clone(),
+        ipam.keys().pools(),
+        pools_tx,
+        health.clone(),
+        "IP pools",
+        crate::pools::fold,
+    ));
     let (workloads_tx, mut workloads_rx) = watch::channel(Workloads::new());
     // Which hosts still hold blocks: a host's endpoint records count until IPAM reclaims them.
     let (affinities_tx, mut affinities_rx) = watch::channel(Affinities::new());
@@ -479,6 +476,19 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 st.registry = registry;
                 daemon.converge(&mut st).await;
                 daemon.refresh_remote(&mut st);
+            }
+            changed = pools_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let pools = pools_rx.borrow_and_update().clone();
+                let mut st = daemon.state.lock().await;
+                if st.pools != pools {
+                    tracing::info!(pools = ?pools.keys().collect::<Vec<_>>(), "IP pools changed");
+                    st.pools = pools;
+                    daemon.converge(&mut st).await;
+                    daemon.apply_firewall(&st);
+                }
             }
             changed = workloads_rx.changed() => {
                 if changed.is_err() {

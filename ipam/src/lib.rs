@@ -30,6 +30,6 @@ pub use error::{IpamError, Result};
 pub use gc::GcReport;
 pub use names::{HandleId, HostName, PoolName};
 pub use pools::PoolDeletion;
-pub use record::{Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool};
+pub use record::{Block, Handle, HandleIp, IpamConfig, Keys, NodeRecord, Pool, decode_pool};
 pub use retry::RetryPolicy;
 pub use store::{EtcdStore, EtcdTls, MemStore, StoreOptions, TlsError};

@@ -40,8 +40,8 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
 
 /// Decodes a pool and checks it as `add_pool` would, and that it is stored under its own
 /// name: an impossible block size would otherwise reach the block arithmetic, and a record
-/// under another key would make every transaction guard the wrong key.
-pub(crate) fn decode_pool(key: &str, bytes: &[u8]) -> Result<Pool> {
+/// under another key would make every transaction guard the wrong key. Never panics.
+pub fn decode_pool(key: &str, bytes: &[u8]) -> Result<Pool> {
     let p: Pool = decode(key, bytes)?;
     let corrupt = |reason: String| IpamError::Corrupt {
         key: key.to_string(),
