@@ -8,8 +8,8 @@ use ipnetwork::IpNetwork;
 
 /// routectl: look at and steer bgpd and the fabric.
 ///
-/// Commands about this host ask the local bgpd over its control socket; `nodes` and
-/// `ipam check|release|pools` read etcd directly; `policy` compiles with bgpd-policy and runs nft.
+/// Commands about this host ask the local bgpd over its control socket; `nodes`, `node delete`
+/// and `ipam check|release|pools` read etcd directly; `policy` compiles with bgpd-policy and runs nft.
 ///
 /// Exit codes: 0 success, 1 the command failed, 2 usage error, 3 bgpd unreachable,
 /// 4 etcd unreachable, 5 `ipam check` found problems.
@@ -97,8 +97,11 @@ pub enum Command {
         /// Only routes inside (or equal to) this prefix.
         prefix: Option<IpNetwork>,
     },
-    /// Every node registered in etcd, with its address, AS and blocks.
+    /// Every node registered in etcd, with its address, AS, blocks and whether its bgpd runs.
     Nodes,
+    /// One node of the fabric.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// IP address management.
     #[command(subcommand)]
     Ipam(IpamCommand),
@@ -112,6 +115,23 @@ pub enum Command {
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `routectl node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Decommissions a host for good (as `calicoctl delete node`): deletes its node record,
+    /// so every other host drops its BGP session at once and IPAM's garbage collection
+    /// reclaims its addresses and blocks after the dead-host delay. Refused while the host's
+    /// bgpd runs and reaches etcd, unless --force.
+    Delete {
+        /// The node's name.
+        name: String,
+        /// Delete although its bgpd looks alive (a running bgpd writes its record back within
+        /// 30 s: stop it first).
+        #[arg(long)]
+        force: bool,
     },
 }
 

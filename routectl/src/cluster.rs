@@ -1,10 +1,11 @@
-//! Commands answered from etcd, cluster-wide, without the local daemon: `nodes` and
-//! `ipam check|release|pools`.
+//! Commands answered from etcd, cluster-wide, without the local daemon: `nodes`, `node delete`
+//! and `ipam check|release|pools`.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use ipam::store::{Read, Store, StoreError};
+use ipam::store::{Guard, Outcome, Read, Store, StoreError, Txn, Write};
 use ipam::{BlockInfo, HandleId, HostName, Pool, PoolName, Selector};
 use serde::Serialize;
 
@@ -18,29 +19,47 @@ use crate::settings::Settings;
 pub struct NodeView {
     /// The node's name (its key under `nodes/`).
     pub name: String,
+    /// Whether its bgpd runs and reaches etcd (its liveness key is there). A host that is not
+    /// alive is still a member: peered with, its addresses kept, until `node delete`.
+    pub alive: bool,
     /// The record as stored (address, asn, router_id, role, labels…).
     pub record: serde_json::Value,
     /// Blocks affine to it.
     pub blocks: Vec<BlockInfo>,
 }
 
+/// A read that did not reach etcd, as the exit code tells it.
+fn store_failure(settings: &Settings, e: StoreError) -> Failure {
+    match e {
+        StoreError::Tls(e) => Failure::Ipam(e.into()),
+        e => Failure::EtcdUnreachable {
+            endpoints: settings.etcd_endpoints.join(","),
+            reason: e.to_string(),
+        },
+    }
+}
+
 /// `routectl nodes`.
 pub async fn nodes(settings: &Settings, output: Output) -> Result<(), Failure> {
     let ipam = settings.ipam().await?;
     let prefix = ipam.keys().nodes();
-    let (entries, _) = ipam
+    let alive_prefix = bgpd_api::alive_prefix(&ipam.keys().root());
+    let (mut read, _) = ipam
         .store()
-        .read(vec![Read::Prefix(prefix.clone())])
+        .read(vec![
+            Read::Prefix(prefix.clone()),
+            Read::PrefixKeys(alive_prefix.clone()),
+        ])
         .await
-        .map_err(|e| match e {
-            StoreError::Tls(e) => Failure::Ipam(e.into()),
-            e => Failure::EtcdUnreachable {
-                endpoints: settings.etcd_endpoints.join(","),
-                reason: e.to_string(),
-            },
-        })?;
+        .map_err(|e| store_failure(settings, e))?;
+    let alive: BTreeSet<String> = read
+        .pop()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| Some(e.key.strip_prefix(&alive_prefix)?.to_string()))
+        .collect();
     let mut views = Vec::new();
-    for e in entries.into_iter().flatten() {
+    for e in read.into_iter().flatten() {
         let name = e.key.strip_prefix(&prefix).unwrap_or(&e.key).to_string();
         // A record that is not JSON is shown as such rather than hiding the node.
         let record = serde_json::from_slice(&e.value)
@@ -53,6 +72,7 @@ pub async fn nodes(settings: &Settings, output: Output) -> Result<(), Failure> {
             Err(_) => Vec::new(),
         };
         views.push(NodeView {
+            alive: alive.contains(&name),
             name,
             record,
             blocks,
@@ -61,12 +81,82 @@ pub async fn nodes(settings: &Settings, output: Output) -> Result<(), Failure> {
     emit(output, &views, |v| nodes_table(v))
 }
 
+/// What `routectl node delete` did.
+#[derive(Debug, Serialize)]
+pub struct NodeDeleted {
+    /// The node deleted.
+    pub deleted: String,
+    /// Whether its bgpd looked alive (deleted with --force).
+    pub was_alive: bool,
+}
+
+/// `routectl node delete <name> [--force]`: one transaction deleting the node record and its
+/// liveness key, guarded on both being as read, so a bgpd that starts meanwhile is not
+/// deleted under it.
+pub async fn delete_node(
+    settings: &Settings,
+    name: &str,
+    force: bool,
+    output: Output,
+) -> Result<(), Failure> {
+    let ipam = settings.ipam().await?;
+    let host = HostName::new(name).map_err(|e| settings.etcd_failure(e))?;
+    let record_key = ipam.keys().node(&host);
+    let alive_key = bgpd_api::alive_key(&ipam.keys().root(), host.as_str());
+    let (read, _) = ipam
+        .store()
+        .read(vec![
+            Read::Key(record_key.clone()),
+            Read::Key(alive_key.clone()),
+        ])
+        .await
+        .map_err(|e| store_failure(settings, e))?;
+    let found = |i: usize| read.get(i).and_then(|entries| entries.first());
+    let Some(record) = found(0) else {
+        return Err(Failure::Usage(format!("no node {name} in etcd")));
+    };
+    let alive = found(1);
+    if alive.is_some() && !force {
+        return Err(Failure::Usage(format!(
+            "node {name} is alive: its bgpd runs and reaches etcd (stop it first; --force deletes anyway, but a running bgpd writes its record back)"
+        )));
+    }
+    let txn = Txn {
+        guards: vec![
+            Guard::Revision(record_key.clone(), record.mod_revision),
+            Guard::Revision(alive_key.clone(), alive.map_or(0, |a| a.mod_revision)),
+        ],
+        writes: vec![Write::Delete(record_key), Write::Delete(alive_key)],
+        on_reject: Vec::new(),
+    };
+    match ipam.store().txn(txn).await {
+        Ok(Outcome::Applied(_)) => {}
+        Ok(Outcome::Rejected(_)) => {
+            return Err(Failure::Usage(format!(
+                "node {name} changed while being deleted (its bgpd started?); nothing deleted"
+            )));
+        }
+        Err(e) => return Err(store_failure(settings, e)),
+    }
+    let done = NodeDeleted {
+        deleted: name.to_string(),
+        was_alive: alive.is_some(),
+    };
+    emit(output, &done, |d| {
+        format!(
+            "node {} deleted: its peers drop their sessions to it now, and IPAM reclaims its addresses and blocks after the dead-host delay\n",
+            d.deleted
+        )
+    })
+}
+
 fn nodes_table(nodes: &[NodeView]) -> String {
     if nodes.is_empty() {
         return "no nodes registered\n".to_string();
     }
     let mut t = table(&[
         "name",
+        "alive",
         "address",
         "asn",
         "router id",
@@ -94,6 +184,7 @@ fn nodes_table(nodes: &[NodeView]) -> String {
             .collect();
         t.add_row([
             n.name.clone(),
+            yes_no(n.alive),
             field("address"),
             field("asn"),
             field("router_id"),

@@ -18,7 +18,7 @@ use clap::CommandFactory;
 pub use cli::Cli;
 pub use failure::Failure;
 
-use cli::{Command, IpamCommand};
+use cli::{Command, IpamCommand, NodeCommand};
 use settings::Settings;
 
 /// Runs one parsed command line.
@@ -38,6 +38,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Peer { address } => daemon::peer(&daemon, address, output).await,
         Command::Routes { prefix } => daemon::routes(&daemon, prefix, output).await,
         Command::Nodes => cluster::nodes(&settings, output).await,
+        Command::Node(NodeCommand::Delete { name, force }) => {
+            cluster::delete_node(&settings, &name, force, output).await
+        }
         Command::Ipam(IpamCommand::Show) => daemon::ipam_show(&daemon, output).await,
         Command::Ipam(IpamCommand::Check { repair }) => {
             cluster::check(&settings, repair, output).await

@@ -79,11 +79,11 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
-            "NAME", "ADDRESS", "ASN", "ROUTER", "ID", "ROLE", "BLOCKS", "LABELS"
+            "NAME", "ALIVE", "ADDRESS", "ASN", "ROUTER", "ID", "ROLE", "BLOCKS", "LABELS"
         ]
     );
     assert!(
-        lines[1].starts_with("host-a  10.0.0.1  64512  10.0.0.1   host  10.244."),
+        lines[1].starts_with("host-a  no     10.0.0.1  64512  10.0.0.1   host  10.244."),
         "{out}"
     );
     assert!(
@@ -200,6 +200,72 @@ async fn nodes_pools_release_and_check_against_real_etcd() {
     assert!(out.starts_with("fixed: "), "{out}");
     assert!(out.ends_with("no problems found\n"), "{out}");
     stdout_of_success(&routectl(&ep, &["ipam", "check"]));
+}
+
+/// `node delete`: refused while the host's liveness key is there (unless --force), refused for
+/// a node that does not exist; a deleted node's record and liveness key are gone, and IPAM's
+/// GC then reclaims its addresses.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_delete_refuses_a_live_host_and_decommissions_a_dead_one() {
+    let etcd = Etcd::single().expect("etcd");
+    let ep = etcd.endpoint();
+    let ipam = seeded(&etcd).await;
+    // host-a's bgpd runs: its liveness key is there (bgpd keeps it under a lease).
+    let alive_a = bgpd_api::alive_key(&ipam.keys().root(), "host-a");
+    ipam.store()
+        .put_with_lease(alive_a.clone(), b"10.0.0.1".to_vec(), 0)
+        .await
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of_success(&routectl(&ep, &["nodes", "-o", "json"]))).unwrap();
+    assert_eq!(
+        (json[0]["alive"].as_bool(), json[1]["alive"].as_bool()),
+        (Some(true), Some(false))
+    );
+
+    let refused = routectl(&ep, &["node", "delete", "host-a"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("node host-a is alive"), "{err}");
+    let missing = routectl(&ep, &["node", "delete", "host-z"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no node host-z"));
+
+    let out = stdout_of_success(&routectl(&ep, &["node", "delete", "host-b"]));
+    assert!(out.starts_with("node host-b deleted: "), "{out}");
+    let out = stdout_of_success(&routectl(&ep, &["nodes"]));
+    assert!(out.contains("host-a") && !out.contains("host-b"), "{out}");
+    // host-b's addresses go to IPAM's GC, after its dead-host delay (none here).
+    let gc = Ipam::connect(
+        &etcd.endpoints(),
+        IpamOptions {
+            dead_host_delay: std::time::Duration::ZERO,
+            ..IpamOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let report = gc.gc().await.unwrap();
+    assert_eq!(report.released_handles, [HandleId::new("c3.eth0").unwrap()]);
+
+    let out = stdout_of_success(&routectl(
+        &ep,
+        &["node", "delete", "host-a", "--force", "-o", "json"],
+    ));
+    let done: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (done["deleted"].as_str(), done["was_alive"].as_bool()),
+        (Some("host-a"), Some(true))
+    );
+    let (left, _) = ipam
+        .store()
+        .read(vec![
+            ipam::store::Read::Key(alive_a),
+            ipam::store::Read::Prefix(ipam.keys().nodes()),
+        ])
+        .await
+        .unwrap();
+    assert!(left.iter().all(Vec::is_empty), "{left:?}");
 }
 
 #[test]

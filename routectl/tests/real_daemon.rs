@@ -134,7 +134,7 @@ fn every_command_against_the_real_daemon() {
     // etcd's view of the same: the node record bgpd keeps, the pool, a clean check.
     let nodes = ok(&host, &["nodes"]);
     assert!(
-        nodes.contains(&format!("host-a  {ADDRESS}  64512")),
+        nodes.contains(&format!("host-a  yes    {ADDRESS}  64512")),
         "{nodes}"
     );
     assert!(nodes.contains(&format!("{block} (1/")), "{nodes}");

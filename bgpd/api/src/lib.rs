@@ -13,7 +13,7 @@ pub mod types;
 
 pub use client::{Client, ClientError};
 pub use labels::{LabelError, Labels, check_label, check_labels, parse_label};
-pub use node::{NodeRecord, RECORD_VERSION};
+pub use node::{NodeRecord, RECORD_VERSION, alive_key, alive_prefix};
 pub use types::*;
 
 /// Where the daemon listens unless its configuration says otherwise.
