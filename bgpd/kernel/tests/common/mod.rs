@@ -94,7 +94,7 @@ impl<'a> IpMonitor<'a> {
         self.marks += 1;
         let marker = format!("198.51.100.{}", self.marks);
         // The monitor may not be listening yet: repeat the marker until it shows up.
-        let seen = wait_until(Duration::from_secs(5), || {
+        let seen = wait_until(Duration::from_secs(20), || {
             let _ = self.ns.ip(&["route", "del", &marker, "table", MARK_TABLE]);
             let _ = self
                 .ns
