@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    add_host, add_reflector, address, attach, attach_again, block, block_on, client, lab,
+    PATIENCE, add_host, add_reflector, address, attach, attach_again, block, block_on, client, lab,
     meshed_pair, status, wait_established,
 };
 use serial_test::serial;
@@ -79,15 +79,13 @@ fn one_host_registers_claims_blackholes_and_answers() {
     let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
     assert_eq!(record["address"], address(&lab, h));
     assert_eq!(record["role"], "host");
-    let ok = wait_until(Duration::from_secs(5), || {
+    let ok = wait_until(PATIENCE, || {
         lab.bgpd_routes(h).contains(&format!("blackhole {block}"))
     });
     assert!(ok, "no blackhole for {block}: {}", lab.bgpd_routes(h));
-    assert!(wait_until(Duration::from_secs(5), || common::status(
-        &lab, h
-    )
-    .kernel
-    .in_sync));
+    assert!(wait_until(PATIENCE, || common::status(&lab, h)
+        .kernel
+        .in_sync));
     // The socket is root-only and answers curl.
     let mode = std::fs::metadata(lab.hosts[h].config.control_socket()).unwrap();
     assert_eq!(
@@ -114,7 +112,7 @@ fn two_hosts_mesh_and_their_containers_ping() {
     let (a, b) = meshed_pair(&mut lab, |_| {});
     wait_established(&lab, b, 1);
     let (block_a, block_b) = (block(&lab, a), block(&lab, b));
-    let learned = wait_until(Duration::from_secs(10), || {
+    let learned = wait_until(PATIENCE, || {
         lab.bgpd_routes(a)
             .contains(&format!("{block_b} via {}", address(&lab, b)))
             && lab
@@ -140,7 +138,7 @@ fn two_hosts_mesh_and_their_containers_ping() {
         lab.bgpd_routes(a)
             .contains(&format!("{ip_a} dev {}", ea.host_ifname))
     );
-    let ping = wait_until(Duration::from_secs(10), || {
+    let ping = wait_until(PATIENCE, || {
         lab.containers[ca].ns.ping(&ip_b.to_string())
             && lab.containers[cb].ns.ping(&ip_a.to_string())
     });
@@ -157,7 +155,7 @@ fn two_hosts_mesh_and_their_containers_ping() {
     let report = block_on(client(&lab, a).detach("ctr-a", "eth0")).unwrap();
     assert!(report.removed);
     assert_eq!(report.released, vec![ip_a]);
-    assert!(wait_until(Duration::from_secs(5), || !lab
+    assert!(wait_until(PATIENCE, || !lab
         .bgpd_routes(a)
         .contains(&format!("{ip_a} dev"))));
     let report = block_on(client(&lab, a).detach("ctr-a", "eth0")).unwrap();
@@ -204,9 +202,7 @@ fn hosts_peer_only_with_a_reflector_found_in_etcd() {
             }
             let want = format!("{} via {}", block(&lab, o), address(&lab, o));
             assert!(
-                wait_until(Duration::from_secs(10), || lab
-                    .bgpd_routes(h)
-                    .contains(&want)),
+                wait_until(PATIENCE, || lab.bgpd_routes(h).contains(&want)),
                 "host {h} lacks {want}: {}",
                 lab.bgpd_routes(h)
             );
@@ -224,9 +220,7 @@ fn hosts_peer_only_with_a_reflector_found_in_etcd() {
     let (c1, _) = attach(&mut lab, hosts[0], "r1");
     let (_, e2) = attach(&mut lab, hosts[2], "r2");
     let target = e2.ips[0].address.ip().to_string();
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[c1]
-        .ns
-        .ping(&target)));
+    assert!(wait_until(PATIENCE, || lab.containers[c1].ns.ping(&target)));
 }
 
 #[test]
@@ -264,9 +258,7 @@ destination = { ports = [80] }
         eb.ips[0].address.ip().to_string(),
     );
     // Egress from a's container is not governed: it reaches b's, and the reply comes back.
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
-        .ns
-        .ping(&ip_b)));
+    assert!(wait_until(PATIENCE, || lab.containers[ca].ns.ping(&ip_b)));
     // Ingress to a's container allows only TCP 80: b's ping is dropped.
     assert!(
         !lab.containers[cb].ns.ping(&ip_a),
@@ -308,13 +300,11 @@ fn a_borrowed_address_is_advertised_as_a_host_route() {
     // a routes the borrowed /32 to b instead of blackholing it with its block.
     let want = format!("{ip_b} via {}", address(&lab, b));
     assert!(
-        wait_until(Duration::from_secs(10), || lab
-            .bgpd_routes(a)
-            .contains(&want)),
+        wait_until(PATIENCE, || lab.bgpd_routes(a).contains(&want)),
         "{}",
         lab.bgpd_routes(a)
     );
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+    assert!(wait_until(PATIENCE, || lab.containers[ca]
         .ns
         .ping(&ip_b.to_string())));
 }
@@ -377,7 +367,7 @@ fn an_unreachable_etcd_is_retried_with_a_clear_log_and_sigterm_still_stops() {
         .arg(&config)
         .stderr(std::fs::File::create(&log).unwrap());
     let mut daemon = testkit::process::ChildGuard::spawn(&mut cmd, "bgpd").unwrap();
-    let said = wait_until(Duration::from_secs(10), || {
+    let said = wait_until(PATIENCE, || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.matches("etcd unreachable at http://127.0.0.1:1")
             .count()
@@ -390,7 +380,7 @@ fn an_unreachable_etcd_is_retried_with_a_clear_log_and_sigterm_still_stops() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     daemon.signal(libc::SIGTERM).unwrap();
-    assert!(wait_until(Duration::from_secs(3), || daemon.has_exited()));
+    assert!(wait_until(PATIENCE, || daemon.has_exited()));
     assert_eq!(ns.ip(&["route", "show", "proto", "98"]).unwrap(), "");
 }
 
@@ -430,20 +420,18 @@ fn dual_stack_containers_reach_each_other_over_an_ipv4_mesh() {
             .unwrap_or_default()
     };
     assert!(
-        wait_until(Duration::from_secs(10), || v6_routes().contains(&format!(
+        wait_until(PATIENCE, || v6_routes().contains(&format!(
             "via {}",
             underlay_v6(lab.hosts[b].config.address)
         ))),
         "{}",
         v6_routes()
     );
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
+    assert!(wait_until(PATIENCE, || lab.containers[ca]
         .ns
         .ping(&v4_b.to_string())));
     assert!(
-        wait_until(Duration::from_secs(10), || lab.containers[ca]
-            .ns
-            .ping(&v6_b.to_string())),
+        wait_until(PATIENCE, || lab.containers[ca].ns.ping(&v6_b.to_string())),
         "no IPv6 reach: {}",
         v6_routes()
     );
@@ -475,18 +463,18 @@ fn a_block_claimed_when_the_first_is_full_is_blackholed_and_advertised() {
         .unwrap()
         .cidr
         .to_string();
-    assert!(wait_until(Duration::from_secs(5), || lab
+    assert!(wait_until(PATIENCE, || lab
         .bgpd_routes(a)
         .contains(&format!("blackhole {second}"))));
     assert!(
-        wait_until(Duration::from_secs(10), || lab
+        wait_until(PATIENCE, || lab
             .bgpd_routes(b)
             .contains(&format!("{second} via {}", address(&lab, a)))),
         "{}",
         lab.bgpd_routes(b)
     );
     let (cb, _) = attach(&mut lab, b, "far");
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[cb]
+    assert!(wait_until(PATIENCE, || lab.containers[cb]
         .ns
         .ping(&ip.to_string())));
 }

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::{
-    add_host, address, attach, block, block_on, client, lab, meshed_pair, peer, wait_established,
+    PATIENCE, add_host, address, attach, block, block_on, client, lab, meshed_pair, peer,
+    wait_established,
 };
 use serial_test::serial;
 use testkit::fabric::ExplicitPeer;
@@ -68,7 +69,7 @@ fn sighup_adds_a_peer_and_leaves_the_other_session_alone() {
         report.applied.iter().any(|l| l.contains("changed")),
         "{report:?}"
     );
-    let reset = wait_until(Duration::from_secs(20), || {
+    let reset = wait_until(PATIENCE, || {
         peer(&lab, a, &address(&lab, c))
             .is_some_and(|p| p.established_count > c_before && p.state == "Established")
     });
@@ -100,9 +101,7 @@ fn kill_9_and_restart_keeps_forwarding_and_sigterm_keeps_routes() {
     let (ca, _) = attach(&mut lab, a, "ka");
     let (_, eb) = attach(&mut lab, b, "kb");
     let target = eb.ips[0].address.ip().to_string();
-    assert!(wait_until(Duration::from_secs(10), || lab.containers[ca]
-        .ns
-        .ping(&target)));
+    assert!(wait_until(PATIENCE, || lab.containers[ca].ns.ping(&target)));
     let block_b = block(&lab, b);
     let block_a = block(&lab, a);
     let routes_a = lab.bgpd_routes(a);
@@ -141,7 +140,7 @@ fn kill_9_and_restart_keeps_forwarding_and_sigterm_keeps_routes() {
     assert!(received >= 70, "lost more than a second of pings: {text}");
     // The restart changed nothing in the kernel.
     assert!(
-        wait_until(Duration::from_secs(5), || lab.bgpd_routes(a) == routes_a),
+        wait_until(PATIENCE, || lab.bgpd_routes(a) == routes_a),
         "{}\nvs\n{}",
         lab.bgpd_routes(a),
         routes_a
@@ -149,7 +148,7 @@ fn kill_9_and_restart_keeps_forwarding_and_sigterm_keeps_routes() {
 
     // SIGTERM keeps the routes (keep_routes_on_exit defaults to true).
     lab.signal(a, libc::SIGTERM).unwrap();
-    let exited = wait_until(Duration::from_secs(10), || lab.hosts[a].exited());
+    let exited = wait_until(PATIENCE, || lab.hosts[a].exited());
     assert!(exited);
     assert_eq!(lab.bgpd_routes(a), routes_a);
 }
@@ -164,7 +163,7 @@ fn a_host_joining_is_learned_and_a_host_leaving_is_forgotten() {
     lab.start(b).unwrap();
     wait_established(&lab, a, 1);
     let block_b = block(&lab, b);
-    assert!(wait_until(Duration::from_secs(10), || lab
+    assert!(wait_until(PATIENCE, || lab
         .bgpd_routes(a)
         .contains(&block_b)));
     // A third host joins: a learns its block without a restart.
@@ -172,57 +171,80 @@ fn a_host_joining_is_learned_and_a_host_leaving_is_forgotten() {
     lab.start(c).unwrap();
     wait_established(&lab, a, 2);
     let block_c = block(&lab, c);
-    assert!(wait_until(Duration::from_secs(10), || lab
+    assert!(wait_until(PATIENCE, || lab
         .bgpd_routes(a)
         .contains(&block_c)));
     // b stops for good (routes not kept): its routes go everywhere, its own kernel is clean.
     lab.signal(b, libc::SIGTERM).unwrap();
     assert!(
-        wait_until(Duration::from_secs(20), || !lab
-            .bgpd_routes(a)
-            .contains(&block_b)
+        wait_until(PATIENCE, || !lab.bgpd_routes(a).contains(&block_b)
             && !lab.bgpd_routes(c).contains(&block_b)),
         "{}",
         lab.bgpd_routes(a)
     );
     assert!(
-        wait_until(Duration::from_secs(5), || lab.bgpd_routes(b).is_empty()),
+        wait_until(PATIENCE, || lab.bgpd_routes(b).is_empty()),
         "{}",
         lab.bgpd_routes(b)
     );
-    assert!(wait_until(Duration::from_secs(20), || peer(
-        &lab,
-        a,
-        &address(&lab, b)
-    )
-    .is_none()));
+    assert!(wait_until(PATIENCE, || peer(&lab, a, &address(&lab, b)).is_none()));
 }
 
+/// Appends `[ipam] dead_host_delay = <secs>` to host `i`'s configuration file (testkit's
+/// host configuration has no field for it).
+fn set_dead_host_delay(lab: &testkit::fabric::Fabric, i: usize, secs: u32) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&lab.hosts[i].config_path)
+        .unwrap();
+    write!(file, "\n[ipam]\ndead_host_delay = {secs}\n").unwrap();
+}
+
+/// A killed host stays a member: its node record outlives it, its peer keeps the session
+/// configured and holds its routes for the graceful-restart time only (short here), then they
+/// leave the kernel. Deleting its record (what `routectl node delete` does) drops the peer,
+/// and IPAM's garbage collection then reclaims its block.
 #[test]
 #[serial]
-fn a_host_killed_for_good_is_forgotten_when_its_lease_expires() {
+fn a_killed_host_stays_a_member_until_its_record_is_deleted() {
     let mut lab = lab();
-    let (a, b) = meshed_pair(&mut lab, |_| {});
+    let short_restart = |c: &mut testkit::fabric::HostConfig| c.graceful_restart = Some(3);
+    let a = add_host(&mut lab, true, short_restart);
+    let b = add_host(&mut lab, true, short_restart);
+    set_dead_host_delay(&lab, a, 1);
+    lab.start(a).unwrap();
+    lab.start(b).unwrap();
+    wait_established(&lab, a, 1);
     let block_b = block(&lab, b);
-    assert!(wait_until(Duration::from_secs(10), || lab
+    assert!(wait_until(PATIENCE, || lab
         .bgpd_routes(a)
         .contains(&block_b)));
     lab.kill(b);
-    // Graceful restart keeps b's routes a while; its node record goes with its lease (15 s),
-    // and with it the session and the routes.
+    // Graceful restart keeps b's routes for b's restart time (3 s), then they go.
     assert!(
-        wait_until(Duration::from_secs(30), || !lab
-            .bgpd_routes(a)
-            .contains(&block_b)),
+        wait_until(PATIENCE, || !lab.bgpd_routes(a).contains(&block_b)),
         "{}",
         lab.bgpd_routes(a)
     );
-    assert!(peer(&lab, a, &address(&lab, b)).is_none());
     let key = format!("/fabric/v1/nodes/{}", lab.hosts[b].config.name);
-    assert_eq!(
+    let record = || {
         lab.etcdctl(&["get", &key, "--print-value-only"])
             .unwrap()
-            .trim(),
-        ""
-    );
+            .trim()
+            .to_string()
+    };
+    assert!(!record().is_empty(), "b's node record went with its daemon");
+    let b_peer = peer(&lab, a, &address(&lab, b)).expect("a still has b as a peer");
+    assert_ne!(b_peer.state, "Established");
+
+    // Deleted: a drops the peer, and its GC reclaims b's block (after 1 s, on a 30 s period).
+    lab.etcdctl(&["del", &key]).unwrap();
+    assert!(wait_until(PATIENCE, || peer(&lab, a, &address(&lab, b)).is_none()));
+    let affinities = format!("/fabric/v1/affinities/{}/", lab.hosts[b].config.name);
+    let reclaimed = wait_until(Duration::from_secs(60) + PATIENCE, || {
+        lab.etcdctl(&["get", "--prefix", "--keys-only", &affinities])
+            .is_ok_and(|out| out.trim().is_empty())
+    });
+    assert!(reclaimed, "b's block was not reclaimed:\n{}", lab.log_tail(a));
+    assert_eq!(record(), "");
 }

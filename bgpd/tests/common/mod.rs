@@ -11,6 +11,11 @@ use testkit::fabric::{Binaries, Container, Fabric, HostConfig, POOL_V4, Pool, Ro
 use testkit::netns::Netns;
 use testkit::process::wait_until;
 
+/// How long something the daemons do on their own (a route learned or removed, a ping through,
+/// a log line, an exit) may take to show on a loaded CI machine; every wait ends as soon as it
+/// shows, so this costs nothing when things are quick.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
 /// A fabric running the `bgpd` built with these tests; no hosts yet.
 pub fn lab() -> Fabric {
     let bins = Binaries::beside(env!("CARGO_BIN_EXE_bgpd")).unwrap();
