@@ -77,7 +77,7 @@ fn ctr_run_cni_attaches_through_bgpd_and_reaches_another_host() {
 
     // The plugin asked bgpd on host-1: an address from host-1's block.
     let mut ip = None;
-    wait_until(Duration::from_secs(10), || {
+    wait_until(CONVERGE, || {
         ip = endpoint_ipv4(&fabric, 0, &cni_id);
         ip.is_some()
     });
@@ -119,7 +119,7 @@ fn ctr_run_cni_attaches_through_bgpd_and_reaches_another_host() {
         "ctr run did not finish: {}",
         containerd.run_log(&id)
     );
-    let released = wait_until(Duration::from_secs(10), || {
+    let released = wait_until(CONVERGE, || {
         endpoint_ipv4(&fabric, 0, &cni_id).is_none() && !assigned(&fabric, 0, ip)
     });
     assert!(

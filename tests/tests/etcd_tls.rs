@@ -59,9 +59,13 @@ mesh = true
 
 [api]
 socket = "{socket}"
+
+[state]
+dir = "{state}"
 "#,
             endpoint = etcd.endpoints()[0],
             socket = dir.path().join("bgpd.sock").display(),
+            state = dir.path().join("state").display(),
         );
         std::fs::write(dir.path().join("bgpd.toml"), config).unwrap();
         TlsHost {
@@ -256,7 +260,7 @@ fn bgpd_with_the_wrong_ca_waits_for_etcd_saying_why_and_still_stops() {
     let bgpd = host.bgpd.as_mut().unwrap();
     bgpd.signal(libc::SIGTERM).unwrap();
     assert!(
-        wait_until(Duration::from_secs(5), || bgpd.has_exited()),
+        wait_until(Duration::from_secs(15), || bgpd.has_exited()),
         "bgpd did not stop on SIGTERM"
     );
     assert!(!host.log().contains("panicked"), "{}", host.log());
