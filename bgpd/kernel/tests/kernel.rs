@@ -439,10 +439,7 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
         ip_run(&ns, "route replace 10.10.0.5/32 via 192.168.10.9 proto 98");
         let start = Instant::now();
         while ip_route(&ns, "10.10.0.5/32").is_none_or(|r| r["dev"] != "d0") {
-            assert!(
-                start.elapsed() < REPAIR,
-                "altered route not repaired"
-            );
+            assert!(start.elapsed() < REPAIR, "altered route not repaired");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
@@ -511,10 +508,7 @@ fn the_reconcile_task_repairs_routes_and_follows_links_and_updates() {
         // Dropping the handle ends the task and leaves the routes for the next start...
         drop(status);
         drop(handle);
-        tokio::time::timeout(SETTLE, task)
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(SETTLE, task).await.unwrap().unwrap();
         assert!(ip_route(&ns, "10.10.0.5/32").is_some());
 
         // ... which finds them in place and writes nothing.
