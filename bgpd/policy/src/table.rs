@@ -107,29 +107,59 @@ impl Object {
     }
 }
 
+/// The set holding the running ruleset's digest: an in-place update starts by removing it.
+const GENERATION: &str = "generation";
+
+/// FNV-1a, 32 bits: tells rulesets apart (an nft `mark` holds 32 bits).
+fn digest(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// A compiled table: the `nft -f` script that replaces our table atomically, and the objects
 /// it is made of (for updating a running table in place, see [`Ruleset::update_script`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ruleset {
     table: Name,
     objects: Vec<Object>,
+    /// Digest of the objects as written; the table carries it in its `generation` set.
+    digest: u32,
     script: String,
 }
 
 impl Ruleset {
     /// A table made of `objects`, declared in this order (a reference comes after its target).
-    pub(crate) fn new(table: Name, objects: Vec<Object>) -> Ruleset {
+    pub(crate) fn new(table: Name, mut objects: Vec<Object>) -> Ruleset {
+        let mut body = String::new();
+        for o in &objects {
+            o.render_whole(&mut body);
+        }
+        let digest = digest(&body);
+        let generation = Object::collection(
+            Kind::Set,
+            GENERATION,
+            vec![
+                "type mark".to_string(),
+                "comment \"digest of this ruleset, for updates in place\"".to_string(),
+            ],
+            vec![Element {
+                key: format!("{digest:#010x}"),
+                text: format!("{digest:#010x}"),
+            }],
+        );
         // Creating the table first makes the delete valid when it does not exist yet; all three
         // commands are one transaction, so no packet ever sees the table missing or half-built.
         let mut script =
             format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
-        for o in &objects {
-            o.render_whole(&mut script);
-        }
+        generation.render_whole(&mut script);
+        script.push_str(&body);
         script.push_str("}\n");
+        objects.insert(0, generation);
         Ruleset {
             table,
             objects,
+            digest,
             script,
         }
     }
@@ -149,8 +179,9 @@ impl Ruleset {
     /// their counters keep counting; in a verdict map only the elements that changed are
     /// replaced, so a changed rule of 10 000 costs one element. A chain whose rules changed
     /// is refilled (its rule counters restart). `None` when `from` is another table. The
-    /// script fails (and changes nothing) if the running table is not `from` any more, e.g.
-    /// deleted behind our back: apply [`Ruleset::script`] then.
+    /// script fails (and changes nothing) if the running table is not `from` any more —
+    /// deleted behind our back, or replaced by another ruleset (the table's `generation` set
+    /// holds a digest of the ruleset in force): apply [`Ruleset::script`] then.
     pub fn update_script(&self, from: &Ruleset) -> Option<String> {
         if from.table != self.table || from.objects.is_empty() {
             return None;
@@ -179,11 +210,16 @@ impl Ruleset {
             .map(|o| o.name.as_str())
             .collect();
         let mut script = String::new();
-        // The set every table has, refilled: fails when the table is gone, so a missing table
-        // is rebuilt whole instead of half-created by the additions below.
-        let _ = writeln!(script, "flush set inet {t} failsafe_inbound");
+        // Fails unless the running table is `from`: not when it is gone (the additions below
+        // would half-create it) nor when another ruleset replaced it (the changes from `from`
+        // would leave parts of that one in place).
+        let _ = writeln!(
+            script,
+            "delete element inet {t} {GENERATION} {{ {:#010x} }}",
+            from.digest
+        );
         let mut refilled: BTreeSet<(Kind, &str)> = BTreeSet::new();
-        refilled.insert((Kind::Set, "failsafe_inbound"));
+        refilled.insert((Kind::Set, GENERATION));
         let mut additions: BTreeMap<(Kind, &str), Vec<&Element>> = BTreeMap::new();
         for o in &from.objects {
             let key = (o.kind, o.name.as_str());
@@ -265,6 +301,7 @@ impl Ruleset {
         Ruleset {
             table,
             objects: Vec::new(),
+            digest: 0,
             script,
         }
     }

@@ -194,6 +194,49 @@ fn every_kind_of_change_applied_in_place_equals_a_whole_table_apply() {
 
 #[test]
 #[serial_test::serial]
+fn a_table_replaced_behind_our_back_is_rebuilt_whole_not_patched() {
+    let ns = Netns::new("updother").unwrap();
+    let nft = Nft::in_netns(ns.name());
+    let db = || vec![workload("cali-db", "10.244.1.2", &[("role", "db")])];
+    let applied = compiled(&Step {
+        what: "applied",
+        toml: DB.to_string(),
+        workloads: db(),
+        pools: vec![pool(false)],
+    });
+    nft.update(None, &applied).unwrap();
+    // Somebody applies another ruleset for the same table (`routectl policy apply --file`):
+    // its chain for cali-other would survive changes computed from `applied`.
+    let other = compiled(&Step {
+        what: "other",
+        toml: DB.replace("role == \"db\"", "all()"),
+        workloads: vec![workload("cali-other", "10.244.1.9", &[])],
+        pools: vec![pool(false)],
+    });
+    nft.apply(&other).unwrap();
+    let next = compiled(&Step {
+        what: "next",
+        toml: DB.replace("[8003]", "[8004]"),
+        workloads: db(),
+        pools: vec![pool(false)],
+    });
+    assert_eq!(
+        nft.update(Some(&applied), &next).unwrap(),
+        Applied::Replaced
+    );
+    let fresh = Netns::new("updotherf").unwrap();
+    let whole = Nft::in_netns(fresh.name());
+    whole.apply(&next).unwrap();
+    let (got, want) = (
+        nft.show(next.table()).unwrap(),
+        whole.show(next.table()).unwrap(),
+    );
+    assert!(!got.contains("cali-other"), "{got}");
+    assert_eq!(normalized(&got), normalized(&want));
+}
+
+#[test]
+#[serial_test::serial]
 fn a_table_removed_behind_our_back_is_rebuilt_whole() {
     let ns = Netns::new("updgone").unwrap();
     let nft = Nft::in_netns(ns.name());
