@@ -99,6 +99,25 @@ pub fn wait_established(fabric: &Fabric, i: usize, n: usize) {
     );
 }
 
+/// Host `i`'s session to `address` once it has been Established for 3 s: the baseline for a
+/// test about later resets. A mesh that just came up can still reset a session once: when
+/// both hosts connect at once, one may resolve the collision after the other already took
+/// the session as Established (seen about once in a dozen fresh three-host meshes).
+pub fn settled_peer(fabric: &Fabric, i: usize, address: &str) -> Peer {
+    let mut last = None;
+    let settled = wait_until(PATIENCE, || {
+        last = peer(fabric, i, address);
+        last.as_ref()
+            .is_some_and(|p| p.state == "Established" && p.uptime_secs.is_some_and(|u| u >= 3))
+    });
+    assert!(
+        settled,
+        "host {i}: session to {address} not up for 3 s: {last:?}\n{}",
+        fabric.log_tail(i)
+    );
+    last.expect("a settled session was seen")
+}
+
 /// An attach request for `id`'s `eth0` in `ns`; the rest as bgpd defaults it.
 fn attach_request(id: &str, ns: &Netns) -> AttachRequest {
     serde_json::from_value(serde_json::json!({
