@@ -1,17 +1,28 @@
-//! The node registry in etcd: our record under a lease kept alive, and a live view of every
-//! node's record (list, then watch) so mesh peers follow hosts joining and leaving.
+//! The node registry in etcd: our record (persistent, kept as it should be), the key that says
+//! we run (under a lease kept alive), and a live view of every node's record (list, then watch)
+//! so mesh peers follow hosts joining and being deleted.
+//!
+//! The record is not lease-bound, as Calico's Node resources are not: a host cut off from etcd
+//! or whose bgpd is down stays a member (peered with, its IPAM addresses kept, its routes held
+//! by graceful restart) until `routectl node delete` removes it. Only the liveness key lapses.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, PutOptions};
+use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use ipam::{HostName, Keys};
 use tokio::sync::watch;
 
 use crate::health::EtcdHealth;
 
-/// Seconds our node record outlives us: peers drop a dead host after at most this long.
-pub const LEASE_TTL: i64 = 15;
+/// Seconds our liveness key outlives us: `routectl nodes` shows a host dead at most this long
+/// after its daemon stopped or lost etcd. Nothing else depends on it.
+pub const ALIVE_TTL: i64 = 15;
+
+/// How often a running daemon checks that its record is still as it should be (written back
+/// when deleted or changed behind its back).
+const RECORD_CHECK: Duration = Duration::from_secs(30);
 
 pub use bgpd_api::{NodeRecord, RECORD_VERSION};
 
@@ -45,28 +56,51 @@ impl Default for Backoff {
     }
 }
 
-/// Keeps our record in etcd: grants a lease, writes the record, keeps the lease alive, and
-/// starts over (new lease, record rewritten) whenever the lease is lost.
+/// What a record check did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordCheck {
+    /// The record was as it should be.
+    Kept,
+    /// It was missing, different or attached to a lease, and is written now.
+    Written,
+    /// Another running daemon holds our name's liveness key: left alone (see `ensure_record`).
+    Clash,
+}
+
+/// Keeps our node membership in etcd: the persistent record (written at start, written back
+/// whenever it is missing or differs) and the liveness key under a lease kept alive, renewed
+/// under a fresh lease whenever the lease is lost.
 pub struct Registration {
     client: Client,
-    key: String,
+    record_key: String,
+    alive_key: String,
     record: NodeRecord,
     health: Arc<EtcdHealth>,
+    check_every: Duration,
 }
 
 impl Registration {
-    /// Registration of `record` at `key`.
-    pub fn new(client: Client, key: String, record: NodeRecord, health: Arc<EtcdHealth>) -> Self {
+    /// Registration of `host` with `record`, at its keys under `keys`.
+    pub fn new(
+        client: Client,
+        keys: &Keys,
+        host: &HostName,
+        record: NodeRecord,
+        health: Arc<EtcdHealth>,
+    ) -> Self {
         Registration {
             client,
-            key,
+            record_key: keys.node(host),
+            alive_key: bgpd_api::alive_key(&keys.root(), host.as_str()),
             record,
             health,
+            check_every: RECORD_CHECK,
         }
     }
 
-    /// Writes the record under a fresh lease, retrying with backoff (and a log line per try)
-    /// until etcd answers. Returns the lease id.
+    /// Writes the liveness key under a fresh lease and our record (reclaiming it from an
+    /// earlier run, or writing it for the first time), retrying with backoff (and a log line
+    /// per try) until etcd answers. Returns the lease id.
     pub async fn register(&mut self, endpoints: &str) -> i64 {
         let mut backoff = Backoff::new();
         loop {
@@ -88,11 +122,22 @@ impl Registration {
     }
 
     async fn try_register(&mut self) -> Result<i64, etcd_client::Error> {
-        let lease = self.client.lease_grant(LEASE_TTL, None).await?.id();
-        let value = serde_json::to_vec(&self.record).unwrap_or_default();
+        let lease = self.renew_alive().await?;
+        // The liveness key is ours now (a daemon of the same name started earlier sees that
+        // and stops writing the record), so the record is written whatever holds it.
+        if self.ensure_record(lease).await? == RecordCheck::Written {
+            tracing::info!(key = %self.record_key, "node record written");
+        }
+        Ok(lease)
+    }
+
+    /// A fresh lease with the liveness key under it.
+    async fn renew_alive(&mut self) -> Result<i64, etcd_client::Error> {
+        let lease = self.client.lease_grant(ALIVE_TTL, None).await?.id();
+        let value = self.record.address.to_string();
         self.client
             .put(
-                self.key.as_str(),
+                self.alive_key.as_str(),
                 value,
                 Some(PutOptions::new().with_lease(lease)),
             )
@@ -100,30 +145,96 @@ impl Registration {
         Ok(lease)
     }
 
-    /// Keeps `lease` alive forever; re-registers when it is lost (etcd down longer than the
-    /// TTL). Runs as a task.
+    /// Writes our record unless it is already as it should be (same value, no lease: a
+    /// record an older bgpd left under its lease would vanish with it), in one transaction
+    /// that only writes while the liveness key is ours (`lease`). Two running daemons
+    /// configured with one name would otherwise overwrite each other's record forever: the
+    /// one that registered last keeps the name, the other logs the clash.
+    async fn ensure_record(&mut self, lease: i64) -> Result<RecordCheck, etcd_client::Error> {
+        let value = serde_json::to_vec(&self.record).unwrap_or_default();
+        let key = self.record_key.as_str();
+        let current = self.client.get(key, None).await?;
+        let as_should_be = current.kvs().first().is_some_and(|kv| {
+            kv.lease() == 0
+                && serde_json::from_slice::<NodeRecord>(kv.value())
+                    .ok()
+                    .as_ref()
+                    == Some(&self.record)
+        });
+        if as_should_be {
+            return Ok(RecordCheck::Kept);
+        }
+        let alive = self.alive_key.as_str();
+        let txn = Txn::new()
+            .when([Compare::lease(alive, CompareOp::Equal, lease)])
+            .and_then([TxnOp::put(key, value.clone(), None)])
+            .or_else([TxnOp::get(alive, None)]);
+        let reply = self.client.txn(txn).await?;
+        if reply.succeeded() {
+            return Ok(RecordCheck::Written);
+        }
+        let alive_missing = reply
+            .op_responses()
+            .iter()
+            .any(|r| matches!(r, etcd_client::TxnOpResponse::Get(g) if g.kvs().is_empty()));
+        if !alive_missing {
+            return Ok(RecordCheck::Clash);
+        }
+        // Deleted with the record (`routectl node delete --force` while we run): both back.
+        let address = self.record.address.to_string();
+        let with_lease = Some(PutOptions::new().with_lease(lease));
+        self.client.put(alive, address, with_lease).await?;
+        self.client.put(key, value, None).await?;
+        Ok(RecordCheck::Written)
+    }
+
+    /// Keeps the liveness key alive forever, renewing it when its lease is lost (etcd away
+    /// longer than the TTL), and checks our record every `RECORD_CHECK`. Runs as a task.
     pub async fn keep_alive(mut self, mut lease: i64, endpoints: String) {
-        let period = Duration::from_secs((LEASE_TTL as u64 / 3).max(1));
+        let period = Duration::from_secs((ALIVE_TTL as u64 / 3).max(1));
         loop {
             match self.keep_alive_once(lease, period).await {
                 Ok(()) => {}
                 Err(e) => {
                     self.health.failed(&e);
                     tracing::warn!("etcd lease keep-alive failed: {e}; registering again");
-                    lease = self.register(&endpoints).await;
-                    tracing::info!(lease, "node record written again");
+                    lease = self.renew(&endpoints).await;
+                    tracing::info!(lease, "liveness key written again");
                 }
             }
         }
     }
 
-    /// One keep-alive stream until it fails or reports the lease gone.
+    /// `renew_alive` until etcd answers.
+    async fn renew(&mut self, endpoints: &str) -> i64 {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.renew_alive().await {
+                Ok(lease) => {
+                    self.health.ok();
+                    return lease;
+                }
+                Err(e) => {
+                    self.health.failed(&e);
+                    tracing::warn!(
+                        "etcd unreachable at {endpoints}: {e}; retrying in {}s",
+                        backoff.next().as_secs()
+                    );
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    /// One keep-alive stream until it fails or reports the lease gone; checks the record
+    /// between keep-alives once `check_every` has passed.
     async fn keep_alive_once(
         &mut self,
         lease: i64,
         period: Duration,
     ) -> Result<(), etcd_client::Error> {
         let (mut keeper, mut replies) = self.client.lease_keep_alive(lease).await?;
+        let mut checked = tokio::time::Instant::now();
         loop {
             keeper.keep_alive().await?;
             match tokio::time::timeout(Duration::from_secs(5), replies.message()).await {
@@ -145,7 +256,21 @@ impl Registration {
                     ));
                 }
             }
-            tokio::time::sleep(period).await;
+            if checked.elapsed() >= self.check_every {
+                checked = tokio::time::Instant::now();
+                match self.ensure_record(lease).await? {
+                    RecordCheck::Kept => {}
+                    RecordCheck::Written => tracing::warn!(
+                        key = %self.record_key,
+                        "our node record was missing or changed; written back (stop bgpd before `routectl node delete`)"
+                    ),
+                    RecordCheck::Clash => tracing::error!(
+                        key = %self.record_key,
+                        "another running bgpd registered with our node name; give each host its own [node] name"
+                    ),
+                }
+            }
+            tokio::time::sleep(period.min(self.check_every)).await;
         }
     }
 }
@@ -243,6 +368,129 @@ mod tests {
         fold(&mut r, "f", None);
         assert_eq!(r.keys().collect::<Vec<_>>(), vec!["a"]);
         assert_eq!(r["a"], rec);
+    }
+
+    fn record(address: &str) -> NodeRecord {
+        NodeRecord {
+            version: RECORD_VERSION,
+            labels: BTreeMap::new(),
+            address: address.parse().unwrap(),
+            address_v6: None,
+            asn: 64512,
+            router_id: "10.0.0.1".parse().unwrap(),
+            role: Role::Host,
+            mesh: true,
+            port: 179,
+        }
+    }
+
+    /// The stored value and lease of `key`, if it exists.
+    async fn stored(client: &mut Client, key: &str) -> Option<(Vec<u8>, i64)> {
+        let reply = client.get(key, None).await.unwrap();
+        reply
+            .kvs()
+            .first()
+            .map(|kv| (kv.value().to_vec(), kv.lease()))
+    }
+
+    /// Polls `check` every 100 ms for at most 30 s.
+    async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !check().await {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The record outlives the daemon (no lease; the liveness key has one), replaces one an
+    /// older bgpd left under a lease, and a running daemon writes it back when it is deleted
+    /// (with or without its liveness key) or changed.
+    #[tokio::test]
+    async fn the_record_is_persistent_and_kept_as_it_should_be() {
+        let etcd = testkit::etcd::Etcd::single().unwrap();
+        let mut client = stream_client(&[etcd.endpoint()], None).await.unwrap();
+        let keys = Keys::new("/t");
+        let host = HostName::new("h1").unwrap();
+        let (record_key, alive_key) = (keys.node(&host), bgpd_api::alive_key(&keys.root(), "h1"));
+        // What an older bgpd left: the same record under a lease that is about to expire.
+        let old = client.lease_grant(60, None).await.unwrap().id();
+        let value = serde_json::to_vec(&record("10.0.0.1")).unwrap();
+        let with_old = Some(PutOptions::new().with_lease(old));
+        client
+            .put(record_key.as_str(), value.clone(), with_old)
+            .await
+            .unwrap();
+
+        let health = Arc::new(EtcdHealth::default());
+        let mut registration =
+            Registration::new(client.clone(), &keys, &host, record("10.0.0.1"), health);
+        registration.check_every = Duration::from_millis(200);
+        let lease = registration.register("test").await;
+        assert_eq!(
+            stored(&mut client, &record_key).await,
+            Some((value.clone(), 0))
+        );
+        let alive = stored(&mut client, &alive_key).await.expect("liveness key");
+        assert_eq!(alive, (b"10.0.0.1".to_vec(), lease));
+        client.lease_revoke(old).await.unwrap();
+        assert!(
+            stored(&mut client, &record_key).await.is_some(),
+            "gone with the old lease"
+        );
+
+        let task = tokio::spawn(registration.keep_alive(lease, "test".into()));
+        client.delete(record_key.as_str(), None).await.unwrap();
+        eventually("the deleted record is written back", async || {
+            stored(&mut client, &record_key).await == Some((value.clone(), 0))
+        })
+        .await;
+        client.put(record_key.as_str(), "{}", None).await.unwrap();
+        eventually("the changed record is written back", async || {
+            stored(&mut client, &record_key).await == Some((value.clone(), 0))
+        })
+        .await;
+        client.delete(record_key.as_str(), None).await.unwrap();
+        client.delete(alive_key.as_str(), None).await.unwrap();
+        eventually("both keys are written back", async || {
+            stored(&mut client, &record_key).await == Some((value.clone(), 0))
+                && stored(&mut client, &alive_key)
+                    .await
+                    .is_some_and(|(_, l)| l == lease)
+        })
+        .await;
+        task.abort();
+    }
+
+    /// Two running daemons with one name: the one registered last keeps the record, the
+    /// other does not write it back (they would overwrite each other forever).
+    #[tokio::test]
+    async fn a_second_daemon_with_our_name_keeps_it() {
+        let etcd = testkit::etcd::Etcd::single().unwrap();
+        let mut client = stream_client(&[etcd.endpoint()], None).await.unwrap();
+        let keys = Keys::new("/t");
+        let host = HostName::new("h1").unwrap();
+        let health = Arc::new(EtcdHealth::default());
+        let mut first = Registration::new(
+            client.clone(),
+            &keys,
+            &host,
+            record("10.0.0.1"),
+            health.clone(),
+        );
+        let first_lease = first.register("test").await;
+        let mut second =
+            Registration::new(client.clone(), &keys, &host, record("10.0.0.2"), health);
+        second.register("test").await;
+        assert_eq!(
+            first.ensure_record(first_lease).await.unwrap(),
+            RecordCheck::Clash
+        );
+        let (value, lease) = stored(&mut client, &keys.node(&host)).await.unwrap();
+        assert_eq!(lease, 0);
+        assert_eq!(
+            serde_json::from_slice::<NodeRecord>(&value).unwrap(),
+            record("10.0.0.2")
+        );
     }
 
     /// A member cut off from the rest (here: the others killed) ends the watch on it, so the

@@ -223,6 +223,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
             tls: tls.clone(),
             ..StoreOptions::default()
         },
+        dead_host_delay: Duration::from_secs(config.ipam.dead_host_delay.get().into()),
         ..IpamOptions::default()
     };
     let dead_host_delay = ipam_options.dead_host_delay;
@@ -247,7 +248,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         .map_err(|e| StartError::Etcd(e.to_string()))?;
     let mut registration = Registration::new(
         client.clone(),
-        ipam.keys().node(&host),
+        ipam.keys(),
+        &host,
         record.clone(),
         health.clone(),
     );

@@ -5,10 +5,11 @@
 //! labels, which the kernel does not keep.
 //!
 //! A host's records count while the host is in the node registry or still holds an IPAM block
-//! affinity: a host whose daemon is stopped or cut off from etcd loses its node record after
-//! the lease TTL, yet its containers keep running and routed, so their labels must keep
-//! matching (as Calico's WorkloadEndpoints outlive felix). Once IPAM's garbage collection has
-//! reclaimed a gone host's blocks (after its dead-host delay), its addresses may be reassigned
+//! affinity: a host whose daemon is stopped or cut off from etcd keeps its (persistent) node
+//! record, and a deleted host (`routectl node delete`) keeps its affinities until GC, while
+//! its containers may still run, so their labels must keep matching (as Calico's
+//! WorkloadEndpoints outlive felix). Once IPAM's garbage collection has reclaimed a gone host's
+//! blocks (after its dead-host delay), its addresses may be reassigned
 //! and its records are ignored; once the host has also been seen that way for the dead-host
 //! delay, any daemon deletes them (guarded in etcd on the host still having no node record and
 //! no affinity), so records of hosts gone for good do not pile up. A host that comes back under
