@@ -2,8 +2,9 @@
 //!
 //! The pieces plug together as: [`model::PolicyFile`] (TOML) + [`endpoint`] inputs (filled by
 //! the daemon) → [`compile::compile`] (pure) → [`compile::Ruleset`] (an `nft -f` script, also
-//! the dry-run output) → [`nft::Nft::apply`] (one atomic transaction) and
-//! [`nft::Nft::counters`] (typed readback). [`cluster`] is the cluster-wide form: one policy per
+//! the dry-run output) → [`nft::Nft::apply`] (one atomic transaction), or
+//! [`nft::Nft::update`] (the changes since the ruleset applied before, in one transaction:
+//! unchanged rules keep their counters) and [`nft::Nft::counters`] (typed readback). [`cluster`] is the cluster-wide form: one policy per
 //! etcd key, merged with the file's into what is in force.
 
 mod clause;
