@@ -240,8 +240,8 @@ impl<S: Store> Ipam<S> {
         self.put(self.keys.config(), encode(&c), 0).await
     }
 
-    /// Writes the node record of `host`, attached to `lease` (0: none); the daemon keeps the
-    /// lease alive, so the record vanishes when the daemon dies.
+    /// Writes the node record of `host`, attached to `lease` (0: none, as the daemon writes
+    /// it: a record under a lease vanishes, and GC reclaims the host, when the lease expires).
     pub async fn register_node(
         &self,
         host: &HostName,

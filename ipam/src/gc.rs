@@ -1,9 +1,9 @@
 //! Garbage collection: addresses and blocks of hosts that are gone, and empty blocks.
 //!
-//! A host is gone when its node record (kept alive by the daemon's lease) is missing. It is
-//! reclaimed only after it has been seen gone for `dead_host_delay` by this client, and every
-//! reclaiming transaction is guarded on the node record still being absent, so a host that
-//! comes back in between is never touched.
+//! A host is gone when its node record is missing (the daemon keeps it without a lease; an
+//! operator deletes it to decommission the host). It is reclaimed only after it has been seen
+//! gone for `dead_host_delay` by this client, and every reclaiming transaction is guarded on
+//! the node record still being absent, so a host that comes back in between is never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 

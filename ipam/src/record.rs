@@ -230,9 +230,10 @@ pub struct Affinity {
     pub block: BlockCidr,
 }
 
-/// The node liveness record at `nodes/<host>`, written by the daemon and attached to its
-/// lease: when the daemon dies the lease expires and etcd deletes the key. IPAM reads only the
-/// labels (for pool node selectors) and whether the key exists; the daemon may add fields.
+/// The node record at `nodes/<host>`, written by the daemon without a lease: the host is a
+/// member (GC leaves its addresses alone) until the record is deleted (`routectl node delete`).
+/// IPAM reads only the labels (for pool node selectors) and whether the key exists; the daemon
+/// may add fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// Record format.
