@@ -1,6 +1,6 @@
 //! Counter readback: `nft -j list table` output → counters per policy rule and endpoint.
 //!
-//! Rules carry a comment naming what they belong to (see [`crate::compile`]); verdict-map
+//! Rules carry a comment naming what they belong to (see [`mod@crate::compile`]); verdict-map
 //! elements carry the same comment and a counter each. Counters with one owner (a rule split by
 //! address family, a rule that became many map elements) are summed.
 
