@@ -178,7 +178,21 @@ pub struct PoolConfig {
     pub node_selector: Option<Selector>,
 }
 
+/// The IPv4 block prefix lengths IPAM makes: at most 4096 addresses, so a block's record (one
+/// etcd value, rewritten on every assignment) stays small.
+pub const V4_BLOCK_LENS: std::ops::RangeInclusive<u8> = 20..=32;
+/// The IPv6 block prefix lengths IPAM makes, bounded as for IPv4: at most 4096 addresses.
+pub const V6_BLOCK_LENS: std::ops::RangeInclusive<u8> = 116..=128;
+
 impl PoolConfig {
+    /// The block prefix lengths IPAM allows for this pool's family.
+    pub fn block_lens(&self) -> std::ops::RangeInclusive<u8> {
+        match self.cidr {
+            IpNetwork::V4(_) => V4_BLOCK_LENS,
+            IpNetwork::V6(_) => V6_BLOCK_LENS,
+        }
+    }
+
     /// The block prefix length in force: the configured one or the family's default.
     pub fn block_size(&self) -> u8 {
         self.block_size.unwrap_or(match self.cidr {

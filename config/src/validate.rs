@@ -97,22 +97,31 @@ fn check_ipam(c: &Config) -> Result<(), Violation> {
                 ),
             );
         }
-        let max = match pool.cidr {
-            IpNetwork::V4(_) => 32,
-            IpNetwork::V6(_) => 128,
-        };
         let size = pool.block_size();
+        let key = if pool.block_size.is_some() {
+            here.key("block_size")
+        } else {
+            here.key("cidr")
+        };
+        let lens = pool.block_lens();
+        let max = *lens.end();
         if size < pool.cidr.prefix() || size > max {
-            let key = if pool.block_size.is_some() {
-                here.key("block_size")
-            } else {
-                here.key("cidr")
-            };
             return violation(
                 key,
                 format!(
                     "block size /{size} must lie between the pool's /{} and /{max}",
                     pool.cidr.prefix()
+                ),
+            );
+        }
+        if !lens.contains(&size) {
+            let family = if pool.cidr.is_ipv4() { "IPv4" } else { "IPv6" };
+            return violation(
+                key,
+                format!(
+                    "expected an {family} block size from /{} to /{max}, not /{size} \
+                     (IPAM's blocks hold at most 4096 addresses)",
+                    lens.start()
                 ),
             );
         }

@@ -4,22 +4,39 @@ use std::path::Path;
 
 use bgpd_config::{Config, ConfigError};
 
-/// Parses `text` and returns (line, column, key, message) of the error.
-fn error_of(text: &str) -> (usize, usize, String, String) {
-    match Config::parse(text, Path::new("/etc/bgpd/bgpd.toml")) {
-        Ok(c) => panic!("expected an error, got {c:?}"),
-        Err(ConfigError::Invalid {
-            path,
-            line,
-            column,
-            key,
-            message,
-        }) => {
-            assert_eq!(path, Path::new("/etc/bgpd/bgpd.toml"));
-            (line, column, key, message)
+/// Checks each (file, line, column, key, a phrase the message must contain); lists every miss.
+fn assert_cases(cases: &[(&str, usize, usize, &str, &str)]) {
+    let mut wrong = Vec::new();
+    for &(text, line, column, key, phrase) in cases {
+        let got = match Config::parse(text, Path::new("/etc/bgpd/bgpd.toml")) {
+            Err(ConfigError::Invalid {
+                line,
+                column,
+                key,
+                message,
+                ..
+            }) => (line, column, key, message),
+            other => {
+                wrong.push(format!(
+                    "{text:?}\n  want {line}:{column} {key} ~{phrase:?}\n  got  {other:?}"
+                ));
+                continue;
+            }
+        };
+        if (got.0, got.1, got.2.as_str()) != (line, column, key) || !got.3.contains(phrase) {
+            wrong.push(format!(
+                "{text:?}\n  want {line}:{column} {key} ~{phrase:?}\n  got  {}:{} {} {:?}",
+                got.0, got.1, got.2, got.3
+            ));
         }
-        Err(e) => panic!("unexpected {e}"),
     }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -371,23 +388,30 @@ fn errors_point_at_the_line_and_key() {
             "unknown field",
         ),
     ];
-    let mut wrong = Vec::new();
-    for &(text, line, column, key, phrase) in cases {
-        let got = error_of(text);
-        if (got.0, got.1, got.2.as_str()) != (line, column, key) || !got.3.contains(phrase) {
-            wrong.push(format!(
-                "{text:?}\n  want {line}:{column} {key} ~{phrase:?}\n  got  {}:{} {} {:?}",
-                got.0, got.1, got.2, got.3
-            ));
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "{} of {} cases wrong:\n{}",
-        wrong.len(),
-        cases.len(),
-        wrong.join("\n")
-    );
+    assert_cases(cases);
+}
+
+/// IPAM makes blocks of /20 to /32 (IPv4) and /116 to /128 (IPv6): `--check` says so, rather
+/// than bgpd failing to create the pool at start.
+#[test]
+fn ipam_block_sizes_are_those_ipam_accepts() {
+    assert_cases(&[
+        // IPAM's block sizes: /20 to /32 and /116 to /128 (at most 4096 addresses a block)
+        (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"p\"\ncidr = \"10.0.0.0/16\"\nblock_size = 18\n",
+            6,
+            14,
+            "ipam.pools[0].block_size",
+            "expected an IPv4 block size from /20 to /32, not /18",
+        ),
+        (
+            "[node]\nasn = 1\n[[ipam.pools]]\nname = \"p\"\ncidr = \"fd00::/48\"\nblock_size = 112\n",
+            6,
+            14,
+            "ipam.pools[0].block_size",
+            "expected an IPv6 block size from /116 to /128, not /112",
+        ),
+    ]);
 }
 
 #[test]

@@ -10,10 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IpamError, Result};
 
-/// Allowed block prefix lengths: at most 4096 addresses so a block's record stays small.
-pub const V4_BLOCK_LENS: std::ops::RangeInclusive<u8> = 20..=32;
-/// Allowed IPv6 block prefix lengths, as for IPv4: at most 4096 addresses.
-pub const V6_BLOCK_LENS: std::ops::RangeInclusive<u8> = 116..=128;
+// The allowed block sizes are the configuration's, so `bgpd --check` refuses what IPAM would.
+pub(crate) use bgpd_config::{V4_BLOCK_LENS, V6_BLOCK_LENS};
 
 /// An address as an integer, so IPv4 and IPv6 share one arithmetic.
 pub(crate) fn ip_to_u128(ip: IpAddr) -> u128 {
