@@ -14,8 +14,10 @@ use testkit::peers::{
     AddPath, BgpPeer, Community, GracefulRestart, LargeCommunity, Neighbor, PeerConfig, Route,
 };
 
-const UP: Duration = Duration::from_secs(30);
-const PROPAGATE: Duration = Duration::from_secs(15);
+/// How long a session may take to come up, and a route or a withdrawal to arrive, on a loaded
+/// CI machine (connect retries are 2 s; an idle machine needs a few seconds).
+const UP: Duration = Duration::from_secs(60);
+const PROPAGATE: Duration = Duration::from_secs(30);
 
 /// Two namespaces on one veth: `a` has 10.77.0.1/24 + fd77::1/64, `b` .2 / ::2.
 struct Pair {
@@ -253,7 +255,7 @@ fn frozen_gobgp_expires_birds_hold_timer_and_comes_back_when_thawed() {
     .unwrap();
     bird.wait_established(ip("10.77.0.2"), UP).unwrap();
     gobgp.freeze().unwrap();
-    bird.wait_for("hold timer expiry", Duration::from_secs(10), &|| {
+    bird.wait_for("hold timer expiry", Duration::from_secs(20), &|| {
         Ok(bird
             .session(ip("10.77.0.2"))?
             .and_then(|s| s.last_error)

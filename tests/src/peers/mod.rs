@@ -232,8 +232,9 @@ pub trait BgpPeer {
     }
 }
 
-/// How long a freshly started daemon may take to open its control socket.
-pub(crate) const STARTUP: Duration = Duration::from_secs(15);
+/// How long a freshly started daemon may take to open its control socket (a daemon that exits
+/// fails at once, not after this).
+pub(crate) const STARTUP: Duration = Duration::from_secs(30);
 
 /// Seconds between connection attempts: short, so tests do not wait minutes after a reset.
 pub(crate) const CONNECT_RETRY: u16 = 2;
