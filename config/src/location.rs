@@ -82,7 +82,85 @@ pub(crate) fn path_at(text: &str, offset: usize) -> KeyPath {
         // string ends at the line's end): attribute it to what ends there.
         descend_table(doc.get_ref(), offset - 1, &mut path);
     }
+    if path.0.is_empty() {
+        // The recovered document leaves out what it refused, such as a key given twice.
+        path = path_of_line(text, doc.get_ref(), offset);
+    }
     path
+}
+
+/// The key written on the line of `offset`, below the table whose header precedes it.
+fn path_of_line(text: &str, doc: &DeTable<'_>, offset: usize) -> KeyPath {
+    let offset = floor_char_boundary(text, offset.min(text.len()));
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[start..end];
+    let (written, _) = DeTable::parse_recoverable(line);
+    let mut key = KeyPath::default();
+    first_key(line, written.get_ref(), &mut key);
+    if key.0.is_empty() || line.trim_start().starts_with('[') {
+        // A table header names its table from the top.
+        return key;
+    }
+    let mut headers = Vec::new();
+    collect_headers(text, doc, &KeyPath::default(), &mut headers);
+    let mut path = headers
+        .into_iter()
+        .filter(|(at, _)| *at <= offset)
+        .max_by_key(|(at, path)| (*at, path.0.len()))
+        .map(|(_, path)| path)
+        .unwrap_or_default();
+    path.0.extend(key.0);
+    path
+}
+
+/// The first key of `table` parsed from `line`, followed through dotted keys (`a.b = 1`).
+fn first_key(line: &str, table: &DeTable<'_>, path: &mut KeyPath) {
+    let Some((key, value)) = table.iter().next() else {
+        return;
+    };
+    path.0.push(Step::Key(key.get_ref().to_string()));
+    let inline = line.get(value.span()).is_some_and(|v| v.starts_with('{'));
+    if let (DeValue::Table(t), false) = (value.get_ref(), inline) {
+        first_key(line, t, path);
+    }
+}
+
+/// Every table that has its own header (`[a.b]`, `[[a.c]]`): where the header starts, and the
+/// table's path.
+fn collect_headers(
+    text: &str,
+    table: &DeTable<'_>,
+    at: &KeyPath,
+    headers: &mut Vec<(usize, KeyPath)>,
+) {
+    let is_header = |span: Range<usize>| {
+        let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        text.get(span.start..).is_some_and(|t| t.starts_with('['))
+            && text[line_start..span.start].trim().is_empty()
+    };
+    for (key, value) in table {
+        let here = at.key(key.get_ref());
+        match value.get_ref() {
+            DeValue::Table(t) => {
+                if is_header(value.span()) {
+                    headers.push((value.span().start, here.clone()));
+                }
+                collect_headers(text, t, &here, headers);
+            }
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(t) = item.get_ref() {
+                        if is_header(item.span()) {
+                            headers.push((item.span().start, here.index(i)));
+                        }
+                        collect_headers(text, t, &here.index(i), headers);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn covers(span: &Range<usize>, offset: usize) -> bool {

@@ -414,6 +414,42 @@ fn ipam_block_sizes_are_those_ipam_accepts() {
     ]);
 }
 
+/// A duplicate key is reported at the key, named by its full path.
+#[test]
+fn a_key_given_twice_is_named() {
+    assert_cases(&[
+        // a key given twice is named, also inside a table
+        (
+            "[node]\nasn = 1\nname = \"a\"\nasn = 2\n",
+            4,
+            1,
+            "node.asn",
+            "duplicate key",
+        ),
+        (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\nasn = 3\n",
+            6,
+            1,
+            "bgp.peers[0].asn",
+            "duplicate key",
+        ),
+        (
+            "[node]\nasn = 1\nlabels.rack = \"a\"\nlabels.rack = \"b\"\n",
+            4,
+            8,
+            "node.labels.rack",
+            "duplicate key",
+        ),
+        (
+            "[node]\nasn = 1\n[etcd]\n[node]\n",
+            4,
+            2,
+            "node",
+            "duplicate key",
+        ),
+    ]);
+}
+
 #[test]
 fn the_display_form_is_file_line_column_key_message() {
     let err = Config::parse("[node]\nasn = 0\n", Path::new("/etc/bgpd/bgpd.toml")).unwrap_err();
