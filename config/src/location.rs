@@ -46,8 +46,19 @@ impl fmt::Display for KeyPath {
         }
         for (i, step) in self.0.iter().enumerate() {
             match step {
-                Step::Key(k) if i == 0 => write!(f, "{k}")?,
-                Step::Key(k) => write!(f, ".{k}")?,
+                Step::Key(k) => {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    // As TOML writes it: a key that is not bare is quoted.
+                    let bare = !k.is_empty()
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if bare {
+                        f.write_str(k)?;
+                    } else {
+                        write!(f, "{k:?}")?;
+                    }
+                }
                 Step::Index(n) => write!(f, "[{n}]")?,
             }
         }

@@ -24,6 +24,7 @@ fn violation(key: KeyPath, message: impl Into<String>) -> Result<(), Violation> 
 
 /// The first broken rule, in file order of the sections.
 pub(crate) fn check(c: &Config) -> Result<(), Violation> {
+    check_node(c)?;
     check_etcd(c)?;
     check_ipam(c)?;
     check_bgp(c)?;
@@ -39,6 +40,16 @@ fn check_state(c: &Config) -> Result<(), Violation> {
                 c.state.dir.display().to_string()
             ),
         );
+    }
+    Ok(())
+}
+
+fn check_node(c: &Config) -> Result<(), Violation> {
+    for (key, value) in &c.node.labels {
+        if let Err(e) = bgpd_api::check_label(key, value) {
+            // The same rules as endpoint labels, so a selector can name every label.
+            return violation(KeyPath::of(&["node", "labels", key]), e.reason);
+        }
     }
     Ok(())
 }

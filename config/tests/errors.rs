@@ -450,6 +450,28 @@ fn a_key_given_twice_is_named() {
     ]);
 }
 
+/// Node labels follow the same rules as endpoint labels, so a selector can name each one.
+#[test]
+fn node_labels_follow_the_endpoint_label_rules() {
+    assert_cases(&[
+        // node labels follow the same rules as endpoint labels (Kubernetes' syntax)
+        (
+            "[node]\nasn = 1\n[node.labels]\nrack = \"r1\"\n\"bad key!\" = \"r1\"\n",
+            5,
+            14,
+            "node.labels.\"bad key!\"",
+            "' ' is not allowed",
+        ),
+        (
+            "[node]\nasn = 1\nlabels = { rack = \"r 1\" }\n",
+            3,
+            19,
+            "node.labels.rack",
+            "value \"r 1\"",
+        ),
+    ]);
+}
+
 #[test]
 fn the_display_form_is_file_line_column_key_message() {
     let err = Config::parse("[node]\nasn = 0\n", Path::new("/etc/bgpd/bgpd.toml")).unwrap_err();
