@@ -25,6 +25,7 @@ use crate::health::EtcdHealth;
 use crate::mesh::{MeshInputs, PeerPlan, desired_peers};
 use crate::node::{NodeRecord, Registry};
 use crate::routes::{RouteInputs, Wanted, advertised, diff, wanted};
+use crate::state_file::{Snapshot, StateFile};
 use crate::workloads::{Affinities, WorkloadStore, Workloads};
 
 /// Who this node is; fixed for the life of the process.
@@ -91,6 +92,9 @@ pub struct State {
     pub record: NodeRecord,
     /// The configuration in force.
     pub config: Config,
+    /// Why we run from the state file (etcd did not answer at start), until etcd answers:
+    /// endpoint changes are refused and nothing is written back to the state file.
+    pub degraded: Option<String>,
 }
 
 /// The daemon: shared by the main loop, the control socket and the metrics endpoint.
@@ -101,8 +105,8 @@ pub struct Daemon {
     pub identity: Identity,
     /// When we started.
     pub started: Instant,
-    /// IPAM over etcd.
-    pub ipam: Ipam,
+    /// IPAM over etcd (shared with start-up's etcd steps).
+    pub ipam: Arc<Ipam>,
     /// The BGP speaker.
     pub speaker: Speaker,
     /// The kernel reconcile task.
@@ -121,6 +125,8 @@ pub struct Daemon {
     pub firewall: std::sync::Mutex<Firewall>,
     /// This host's endpoint records in etcd.
     pub workloads: WorkloadStore,
+    /// What we start from when etcd does not answer.
+    pub state_file: StateFile,
 }
 
 /// A wire prefix as a kernel prefix.
@@ -144,7 +150,7 @@ impl Daemon {
     pub fn new(
         config_path: PathBuf,
         identity: Identity,
-        ipam: Ipam,
+        ipam: Arc<Ipam>,
         speaker: Speaker,
         fib: FibHandle,
         endpoints: Endpoints,
@@ -153,6 +159,7 @@ impl Daemon {
         kernel_tag: (u32, u8),
         firewall: Firewall,
         workloads: WorkloadStore,
+        state_file: StateFile,
     ) -> Daemon {
         Daemon {
             config_path,
@@ -168,6 +175,7 @@ impl Daemon {
             kernel_tag,
             firewall: std::sync::Mutex::new(firewall),
             workloads,
+            state_file,
         }
     }
 
@@ -251,7 +259,18 @@ impl Daemon {
         });
         let changes = self.apply_peers(&st.peers, &desired).await;
         st.peers = desired;
+        self.persist(st);
         changes
+    }
+
+    /// Writes the state file when what it holds changed. Not while degraded (it would only
+    /// write the cache back), nor before the registry was listed since we registered (our own
+    /// record is in it then): a file without peers could not resume BGP.
+    fn persist(&self, st: &State) {
+        if st.degraded.is_none() && st.registry.contains_key(self.identity.host.as_str()) {
+            self.state_file
+                .save_if_changed(Snapshot::of(self.identity.host.as_str(), st));
+        }
     }
 
     async fn apply_peers(
@@ -377,37 +396,39 @@ impl Daemon {
     }
 
     /// This host's blocks with their use: from etcd, or counted locally while etcd is away.
+    /// While degraded etcd is known to be away: counted locally at once, not after IPAM's
+    /// retries.
     pub async fn block_usage(&self) -> Vec<BlockUsage> {
-        match self.ipam.blocks_of(&self.identity.host).await {
-            Ok(blocks) => {
-                self.health.ok();
-                blocks
-                    .into_iter()
-                    .map(|b| BlockUsage {
-                        cidr: b.cidr.network(),
-                        used: b.used,
-                        size: b.size,
-                    })
-                    .collect()
-            }
-            Err(e) => {
-                self.health.failed(&e);
-                let st = self.state.lock().await;
-                st.blocks
-                    .iter()
-                    .map(|b| BlockUsage {
-                        cidr: b.network(),
-                        used: st
-                            .attached
-                            .values()
-                            .flat_map(|a| &a.ips)
-                            .filter(|i| i.block == *b)
-                            .count() as u32,
-                        size: b.size(),
-                    })
-                    .collect()
+        if self.state.lock().await.degraded.is_none() {
+            match self.ipam.blocks_of(&self.identity.host).await {
+                Ok(blocks) => {
+                    self.health.ok();
+                    return blocks
+                        .into_iter()
+                        .map(|b| BlockUsage {
+                            cidr: b.cidr.network(),
+                            used: b.used,
+                            size: b.size,
+                        })
+                        .collect();
+                }
+                Err(e) => self.health.failed(&e),
             }
         }
+        let st = self.state.lock().await;
+        st.blocks
+            .iter()
+            .map(|b| BlockUsage {
+                cidr: b.network(),
+                used: st
+                    .attached
+                    .values()
+                    .flat_map(|a| &a.ips)
+                    .filter(|i| i.block == *b)
+                    .count() as u32,
+                size: b.size(),
+            })
+            .collect()
     }
 
     /// `/v1/status`.
@@ -452,6 +473,7 @@ impl Daemon {
             etcd: EtcdStatus {
                 reachable: last_error.is_none(),
                 last_error,
+                degraded: self.state.lock().await.degraded.clone(),
             },
             policy: self
                 .firewall

@@ -16,6 +16,7 @@ use ipnetwork::IpNetwork;
 
 use crate::api::ApiError;
 use crate::daemon::{Attached, Daemon};
+use crate::state_file::CachedEndpoint;
 use crate::workloads::WorkloadRecord;
 
 /// The IPAM handle of a container interface: `<container id>:<ifname>` (neither may hold a
@@ -100,6 +101,7 @@ impl Daemon {
                 "at most one requested address is supported",
             ));
         }
+        self.refuse_while_degraded().await?;
         let _serial = self.endpoint_ops.lock().await;
         let host = &self.identity.host;
         let assignment = match req.ips.first() {
@@ -172,6 +174,7 @@ impl Daemon {
         let id = ContainerId::new(container_id).map_err(bad)?;
         let name = IfName::new(ifname).map_err(bad)?;
         let handle = handle_of(container_id, ifname)?;
+        self.refuse_while_degraded().await?;
         let _serial = self.endpoint_ops.lock().await;
         let removed = self
             .endpoints
@@ -204,6 +207,7 @@ impl Daemon {
         labels: Labels,
     ) -> Result<Endpoint, ApiError> {
         check_labels(&labels)?;
+        self.refuse_while_degraded().await?;
         let _serial = self.endpoint_ops.lock().await;
         let mut st = self.state.lock().await;
         let key = (container_id.to_string(), ifname.to_string());
@@ -221,6 +225,18 @@ impl Daemon {
         drop(st);
         self.publish(&record).await;
         Ok(endpoint)
+    }
+
+    /// Endpoint changes need etcd (addresses from IPAM, records): while we run from the state
+    /// file they are refused as unavailable (503), so nothing is assigned or freed from it.
+    async fn refuse_while_degraded(&self) -> Result<(), ApiError> {
+        match &self.state.lock().await.degraded {
+            Some(why) => Err(ApiError::new(
+                ErrorKind::Unavailable,
+                format!("etcd unreachable: {why}; endpoint changes wait for etcd"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// `/v1/endpoints`.
@@ -305,6 +321,49 @@ pub async fn restore(
             if let Err(e) = ipam.release(&a.handle).await {
                 tracing::warn!(handle = %a.handle, "release: {e}");
             }
+        }
+    }
+    Ok(attached)
+}
+
+/// After a restart while etcd is unreachable: our veths on the host joined with the endpoints
+/// of the state file. Nothing is released: a veth without a cached endpoint is left alone, and
+/// a cached endpoint whose veth is gone is left out here, its addresses IPAM's to release once
+/// etcd answers ([`restore`]).
+pub async fn restore_cached(
+    endpoints: &Endpoints,
+    cached: &[CachedEndpoint],
+) -> Result<BTreeMap<(String, String), Attached>, String> {
+    let found = endpoints.list().await.map_err(|e| e.to_string())?;
+    let mut attached = BTreeMap::new();
+    for e in found {
+        let (id, ifname) = (e.container_id.as_str(), e.container_ifname.as_str());
+        let Some(ifindex) = Ifindex::new(e.host_ifindex) else {
+            continue;
+        };
+        match cached
+            .iter()
+            .find(|c| c.container_id == id && c.ifname == ifname)
+        {
+            Some(c) => {
+                attached.insert(
+                    (id.to_string(), ifname.to_string()),
+                    Attached {
+                        host_ifname: e.host_ifname.as_str().to_string(),
+                        host_ifindex: ifindex,
+                        mac: None,
+                        mtu: None,
+                        ips: c.assigned(),
+                        labels: c.labels.clone(),
+                    },
+                );
+            }
+            None => tracing::warn!(
+                container = id,
+                ifname,
+                "veth {} is not in the state file; left alone until etcd answers",
+                e.host_ifname
+            ),
         }
     }
     Ok(attached)

@@ -5,8 +5,8 @@
 //! [`routes`] (which kernel routes, pure), [`daemon`] (state and `converge`), [`endpoints`],
 //! [`workloads`] (endpoint records in etcd, other hosts' containers), [`prefix_watch`] (a live
 //! view of an etcd prefix), [`policies`] (cluster policies from etcd), [`api`] (control socket),
-//! [`reload`], [`signals`], [`metrics`], [`address`], [`logging`], and [`run`] (startup and the
-//! main loop).
+//! [`reload`], [`signals`], [`metrics`], [`address`], [`logging`], [`state_file`] (what a start
+//! without etcd resumes from), and [`run`] (startup and the main loop).
 
 pub mod address;
 pub mod api;
@@ -25,4 +25,5 @@ pub mod reload;
 pub mod routes;
 pub mod run;
 pub mod signals;
+pub mod state_file;
 pub mod workloads;

@@ -19,7 +19,7 @@ use ipam::{BlockCidr, Family, HostName, Ipam, IpamOptions, StoreOptions};
 use tokio::sync::watch;
 
 use crate::address::{AddressError, companion_v6, detect};
-use crate::daemon::{Daemon, Identity, State, kernel_prefix};
+use crate::daemon::{Attached, Daemon, Identity, State, kernel_prefix};
 use crate::firewall::Firewall;
 use crate::health::EtcdHealth;
 use crate::mesh::cluster_id;
@@ -28,6 +28,7 @@ use crate::node::{Backoff, NodeRecord, RECORD_VERSION, Registration, Registry, f
 use crate::pools::Pools;
 use crate::routes::{RouteInputs, keepable, wanted};
 use crate::signals::{Request, Signals};
+use crate::state_file::{Snapshot, StateFile};
 use crate::workloads::{Affinities, WorkloadStore, Workloads};
 
 /// Why the daemon could not start.
@@ -125,11 +126,19 @@ async fn pools(client: &Client, ipam: &Ipam, config: &Config) -> Pools {
 /// This host's blocks: the ones it holds, plus one claimed for each family it has a pool of
 /// and no block in.
 async fn blocks(ipam: &Ipam, host: &HostName, pools: &Pools) -> Vec<BlockCidr> {
-    let mut held: Vec<BlockCidr> = match ipam.blocks_of(host).await {
-        Ok(b) => b.into_iter().map(|b| b.cidr).collect(),
-        Err(e) => {
-            tracing::warn!("reading our blocks: {e}");
-            Vec::new()
+    // Waits for etcd rather than taking "none": after a start from the state file, that would
+    // withdraw blocks that are still ours.
+    let mut backoff = Backoff::new();
+    let mut held: Vec<BlockCidr> = loop {
+        match ipam.blocks_of(host).await {
+            Ok(b) => break b.into_iter().map(|b| b.cidr).collect(),
+            Err(e) => {
+                tracing::warn!(
+                    "reading our blocks: {e}; retrying in {}s",
+                    backoff.next().as_secs()
+                );
+                backoff.wait().await;
+            }
         }
     };
     for family in [Family::V4, Family::V6] {
@@ -175,6 +184,162 @@ fn speaker_config(config: &Config, id: &Identity, restarting: bool) -> SpeakerCo
         },
         ..SpeakerConfig::new(Asn(id.asn), id.router_id)
     }
+}
+
+/// How long a start with a state file waits for etcd before resuming from the file.
+pub const ETCD_PATIENCE: Duration = Duration::from_secs(5);
+
+/// What the daemon starts with: from etcd, or from the state file until etcd answers.
+struct Start {
+    pools: Pools,
+    blocks: Vec<BlockCidr>,
+    attached: BTreeMap<(String, String), Attached>,
+    /// Empty from etcd (the registry follower fills it), the cached one from the file.
+    registry: Registry,
+}
+
+/// Everything start-up's etcd steps need, owned, so they can go on in the background.
+struct EtcdJoin {
+    client: Client,
+    ipam: Arc<Ipam>,
+    config: Config,
+    host: HostName,
+    record: NodeRecord,
+    health: Arc<EtcdHealth>,
+    endpoints: Endpoints,
+    workloads: WorkloadStore,
+    endpoints_text: String,
+}
+
+/// Start-up's etcd steps, each waiting for etcd with a log line per try: register (and keep
+/// the lease alive from then on), read the pools, confirm or claim our blocks, find our
+/// endpoints again through IPAM and give them their labels back.
+async fn join_etcd(j: EtcdJoin) -> Start {
+    let role = j.record.role;
+    let mut registration = Registration::new(
+        j.client.clone(),
+        j.ipam.keys(),
+        &j.host,
+        j.record,
+        j.health.clone(),
+    );
+    let lease = registration.register(&j.endpoints_text).await;
+    tracing::info!(lease, "node registered");
+    tokio::spawn(registration.keep_alive(lease, j.endpoints_text));
+
+    let pools = pools(&j.client, &j.ipam, &j.config).await;
+    let blocks = match role {
+        Role::Host => blocks(&j.ipam, &j.host, &pools).await,
+        Role::Reflector => Vec::new(),
+    };
+    // An empty map in place of the endpoints we could not list would make the record sync
+    // below delete this host's records, the only place their labels live: wait for IPAM and
+    // netlink instead, as registering does.
+    let mut backoff = Backoff::new();
+    let mut attached = loop {
+        match crate::endpoints::restore(&j.endpoints, &j.ipam, &j.host).await {
+            Ok(a) => break a,
+            Err(e) => {
+                tracing::warn!(
+                    "restoring endpoints: {e}; retrying in {}s",
+                    backoff.next().as_secs()
+                );
+                backoff.wait().await;
+            }
+        }
+    };
+    // Until the labels are back, a sync would overwrite the records with none: wait for etcd,
+    // as registering does.
+    let mut backoff = Backoff::new();
+    while let Err(e) = j.workloads.restore(&mut attached).await {
+        tracing::warn!(
+            "restoring endpoint labels from etcd: {e}; retrying in {}s",
+            backoff.next().as_secs()
+        );
+        backoff.wait().await;
+    }
+    Start {
+        pools,
+        blocks,
+        attached,
+        registry: Registry::new(),
+    }
+}
+
+/// The state file's snapshot, if there is a usable one; otherwise says why start-up waits for
+/// etcd.
+fn cached(file: &StateFile, host: &HostName) -> Option<Snapshot> {
+    match file.load(host.as_str()) {
+        Ok(Some(snapshot)) => Some(snapshot),
+        Ok(None) => {
+            tracing::info!(
+                path = %file.path().display(),
+                "no state file (first start): BGP starts once etcd answers"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!("{e}: not used; BGP starts once etcd answers");
+            None
+        }
+    }
+}
+
+/// Starts from the state file: its blocks, pools and peers, and those of its endpoints whose
+/// veth is still on the host (nothing is assigned or released from it).
+async fn from_snapshot(endpoints: &Endpoints, snapshot: Snapshot, role: Role) -> Start {
+    let mut backoff = Backoff::new();
+    let attached = loop {
+        match crate::endpoints::restore_cached(endpoints, &snapshot.endpoints).await {
+            Ok(a) => break a,
+            Err(e) => {
+                tracing::warn!(
+                    "listing our veths: {e}; retrying in {}s",
+                    backoff.next().as_secs()
+                );
+                backoff.wait().await;
+            }
+        }
+    };
+    Start {
+        pools: snapshot.pools,
+        blocks: match role {
+            Role::Host => snapshot.blocks,
+            Role::Reflector => Vec::new(),
+        },
+        attached,
+        registry: snapshot.registry,
+    }
+}
+
+/// etcd answered after a start from the state file: what etcd says replaces the cache (a
+/// cached block IPAM no longer gives us is withdrawn), endpoint changes are accepted again and
+/// the state file follows etcd from now on. The registry stays until its follower lists it.
+async fn leave_degraded(daemon: &Daemon, joined: Start) {
+    let _serial = daemon.endpoint_ops.lock().await;
+    let mut st = daemon.state.lock().await;
+    for gone in st.blocks.iter().filter(|b| !joined.blocks.contains(b)) {
+        tracing::warn!(block = %gone.network(), "a block from the state file is no longer ours in IPAM: withdrawing it");
+    }
+    st.pools = joined.pools;
+    st.blocks = joined.blocks;
+    st.attached = joined.attached;
+    st.degraded = None;
+    daemon.converge(&mut st).await;
+    daemon.apply_firewall(&st);
+    tracing::info!(
+        "etcd answers: registered, blocks confirmed, endpoints and labels restored; left degraded mode"
+    );
+}
+
+/// The periodic etcd upkeep: our blocks re-read and IPAM GC, endpoint records synced.
+fn spawn_maintenance(daemon: &Arc<Daemon>, dead_host_delay: Duration) {
+    tokio::spawn(daemon.clone().maintain_ipam(Duration::from_secs(30)));
+    tokio::spawn(
+        daemon
+            .clone()
+            .maintain_workloads(Duration::from_secs(30), dead_host_delay),
+    );
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
@@ -246,25 +411,54 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
     let client = crate::node::stream_client(&endpoints_list, tls.as_ref())
         .await
         .map_err(|e| StartError::Etcd(e.to_string()))?;
-    let mut registration = Registration::new(
-        client.clone(),
-        ipam.keys(),
-        &host,
-        record.clone(),
-        health.clone(),
-    );
-    let lease = registration.register(&endpoints_text).await;
-    tracing::info!(lease, "node registered");
-    tokio::spawn(registration.keep_alive(lease, endpoints_text));
-
-    let pools = pools(&client, &ipam, &config).await;
-    let blocks = match role {
-        Role::Host => blocks(&ipam, &host, &pools).await,
-        Role::Reflector => Vec::new(),
-    };
-
+    let ipam = Arc::new(ipam);
     let table = config.kernel.table.get();
     let proto = config.kernel.proto.get();
+    let endpoints = Endpoints::new(RouteTag {
+        protocol: proto,
+        table,
+    })?;
+    if role == Role::Host && !endpoints.ipv4_gateway_answerable().await.unwrap_or(false) {
+        tracing::warn!(
+            "no route covers 169.254.1.1: containers' IPv4 gateway will not be answered by proxy ARP until this host has a default route"
+        );
+    }
+    let workloads = WorkloadStore::new(client.clone(), ipam.keys(), host.clone());
+    let join = join_etcd(EtcdJoin {
+        client: client.clone(),
+        ipam: ipam.clone(),
+        config: config.clone(),
+        host: host.clone(),
+        record: record.clone(),
+        health: health.clone(),
+        endpoints: endpoints.clone(),
+        workloads: workloads.clone(),
+        endpoints_text,
+    });
+    tokio::pin!(join);
+    // With a state file, etcd gets a short while; then BGP and the kernel resume from the file
+    // (graceful restart: peers must hear from us before their restart timer ends) and the etcd
+    // steps go on in the main loop. Without one there is nothing to resume from: wait.
+    let state_file = StateFile::in_dir(&config.state.dir);
+    let (start, degraded) = match cached(&state_file, &host) {
+        None => (join.as_mut().await, None),
+        Some(snapshot) => match tokio::time::timeout(ETCD_PATIENCE, join.as_mut()).await {
+            Ok(joined) => (joined, None),
+            Err(_) => {
+                let why = format!(
+                    "started from {} because etcd did not answer within {}s",
+                    state_file.path().display(),
+                    ETCD_PATIENCE.as_secs()
+                );
+                tracing::warn!(
+                    "{why}: BGP and kernel routes resume from it (blocks, peers, pools, endpoints); endpoint changes are refused until etcd answers"
+                );
+                (from_snapshot(&endpoints, snapshot, role).await, Some(why))
+            }
+        },
+    };
+    let mut waiting_for_etcd = degraded.is_some();
+
     let fib_config = FibConfig {
         table: TableId::new(table)
             .map_err(|e| StartError::Kernel(bgpd_kernel::Error::Config(e)))?,
@@ -282,61 +476,26 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
             "found our routes in the kernel: keeping them while BGP comes back (graceful restart)"
         );
     }
-    let endpoints = Endpoints::new(RouteTag {
-        protocol: proto,
-        table,
-    })?;
-    if role == Role::Host && !endpoints.ipv4_gateway_answerable().await.unwrap_or(false) {
-        tracing::warn!(
-            "no route covers 169.254.1.1: containers' IPv4 gateway will not be answered by proxy ARP until this host has a default route"
-        );
-    }
-    // An empty map in place of the endpoints we could not list would make the record sync
-    // below delete this host's records, the only place their labels live: wait for IPAM and
-    // netlink instead, as registering does.
-    let mut backoff = Backoff::new();
-    let mut attached = loop {
-        match crate::endpoints::restore(&endpoints, &ipam, &host).await {
-            Ok(a) => break a,
-            Err(e) => {
-                tracing::warn!(
-                    "restoring endpoints: {e}; retrying in {}s",
-                    backoff.next().as_secs()
-                );
-                backoff.wait().await;
-            }
-        }
-    };
-    let workloads = WorkloadStore::new(client.clone(), ipam.keys(), host.clone());
-    // Until the labels are back, a sync would overwrite the records with none: wait for etcd,
-    // as registering does.
-    let mut backoff = Backoff::new();
-    while let Err(e) = workloads.restore(&mut attached).await {
-        tracing::warn!(
-            "restoring endpoint labels from etcd: {e}; retrying in {}s",
-            backoff.next().as_secs()
-        );
-        backoff.wait().await;
-    }
 
     let speaker = Speaker::start(speaker_config(&config, &identity, restarting))?;
     let mut fib_changes = speaker.subscribe_fib()?;
 
     let mut state = State {
-        blocks,
-        pools,
-        attached,
+        blocks: start.blocks,
+        pools: start.pools,
+        attached: start.attached,
         learned: BTreeMap::new(),
         kept,
         wanted: BTreeMap::new(),
         originated: Default::default(),
         peers: BTreeMap::new(),
-        registry: Registry::new(),
+        registry: start.registry,
         workloads: Workloads::new(),
         affinities: Affinities::new(),
         remote: Vec::new(),
         record,
         config: config.clone(),
+        degraded,
     };
     let endpoint_routes: Vec<_> = state
         .attached
@@ -394,10 +553,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
     ));
     let mut policies_rx =
         crate::policies::watch(client.clone(), &ipam.keys().root(), health.clone());
-    if let Some(stored) =
-        crate::policies::first_list(&mut policies_rx, crate::policies::FIRST_LIST_PATIENCE).await
-    {
-        firewall.take_cluster(&stored);
+    if !waiting_for_etcd {
+        if let Some(stored) =
+            crate::policies::first_list(&mut policies_rx, crate::policies::FIRST_LIST_PATIENCE)
+                .await
+        {
+            firewall.take_cluster(&stored);
+        }
     }
     tokio::spawn(follow(
         client,
@@ -418,20 +580,22 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
         (table, proto),
         firewall,
         workloads,
+        state_file,
     ));
     {
         let mut st = daemon.state.lock().await;
         daemon.converge(&mut st).await;
-        daemon.apply_firewall(&st);
+        // From the state file, the table of before the restart stays: applied without the
+        // cluster policies etcd holds, it would change what is allowed.
+        if !waiting_for_etcd {
+            daemon.apply_firewall(&st);
+        }
     }
 
     tokio::spawn(daemon.clone().follow_cluster_policies(policies_rx));
-    tokio::spawn(daemon.clone().maintain_ipam(Duration::from_secs(30)));
-    tokio::spawn(
-        daemon
-            .clone()
-            .maintain_workloads(Duration::from_secs(30), dead_host_delay),
-    );
+    if !waiting_for_etcd {
+        spawn_maintenance(&daemon, dead_host_delay);
+    }
     let socket = config.api.socket.clone();
     let listener = crate::api::bind(&socket).map_err(|source| StartError::Socket {
         path: socket.clone(),
@@ -469,6 +633,11 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), StartError>
                 }
                 Request::Stop => break,
             },
+            joined = join.as_mut(), if waiting_for_etcd => {
+                waiting_for_etcd = false;
+                leave_degraded(&daemon, joined).await;
+                spawn_maintenance(&daemon, dead_host_delay);
+            }
             changed = registry_rx.changed() => {
                 if changed.is_err() {
                     continue;

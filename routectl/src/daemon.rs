@@ -124,6 +124,9 @@ fn status_text(s: &Status) -> String {
         (false, None) => "UNREACHABLE".to_string(),
     };
     let _ = writeln!(out, "etcd     {etcd}");
+    if let Some(why) = &s.etcd.degraded {
+        let _ = writeln!(out, "DEGRADED {why}");
+    }
     out.push('\n');
     out.push_str(&blocks_table(&s.blocks));
     out.push('\n');

@@ -96,8 +96,12 @@ mesh = true
 
 [api]
 socket = "{}"
+
+[state]
+dir = "{}"
 {extra}"#,
-                socket.display()
+                socket.display(),
+                dir.path().join("state").display()
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("bgpd.log"))?;

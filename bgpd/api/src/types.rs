@@ -145,6 +145,10 @@ pub struct EtcdStatus {
     pub reachable: bool,
     /// The last error, if the last request failed.
     pub last_error: Option<String>,
+    /// Why bgpd runs from its state file (etcd did not answer at start), until etcd answers:
+    /// BGP and routes resume from it, endpoint changes are refused (503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// Messages of each type in one direction.

@@ -93,6 +93,9 @@ pub struct HostConfig {
     pub metrics: Option<SocketAddr>,
     /// The host-firewall policy file (`[policy] file`); `None`: no firewall.
     pub policy: Option<PathBuf>,
+    /// bgpd's state directory (`[state] dir`); `None` leaves bgpd's default
+    /// (`/var/lib/bgpd`), which hosts of one machine must not share.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -156,6 +159,9 @@ impl HostConfig {
         }
         if let Some(socket) = &self.socket {
             let _ = writeln!(t, "\n[api]\nsocket = \"{}\"", socket.display());
+        }
+        if let Some(dir) = &self.state_dir {
+            let _ = writeln!(t, "\n[state]\ndir = \"{}\"", dir.display());
         }
         t
     }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod containerd;
+mod outage;
 pub mod ping;
 
 use std::fs::File;
@@ -57,8 +58,8 @@ pub fn node_address(role: Role, i: usize) -> Ipv4Addr {
 }
 
 /// The configuration of the `i`-th (0-based) node with `role` in a fabric whose control
-/// sockets go to `socket_dir` (`None`: bgpd's default socket): meshing, graceful restart
-/// 120 s, no explicit peers. `labs/configs/` holds these for the containerlab topologies.
+/// sockets and state directories go to `socket_dir` (`None`: bgpd's defaults): meshing,
+/// graceful restart 120 s, no explicit peers. `labs/configs/` holds these for the containerlab topologies.
 pub fn node_config(role: Role, i: usize, socket_dir: Option<&Path>) -> HostConfig {
     let name = match role {
         Role::Host => format!("host-{}", i + 1),
@@ -66,6 +67,7 @@ pub fn node_config(role: Role, i: usize, socket_dir: Option<&Path>) -> HostConfi
     };
     HostConfig {
         socket: socket_dir.map(|d| d.join(format!("{name}.sock"))),
+        state_dir: socket_dir.map(|d| d.join(format!("{name}-state"))),
         name,
         role,
         address: node_address(role, i),
