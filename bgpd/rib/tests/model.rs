@@ -1,10 +1,12 @@
 //! Random sequences of announcements, withdrawals, session resets and graceful restarts (with
-//! End-of-RIB) from route-reflector clients, checked after every drain against a plain model: each peer holds exactly the best
-//! route of every prefix, except the prefixes whose best route it announced itself.
+//! End-of-RIB) from route-reflector clients, writers filling up and draining, and route
+//! refreshes, checked after every drain against a plain model: each peer whose writer has room
+//! holds exactly the best route of every prefix, except the prefixes whose best route it
+//! announced itself.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bgpd_rib::{Down, PeerId, Session};
 use bgpd_wire::NextHop;
@@ -37,6 +39,18 @@ enum Op {
     EndOfRib {
         client: usize,
     },
+    /// The writer of a client (or, at index `CLIENTS`, the monitor) is full.
+    Block {
+        peer: usize,
+    },
+    /// That writer has room again.
+    Unblock {
+        peer: usize,
+    },
+    /// The peer asks for the table again (ROUTE-REFRESH).
+    Refresh {
+        peer: usize,
+    },
     Drain,
 }
 
@@ -48,6 +62,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..CLIENTS).prop_map(|client| Op::Reset { client }),
         1 => (0..CLIENTS).prop_map(|client| Op::Restart { client }),
         1 => (0..CLIENTS).prop_map(|client| Op::EndOfRib { client }),
+        1 => (0..=CLIENTS).prop_map(|peer| Op::Block { peer }),
+        1 => (0..=CLIENTS).prop_map(|peer| Op::Unblock { peer }),
+        1 => (0..=CLIENTS).prop_map(|peer| Op::Refresh { peer }),
         2 => Just(Op::Drain),
     ]
 }
@@ -72,12 +89,27 @@ fn best(routes: &Routes, prefix: usize) -> Option<(usize, NextHop)> {
         .map(|((_, c), (_, nh, _))| (*c, *nh))
 }
 
+/// Drains until no writable peer has a table or backlog left to be sent.
+fn settle(lab: &mut Lab) {
+    lab.drain();
+    let mut drains = 0;
+    while lab.rib.catching_up() {
+        lab.drain();
+        drains += 1;
+        assert!(drains < 10, "catching up does not end");
+    }
+}
+
 fn check(
     lab: &Lab,
     routes: &Routes,
     peers: &[(Option<usize>, PeerId)],
+    blocked: &BTreeSet<usize>,
 ) -> Result<(), TestCaseError> {
-    for &(me, peer) in peers {
+    for (i, &(me, peer)) in peers.iter().enumerate() {
+        if blocked.contains(&i) {
+            continue;
+        }
         let mut want = BTreeMap::new();
         for p in 0..PREFIXES {
             if let Some((from, nh)) = best(routes, p) {
@@ -97,7 +129,7 @@ fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
     #[test]
     fn every_peer_holds_the_best_routes_of_others(ops in prop::collection::vec(op(), 1..40)) {
         let mut lab = Lab::reflector("10.0.0.1", "10.0.0.1");
@@ -107,6 +139,7 @@ proptest! {
         let mut peers: Vec<(Option<usize>, PeerId)> = clients.iter().enumerate().map(|(c, p)| (Some(c), *p)).collect();
         peers.push((None, monitor));
         let mut routes = Routes::new();
+        let mut blocked = BTreeSet::new();
         for op in ops {
             match op {
                 Op::Announce { client, prefix: p, local_pref, hop } => {
@@ -121,6 +154,7 @@ proptest! {
                     routes.remove(&(p, client));
                 }
                 Op::Reset { client } => {
+                    blocked.remove(&client);
                     lab.rib.peer_down(clients[client], Down::Hard).unwrap();
                     // The peer forgets what it learned from us, as a real one does.
                     lab.seen.remove(&clients[client]);
@@ -128,6 +162,7 @@ proptest! {
                     lab.up(clients[client], Session::ipv4(ip(&addr(client)), ip("192.0.2.254")));
                 }
                 Op::Restart { client } => {
+                    blocked.remove(&client);
                     lab.rib.peer_down(clients[client], Down::Graceful).unwrap();
                     lab.seen.remove(&clients[client]);
                     for ((_, c), r) in routes.iter_mut() {
@@ -141,14 +176,28 @@ proptest! {
                     lab.rib.apply_update(clients[client], &bgpd_wire::Update::default()).unwrap();
                     routes.retain(|(_, c), r| *c != client || !r.2);
                 }
+                Op::Block { peer } => {
+                    lab.rib.peer_blocked(peers[peer].1).unwrap();
+                    blocked.insert(peer);
+                }
+                Op::Unblock { peer } => {
+                    lab.rib.peer_writable(peers[peer].1).unwrap();
+                    blocked.remove(&peer);
+                }
+                Op::Refresh { peer } => {
+                    lab.rib.route_refresh(peers[peer].1, bgpd_wire::AfiSafi::IPV4_UNICAST).unwrap();
+                }
                 Op::Drain => {
-                    lab.drain();
-                    check(&lab, &routes, &peers)?;
+                    settle(&mut lab);
+                    check(&lab, &routes, &peers, &blocked)?;
                 }
             }
         }
-        lab.drain();
-        check(&lab, &routes, &peers)?;
+        for peer in std::mem::take(&mut blocked) {
+            lab.rib.peer_writable(peers[peer].1).unwrap();
+        }
+        settle(&mut lab);
+        check(&lab, &routes, &peers, &blocked)?;
         let accepted: u64 = clients.iter().map(|c| lab.rib.peer_counts(*c).unwrap().accepted).sum();
         prop_assert_eq!(accepted, routes.len() as u64);
         let prefixes = (0..PREFIXES).filter(|p| best(&routes, *p).is_some()).count() as u64;
