@@ -37,9 +37,9 @@ pub struct Invocation {
     pub netns: Option<String>,
     /// CNI_IFNAME.
     pub ifname: String,
-    /// CNI_ARGS' `IP=` addresses, if given.
+    /// CNI_ARGS' `IP=` addresses, if given (ADD only: DEL and CHECK ignore CNI_ARGS).
     pub ips: Vec<IpAddr>,
-    /// Labels from CNI_ARGS: [`NAMESPACE_LABEL`] and [`POD_LABEL`].
+    /// Labels from CNI_ARGS: [`NAMESPACE_LABEL`] and [`POD_LABEL`] (ADD only).
     pub labels: Labels,
 }
 
@@ -104,7 +104,13 @@ impl Invocation {
         if netns.is_none() && command != Command::Del {
             return Err(invalid("CNI_NETNS", "not set"));
         }
-        let Parsed { ips, labels } = parse_args(env.get("CNI_ARGS").map_or("", String::as_str))?;
+        // Only ADD uses CNI_ARGS. DEL must succeed as far as it can (the spec: a DEL follows a
+        // failed ADD, and the runtime retries a failing DEL without end), and CHECK compares
+        // what bgpd has with the previous result, so neither reads arguments it does not need.
+        let Parsed { ips, labels } = match command {
+            Command::Add => parse_args(env.get("CNI_ARGS").map_or("", String::as_str))?,
+            _ => Parsed::default(),
+        };
         Ok(Invocation {
             command,
             container_id,
@@ -128,6 +134,7 @@ fn invalid(key: &str, what: &str) -> CniError {
 }
 
 /// What CNI_ARGS gives us.
+#[derive(Default)]
 struct Parsed {
     ips: Vec<IpAddr>,
     labels: Labels,

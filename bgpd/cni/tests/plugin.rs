@@ -145,6 +145,47 @@ fn del_is_idempotent_and_needs_no_netns() {
     assert_eq!(bgpd.received().len(), 2);
 }
 
+/// DEL and CHECK need no CNI_ARGS: arguments that ADD refuses (an unknown key, a bad `IP=`,
+/// text that is not KEY=VALUE) must not make the DEL after that failed ADD fail forever.
+#[test]
+fn del_and_check_ignore_the_cni_args_they_do_not_need() {
+    let bgpd = ControlSocket::serve(vec![
+        (
+            "DELETE",
+            "/v1/endpoints/c0ffee/eth0",
+            Answer::ok(r#"{"removed":false,"released":[]}"#),
+        ),
+        ("GET", "/v1/endpoints", Answer::ok(format!("[{ENDPOINT}]"))),
+    ])
+    .unwrap();
+    for args in ["FOO=bar", "IP=10.0.0.300", "IP=10.0.0.1,nope", "justtext"] {
+        let mut add = env("ADD", "/proc/1/ns/net");
+        add[5].1 = args;
+        let (code, doc) = plugin(&add, &conf("1.0.0", &bgpd.path()));
+        assert_eq!(
+            (code, doc["code"].clone()),
+            (1, json!(4)),
+            "ADD {args}: {doc}"
+        );
+        for command in ["DEL", "CHECK"] {
+            let mut e = env(command, "/proc/1/ns/net");
+            e[5].1 = args;
+            let (code, doc) = plugin(&e, &conf("1.0.0", &bgpd.path()));
+            assert_eq!((code, doc), (0, Value::Null), "{command} {args}");
+        }
+    }
+    let asked: Vec<String> = bgpd
+        .received()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        asked,
+        ["DELETE /v1/endpoints/c0ffee/eth0", "GET /v1/endpoints"].repeat(4),
+        "ADD never reached bgpd; each DEL and CHECK did"
+    );
+}
+
 #[test]
 fn check_compares_bgpd_with_the_previous_result() {
     let bgpd = ControlSocket::serve(vec![(
