@@ -20,8 +20,9 @@ const OURS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const STALLED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 const READING: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 const THEIR_AS: u32 = 65002;
-/// Routes with an attribute set each (~290 octets an UPDATE): ~11 MiB to send, more than our
-/// writer queue and both socket buffers hold, so the writer has octets it cannot write.
+/// Routes with an attribute set each (~290 octets an UPDATE): at least ~11 MiB to send, and
+/// more than our writer queue and both socket buffers hold (see [`routes`]), so the writer
+/// has octets it cannot write.
 const ROUTES: u32 = 40_000;
 const SEND_HOLD: u32 = 3;
 /// Generous for a loaded two-core machine: the send hold time is 3 s.
@@ -92,6 +93,17 @@ async fn establish(from: Ipv4Addr, port: u16) -> (TcpStream, BytesMut) {
     (stream, buf)
 }
 
+/// [`ROUTES`], or more where the kernel lets a send buffer grow past 4 MiB: the table must
+/// outgrow our send buffer and writer queue (2 MiB) with room to spare.
+fn routes() -> u32 {
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .unwrap_or(4 << 20);
+    let needed = (wmem_max + (6 << 20)) / 250;
+    ROUTES.max(u32::try_from(needed).unwrap_or(u32::MAX))
+}
+
 fn peer(address: Ipv4Addr) -> PeerSettings {
     PeerSettings {
         passive: true,
@@ -136,7 +148,8 @@ async fn a_peer_that_stops_reading_loses_its_session_with_notification_8() {
         ..SpeakerConfig::new(Asn(65001), OUR_ID)
     };
     let speaker = Speaker::start(config).unwrap();
-    for i in 0..ROUTES {
+    let size = routes();
+    for i in 0..size {
         let (prefix, attrs) = route(i);
         speaker.originate(prefix, attrs).unwrap();
     }
@@ -164,7 +177,7 @@ async fn a_peer_that_stops_reading_loses_its_session_with_notification_8() {
                     }
                 }
             }
-            if routes >= ROUTES as usize
+            if routes >= size as usize
                 && let Some(tx) = table_tx.take()
             {
                 let _ = tx.send(routes);
@@ -240,7 +253,7 @@ async fn a_peer_that_stops_reading_loses_its_session_with_notification_8() {
         .expect("the reading peer saw the shutdown")
         .unwrap();
     assert_eq!(
-        routes, ROUTES as usize,
+        routes, size as usize,
         "the reading peer got the whole table"
     );
 }
