@@ -14,6 +14,9 @@ const CONVERGE: Duration = Duration::from_secs(60);
 /// Graceful restart's restart time in these fabrics: short, so a BGP that did not come back
 /// shows as lost pings within the test.
 const RESTART_TIME: u16 = 20;
+/// A block no host holds in IPAM, put into host-1's state file as if IPAM had taken it away
+/// while host-1 was down.
+const STALE_BLOCK: &str = "10.244.250.0/26";
 
 /// Host `i`'s state file.
 fn state_file(fabric: &Fabric, i: usize) -> PathBuf {
@@ -69,10 +72,19 @@ fn a_restart_during_an_etcd_outage_resumes_bgp_from_the_state_file() {
         "no ping before the outage"
     );
 
-    // etcd down for everyone; host-1's bgpd crashes and starts again meanwhile.
+    // etcd down for everyone; host-1's bgpd crashes and starts again meanwhile, from a state
+    // file that also holds a block IPAM no longer gives it.
     fabric.stop_etcd();
     fabric.kill(0);
     let killed = Instant::now();
+    let path = state_file(&fabric, 0);
+    let mut cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("state file")).expect("JSON");
+    cached["blocks"]
+        .as_array_mut()
+        .expect("blocks")
+        .push(STALE_BLOCK.into());
+    std::fs::write(&path, cached.to_string()).expect("write the state file");
     fabric
         .start(0)
         .expect("bgpd answers on its control socket while etcd is down");
@@ -83,6 +95,11 @@ fn a_restart_during_an_etcd_outage_resumes_bgp_from_the_state_file() {
     fabric
         .wait_established(1, 1, CONVERGE)
         .expect("host-2 peers with host-1 again: peers from the state file");
+    assert!(
+        wait_until(CONVERGE, || fabric.routes_via(1, STALE_BLOCK, 0)),
+        "host-1 does not originate its cached blocks\n{}",
+        fabric.logs()
+    );
     // Attaching needs IPAM: refused as unavailable, nothing assigned from the cache.
     let refused = fabric.add_container(0).expect_err("attach while degraded");
     assert!(
@@ -121,10 +138,23 @@ fn a_restart_during_an_etcd_outage_resumes_bgp_from_the_state_file() {
         degraded(&fabric, 0).is_none() && fabric.log(0).contains("left degraded mode")
     });
     assert!(left, "host-1 stayed degraded\n{}", fabric.logs());
-    let registered = fabric
-        .etcdctl(&["get", "/fabric/v1/nodes/host-1", "--print-value-only"])
-        .expect("etcdctl");
-    assert!(registered.contains("10.99.0.11"), "{registered}");
+    // IPAM says the stale block is not host-1's: withdrawn, host-2 drops it.
+    let withdrawn = wait_until(CONVERGE, || fabric.kernel_route(1, STALE_BLOCK).is_empty());
+    assert!(
+        withdrawn,
+        "host-2 still routes {STALE_BLOCK}\n{}",
+        fabric.logs()
+    );
+    assert!(
+        fabric
+            .log(0)
+            .contains("is no longer ours in IPAM: withdrawing it"),
+        "{}",
+        fabric.log_tail(0)
+    );
+    // Registered once at the first start and once more now (the log spans both processes).
+    let registrations = fabric.log(0).matches("node registered").count();
+    assert_eq!(registrations, 2, "{}", fabric.log_tail(0));
     let c = fabric.add_container(0).expect("attach once etcd answers");
     let new = fabric.containers[c]
         .ipv4()
