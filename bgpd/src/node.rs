@@ -275,6 +275,24 @@ impl Registration {
     }
 }
 
+/// Leaves the fabric for good (a SIGTERM with `kernel.keep_routes_on_exit = false`): revokes
+/// our liveness lease, then deletes our record as `routectl node delete` does. In that order,
+/// so the record check (which writes back a record deleted under a live daemon) cannot
+/// resurrect it before we exit.
+pub async fn leave(
+    client: &mut Client,
+    keys: &Keys,
+    host: &HostName,
+) -> Result<(), etcd_client::Error> {
+    let alive = bgpd_api::alive_key(&keys.root(), host.as_str());
+    let reply = client.get(alive.as_str(), None).await?;
+    if let Some(lease) = reply.kvs().first().map(|kv| kv.lease()).filter(|l| *l != 0) {
+        client.lease_revoke(lease).await?;
+    }
+    client.delete(keys.node(host), None).await?;
+    Ok(())
+}
+
 /// Why a client for etcd could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -458,6 +476,34 @@ mod tests {
                     .is_some_and(|(_, l)| l == lease)
         })
         .await;
+        task.abort();
+    }
+
+    /// Leaving for good revokes the liveness lease and deletes the record; the running
+    /// keep-alive task takes a fresh lease but does not write the record back before its next
+    /// check (30 s), by when the daemon has exited.
+    #[tokio::test]
+    async fn leaving_deletes_the_record_and_the_liveness_key() {
+        let etcd = testkit::etcd::Etcd::single().unwrap();
+        let mut client = stream_client(&[etcd.endpoint()], None).await.unwrap();
+        let keys = Keys::new("/t");
+        let host = HostName::new("h1").unwrap();
+        let health = Arc::new(EtcdHealth::default());
+        let mut registration =
+            Registration::new(client.clone(), &keys, &host, record("10.0.0.1"), health);
+        let lease = registration.register("test").await;
+        let task = tokio::spawn(registration.keep_alive(lease, "test".into()));
+        leave(&mut client, &keys, &host).await.unwrap();
+        let alive_key = bgpd_api::alive_key(&keys.root(), "h1");
+        assert_eq!(stored(&mut client, &keys.node(&host)).await, None);
+        assert!(
+            stored(&mut client, &alive_key)
+                .await
+                .is_none_or(|(_, l)| l != lease),
+            "the old lease still holds the liveness key"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(stored(&mut client, &keys.node(&host)).await, None);
         task.abort();
     }
 

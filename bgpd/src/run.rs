@@ -735,7 +735,11 @@ async fn stop(daemon: &Daemon, config: &Config) {
     for p in peers {
         let _ = daemon.speaker.remove_peer(p).await;
     }
-    let _ = daemon.ipam.remove_node(&daemon.identity.host).await;
+    let mut client = daemon.ipam.store().client().clone();
+    if let Err(e) = crate::node::leave(&mut client, daemon.ipam.keys(), &daemon.identity.host).await
+    {
+        tracing::warn!("deleting our node record: {e}");
+    }
     let _ = daemon
         .fib
         .update(bgpd_kernel::WantedUpdate::Replace(RouteSet::new()))
