@@ -148,4 +148,7 @@ pub struct PeerCounts {
     pub accepted: u64,
     /// Routes we advertise to the peer now.
     pub advertised: u64,
+    /// Attributes dropped from the routes it announced (RFC 7606 "attribute discard"), since it
+    /// was added.
+    pub attributes_discarded: u64,
 }

@@ -223,6 +223,7 @@ struct PeerState {
     src: SrcId,
     received: u64,
     accepted: u64,
+    attributes_discarded: u64,
     /// Per family (IPv4, IPv6): items exported to its group that are its own routes (not sent
     /// back to it).
     own: [u64; 2],
@@ -463,6 +464,7 @@ impl Rib {
             src,
             received: 0,
             accepted: 0,
+            attributes_discarded: 0,
             own: [0; 2],
             feed: Feed::Synced,
             over_limit: false,
@@ -839,10 +841,19 @@ impl Rib {
                 .as_ref()
                 .is_some_and(|path| path.contains(self.settings.local_as))
         };
-        // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored.
-        let base = if !ibgp && attrs.local_pref.is_some() {
+        // From an external peer, LOCAL_PREF is ignored (RFC 4271 §5.1.5) and ORIGINATOR_ID and
+        // CLUSTER_LIST are discarded (RFC 7606 §7.9, §7.10): passed on into iBGP, they would let
+        // an external peer make our iBGP peers take the route for a reflection loop.
+        let discarded = if ibgp {
+            0
+        } else {
+            u64::from(attrs.originator_id.is_some()) + u64::from(!attrs.cluster_list.is_empty())
+        };
+        let base = if !ibgp && (attrs.local_pref.is_some() || discarded > 0) {
             self.attrs.intern(&PathAttrs {
                 local_pref: None,
+                originator_id: None,
+                cluster_list: Vec::new(),
                 ..attrs.clone()
             })
         } else {
@@ -890,6 +901,7 @@ impl Rib {
         let p = self.peer_mut(id)?;
         add(&mut p.received, received);
         add(&mut p.accepted, accepted);
+        p.attributes_discarded += discarded;
         if let Some(limit) = p.config.max_prefix {
             if p.accepted > u64::from(limit) && !p.over_limit {
                 p.over_limit = true;
@@ -1792,6 +1804,7 @@ impl Rib {
             received: p.received,
             accepted: p.accepted,
             advertised,
+            attributes_discarded: p.attributes_discarded,
         })
     }
 

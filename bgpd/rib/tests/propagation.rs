@@ -850,3 +850,35 @@ fn own_block_beats_a_peer_announcing_it_back() {
         lab.fib
     );
 }
+
+/// RFC 7606 §7.9/§7.10: ORIGINATOR_ID and CLUSTER_LIST from an external neighbour are discarded
+/// (attribute discard, counted). Kept, they would reach iBGP, where a host whose router id an
+/// eBGP peer chose as ORIGINATOR_ID would drop the route as a reflection loop (RFC 4456 §8).
+#[test]
+fn originator_id_and_cluster_list_from_ebgp_are_discarded() {
+    let mut lab = Lab::host("10.0.0.1");
+    let ibgp = lab.peer("10.0.0.12", 65000, |_, _| {});
+    let ebgp = lab.peer("10.0.0.21", 65100, |_, _| {});
+    lab.drain();
+    let mut r = route(&[65100], "10.0.0.21");
+    r.originator_id = Some(ip("10.0.0.12"));
+    r.cluster_list = vec![ip("10.0.0.12"), ip("10.0.0.1")];
+    lab.announce(ebgp, &r, &["10.2.0.0/24"]);
+    lab.drain();
+    let got = lab
+        .got(ibgp, "10.2.0.0/24")
+        .expect("eBGP route passed on to iBGP");
+    assert_eq!((got.originator_id, got.cluster_list.len()), (None, 0));
+    let views = lab.rib.routes_for(p("10.2.0.0/24"));
+    assert!(views[0].accepted, "not taken for a reflection loop");
+    let counts = lab.rib.peer_counts(ebgp).unwrap();
+    assert_eq!(counts.attributes_discarded, 2);
+    // From iBGP both are kept: they are how reflection loops are found.
+    let mut reflected = route(&[65100], "10.0.0.21");
+    reflected.originator_id = Some(ip("10.0.0.33"));
+    reflected.cluster_list = vec![ip("10.0.0.44")];
+    lab.announce(ibgp, &reflected, &["10.3.0.0/24"]);
+    let views = lab.rib.routes_for(p("10.3.0.0/24"));
+    assert_eq!(views[0].attrs.originator_id, Some(ip("10.0.0.33")));
+    assert_eq!(lab.rib.peer_counts(ibgp).unwrap().attributes_discarded, 0);
+}
