@@ -73,12 +73,21 @@ fn one_host_registers_claims_blackholes_and_answers() {
         block.starts_with("10.244.") && block.ends_with("/26"),
         "{block}"
     );
-    // The node record is in etcd under the lease.
+    // The node record is in etcd, without a lease (it is persistent); beside it the liveness
+    // key, under one.
     let key = format!("/fabric/v1/nodes/{name}");
     let record = lab.etcdctl(&["get", &key, "--print-value-only"]).unwrap();
     let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
     assert_eq!(record["address"], address(&lab, h));
     assert_eq!(record["role"], "host");
+    let lease_of = |key: &str| {
+        let reply = lab.etcdctl(&["get", key, "-w", "json"]).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(reply.trim()).unwrap();
+        reply["kvs"][0]["lease"].as_i64().unwrap_or(0)
+    };
+    assert_eq!(lease_of(&key), 0, "the node record is under a lease");
+    let alive = format!("/fabric/v1/alive/{name}");
+    assert_ne!(lease_of(&alive), 0, "no liveness key under a lease");
     let ok = wait_until(PATIENCE, || {
         lab.bgpd_routes(h).contains(&format!("blackhole {block}"))
     });
