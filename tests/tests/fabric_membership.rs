@@ -169,7 +169,7 @@ fn a_bgpd_down_for_30s_keeps_its_traffic() {
     sleep(Duration::from_secs(3));
     let report = ping.finish().expect("ping report");
     eprintln!("pings to host-1's container across a 30 s bgpd outage: {report:?}");
-    assert!(report.received > 250, "too few replies: {report:?}");
+    assert!(report.received > 200, "too few replies: {report:?}");
     assert!(
         report.longest_gap <= Duration::from_secs(1),
         "pings lost for {:?}\n{}",
