@@ -52,7 +52,8 @@ impl fmt::Display for KeyPath {
                     }
                     // As TOML writes it: a key that is not bare is quoted.
                     let bare = !k.is_empty()
-                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if bare {
                         f.write_str(k)?;
                     } else {

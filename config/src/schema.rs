@@ -669,7 +669,7 @@ impl RouteProto {
 
 /// Defines a string newtype read from TOML, accepted when `$valid` holds.
 macro_rules! checked_str {
-    ($(#[$doc:meta])* $name:ident, $valid:expr, $expected:literal) => {
+    ($(#[$doc:meta])* $name:ident, $valid:expr, $expected:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub(crate) String);
@@ -694,7 +694,7 @@ macro_rules! checked_str {
                 if valid(&s) {
                     Ok($name(s))
                 } else {
-                    Err(de::Error::custom(format!(concat!("expected ", $expected, ", not {:?}"), s)))
+                    Err(de::Error::custom(format!("expected {}, not {s:?}", $expected)))
                 }
             }
         }
@@ -702,17 +702,29 @@ macro_rules! checked_str {
 }
 
 checked_str!(
+  checked_str!(
     /// A node or pool name: it becomes part of etcd keys, so lowercase letters, digits, `-`
     /// and `.`, starting with a letter or digit, at most 253 bytes (a DNS name).
     NodeName,
-    |s| !s.is_empty()
-        && s.len() <= 253
-        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
-    "a name of lowercase letters, digits, '-' and '.' (a DNS name)"
+    NodeName::is_valid,
+    NodeName::RULE
 );
-checked_str!(
-    /// An etcd client URL: `http://host:port` or `https://host:port`.
+
+impl NodeName {
+    /// The rule, as error messages state it.
+    pub const RULE: &str = "a name of lowercase letters, digits, '-' and '.' (a DNS name)";
+
+    /// Whether `s` follows the rule; IPAM checks pool names with it too, so a pool made by
+    /// routectl is one a config can name.
+    pub fn is_valid(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    }
+}
+  /// An etcd client URL: `http://host:port` or `https://host:port`.
     EtcdEndpoint,
     |s| {
         let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));

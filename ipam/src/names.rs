@@ -1,4 +1,5 @@
-//! Validated names: hosts, handles and pools become parts of etcd keys, so they may not hold `/`.
+//! Validated names: hosts, handles and pools become parts of etcd keys, so they may not hold `/`;
+//! pool names follow bgpd's config rule.
 
 use std::fmt;
 
@@ -24,8 +25,21 @@ fn validate(kind: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Pool names follow bgpd's config rule (a lowercase DNS name), so a pool made by routectl is
+/// one a config can name.
+fn check_pool_name(s: &str) -> Result<()> {
+    if bgpd_config::NodeName::is_valid(s) {
+        Ok(())
+    } else {
+        Err(IpamError::Invalid(format!(
+            "pool name {s:?}: expected {}",
+            bgpd_config::NodeName::RULE
+        )))
+    }
+}
+
 macro_rules! key_name {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal $(, $rule:path)?) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -35,6 +49,8 @@ macro_rules! key_name {
             /// Validates `s` as a name of this kind.
             pub fn new(s: impl Into<String>) -> Result<Self> {
                 let s = s.into();
+                // A kind's own rule first: it is the narrower one and says what is expected.
+                $($rule(&s)?;)?
                 validate($kind, &s)?;
                 Ok(Self(s))
             }
@@ -77,9 +93,10 @@ key_name!(
     "handle"
 );
 key_name!(
-    /// An IP pool's name.
+    /// An IP pool's name: a lowercase DNS name, as in bgpd's config.
     PoolName,
-    "pool"
+    "pool",
+    check_pool_name
 );
 
 #[cfg(test)]
@@ -100,5 +117,13 @@ mod tests {
         }
         assert!(HandleId::new("x".repeat(254)).is_err());
         assert!(serde_json::from_str::<PoolName>("\"p/1\"").is_err());
+        for (s, ok) in [
+            ("rack-1.v4", true),
+            ("Upper", false),
+            ("a_b", false),
+            ("-a", false),
+        ] {
+            assert_eq!(PoolName::new(s).is_ok(), ok, "{s:?}");
+        }
     }
 }

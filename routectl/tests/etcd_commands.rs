@@ -293,6 +293,36 @@ fn an_unreachable_etcd_is_exit_4_with_a_clear_message() {
     }
 }
 
+/// A pool name follows the rule of bgpd's config (lowercase DNS name): a pool routectl makes
+/// is one a config can name, and IPAM refuses the rest whoever asks.
+#[test]
+fn pool_names_follow_the_config_rule() {
+    let etcd = Etcd::single().expect("etcd");
+    let ep = etcd.endpoint();
+    for name in ["BadPool", "Bad Pool", ".pool", "pool_1"] {
+        let o = routectl(&ep, &["ipam", "pools", "add", name, "10.0.0.0/16"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains("lowercase letters, digits, '-' and '.'"),
+            "{name}: {err}"
+        );
+    }
+    stdout_of_success(&routectl(
+        &ep,
+        &["ipam", "pools", "add", "rack-1.v4", "10.0.0.0/16"],
+    ));
+    let pools: Vec<serde_json::Value> = serde_json::from_str(&stdout_of_success(&routectl(
+        &ep,
+        &["ipam", "pools", "-o", "json"],
+    )))
+    .unwrap();
+    let names: Vec<&str> = pools.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["rack-1.v4"]);
+    // The library refuses it too, so nothing else writes such a pool into etcd.
+    assert!(PoolName::new("BadPool").is_err());
+}
+
 #[test]
 fn bad_names_are_refused_before_etcd() {
     let etcd = Etcd::single().expect("etcd");
