@@ -57,8 +57,14 @@ pub fn alive_prefix(root: &str) -> String {
 mod tests {
     #[test]
     fn alive_keys_sit_beside_the_node_records() {
-        assert_eq!(super::alive_key("/fabric/v1/", "host-1"), "/fabric/v1/alive/host-1");
-        assert_eq!(super::alive_key("/fabric/v1", "host-1"), "/fabric/v1/alive/host-1");
+        assert_eq!(
+            super::alive_key("/fabric/v1/", "host-1"),
+            "/fabric/v1/alive/host-1"
+        );
+        assert_eq!(
+            super::alive_key("/fabric/v1", "host-1"),
+            "/fabric/v1/alive/host-1"
+        );
         assert_eq!(super::alive_prefix("/r/"), "/r/alive/");
     }
 }
