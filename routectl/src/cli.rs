@@ -205,8 +205,9 @@ pub enum EndpointCommand {
         /// Interface name inside the container.
         #[arg(long, default_value = "eth0")]
         ifname: String,
-        /// Exact addresses wanted (repeatable) [default: one per family with a pool].
-        #[arg(long = "ip")]
+        /// The exact address wanted; at most one (bgpd assigns one requested address) [default:
+        /// one per family with a pool].
+        #[arg(long = "ip", action = clap::ArgAction::Set)]
         ips: Vec<IpAddr>,
         /// MTU of both veth ends [default: 1500].
         #[arg(long)]

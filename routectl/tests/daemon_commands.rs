@@ -290,6 +290,31 @@ fn daemon_errors_are_exit_1_with_its_words() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unexpected answer from bgpd"));
 }
 
+/// bgpd assigns at most one requested address, so `--ip` is taken once: a second one is a usage
+/// error here, not a request bgpd refuses after the fact.
+#[test]
+fn one_requested_address() {
+    let d = daemon();
+    let args = [
+        "endpoint",
+        "add",
+        "c0ffee",
+        "--netns",
+        "/proc/1/ns/net",
+        "--ip",
+        "10.244.3.65",
+    ];
+    let twice = [&args[..], &["--ip", "fd00:244::41"]].concat();
+    let o = routectl(&d.path(), &twice);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--ip"), "{err}");
+    assert!(d.received().is_empty(), "bgpd was not asked");
+    stdout_of_success(&routectl(&d.path(), &args));
+    let sent: serde_json::Value = serde_json::from_str(&d.received()[0].body).unwrap();
+    assert_eq!(sent["ips"], serde_json::json!(["10.244.3.65"]));
+}
+
 #[test]
 fn odd_arguments_are_usage_errors_not_panics() {
     let d = daemon();

@@ -140,7 +140,7 @@ struct Parsed {
     labels: Labels,
 }
 
-/// `K=V;K=V`: `IP=a[,b]` gives addresses; Kubernetes' keys are accepted, the pod's namespace
+/// `K=V;K=V`: `IP=a` gives the requested address (a list parses, but bgpd assigns at most one); Kubernetes' keys are accepted, the pod's namespace
 /// and name become labels; any other key is an error unless `IgnoreUnknown=1` (or `true`), as
 /// libcni's convention has it.
 fn parse_args(args: &str) -> Result<Parsed, CniError> {
