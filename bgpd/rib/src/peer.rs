@@ -151,4 +151,7 @@ pub struct PeerCounts {
     /// Attributes dropped from the routes it announced (RFC 7606 "attribute discard"), since it
     /// was added.
     pub attributes_discarded: u64,
+    /// Prefixes it announced or withdrew in families the session did not negotiate, ignored
+    /// (RFC 4760 §6), since it was added.
+    pub ignored: u64,
 }

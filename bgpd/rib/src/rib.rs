@@ -100,6 +100,14 @@ pub enum Signal {
         /// The peer.
         peer: PeerId,
     },
+    /// The peer sent routes or withdrawals of a family the session did not negotiate; they
+    /// are ignored and counted ([`PeerCounts::ignored`]). Raised once per session, for a log.
+    FamilyNotNegotiated {
+        /// The peer.
+        peer: PeerId,
+        /// The first such family.
+        family: AfiSafi,
+    },
     /// Routes could not be encoded for these peers (an attribute set too large for a message);
     /// they were not sent.
     EncodeFailed {
@@ -224,6 +232,9 @@ struct PeerState {
     received: u64,
     accepted: u64,
     attributes_discarded: u64,
+    ignored: u64,
+    /// A family not negotiated was seen in this session (and signalled).
+    foreign_family: bool,
     /// Per family (IPv4, IPv6): items exported to its group that are its own routes (not sent
     /// back to it).
     own: [u64; 2],
@@ -465,6 +476,8 @@ impl Rib {
             received: 0,
             accepted: 0,
             attributes_discarded: 0,
+            ignored: 0,
+            foreign_family: false,
             own: [0; 2],
             feed: Feed::Synced,
             over_limit: false,
@@ -569,6 +582,7 @@ impl Rib {
         p.router_id = session.router_id;
         p.group = Some(g);
         p.over_limit = false;
+        p.foreign_family = false;
         p.clear_backlog();
         // A new connection: its writer is empty.
         p.feed = Feed::Synced;
@@ -802,6 +816,9 @@ impl Rib {
         attrs: &PathAttrs,
         nlri: &[Nlri],
     ) -> Result<(), RibError> {
+        if !self.negotiated(id, family, nlri)? {
+            return Ok(());
+        }
         match family {
             AfiSafi::IPV4_UNICAST => self.announce_in::<V4>(id, attrs, nlri),
             AfiSafi::IPV6_UNICAST => self.announce_in::<V6>(id, attrs, nlri),
@@ -811,11 +828,32 @@ impl Rib {
 
     /// The peer withdraws `nlri` of `family`.
     pub fn withdraw(&mut self, id: PeerId, family: AfiSafi, nlri: &[Nlri]) -> Result<(), RibError> {
+        if !self.negotiated(id, family, nlri)? {
+            return Ok(());
+        }
         match family {
             AfiSafi::IPV4_UNICAST => self.withdraw_in::<V4>(id, nlri),
             AfiSafi::IPV6_UNICAST => self.withdraw_in::<V6>(id, nlri),
             _ => Ok(()),
         }
+    }
+
+    /// Whether the peer's session negotiated `family`. If not, `nlri` is ignored (RFC 4760 §6:
+    /// a family not negotiated is not to be used, as BIRD, FRR and GoBGP ignore it): counted,
+    /// and the first time in a session signalled for a log.
+    fn negotiated(&mut self, id: PeerId, family: AfiSafi, nlri: &[Nlri]) -> Result<bool, RibError> {
+        let (_, session) = self.established(id)?;
+        if nlri.is_empty() || session.families.contains(&family) {
+            return Ok(true);
+        }
+        let p = self.peer_mut(id)?;
+        p.ignored = p.ignored.saturating_add(nlri.len() as u64);
+        if !p.foreign_family {
+            p.foreign_family = true;
+            self.signals
+                .push(Signal::FamilyNotNegotiated { peer: id, family });
+        }
+        Ok(false)
     }
 
     fn announce_in<K: Family>(
@@ -1805,6 +1843,7 @@ impl Rib {
             accepted: p.accepted,
             advertised,
             attributes_discarded: p.attributes_discarded,
+            ignored: p.ignored,
         })
     }
 

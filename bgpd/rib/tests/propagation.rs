@@ -882,3 +882,69 @@ fn originator_id_and_cluster_list_from_ebgp_are_discarded() {
     assert_eq!(views[0].attrs.originator_id, Some(ip("10.0.0.33")));
     assert_eq!(lab.rib.peer_counts(ibgp).unwrap().attributes_discarded, 0);
 }
+
+/// RFC 4760 §6: routes and withdrawals of a family the session did not negotiate are ignored and
+/// counted, as BIRD, FRR and GoBGP do; the speaker is told once per session (to log it). This
+/// holds for IPv4 in the classic UPDATE fields too, on a session without IPv4 unicast.
+#[test]
+fn routes_of_a_family_not_negotiated_are_ignored() {
+    use bgpd_wire::MpReach;
+    let mut lab = Lab::host("10.0.0.1");
+    let v4_only = lab.peer("10.0.0.21", 65100, |_, _| {});
+    let v6_only = lab.peer("10.0.0.22", 65100, |_, s| {
+        s.families = vec![AfiSafi::IPV6_UNICAST];
+    });
+    lab.drain();
+    let v6_route = Update {
+        attrs: route(&[65100], "10.0.0.21"),
+        mp_reach: Some(MpReach {
+            afi_safi: AfiSafi::IPV6_UNICAST,
+            next_hop: NextHop::V6 {
+                global: "2001:db8::21".parse().unwrap(),
+                link_local: None,
+            },
+            nlri: vec![Nlri::new(p("2001:db8:97::/48"))],
+        }),
+        ..Update::default()
+    };
+    let v4_route = Update {
+        attrs: route(&[65100], "10.0.0.22"),
+        nlri: vec![Nlri::new(p("10.98.0.0/24"))],
+        withdrawn: vec![Nlri::new(p("10.99.0.0/24"))],
+        ..Update::default()
+    };
+    lab.rib.apply_update(v4_only, &v6_route).unwrap();
+    lab.rib.apply_update(v6_only, &v4_route).unwrap();
+    lab.rib.apply_update(v6_only, &v4_route).unwrap();
+    lab.drain();
+    assert!(lab.rib.routes_for(p("2001:db8:97::/48")).is_empty());
+    assert!(lab.rib.routes_for(p("10.98.0.0/24")).is_empty());
+    let counts = |peer| lab.rib.peer_counts(peer).unwrap();
+    assert_eq!((counts(v4_only).received, counts(v4_only).ignored), (0, 1));
+    assert_eq!((counts(v6_only).received, counts(v6_only).ignored), (0, 4));
+    let told = |peer, family| Signal::FamilyNotNegotiated { peer, family };
+    assert_eq!(
+        lab.signals,
+        vec![
+            told(v4_only, AfiSafi::IPV6_UNICAST),
+            told(v6_only, AfiSafi::IPV4_UNICAST)
+        ]
+    );
+    // A new session is told again.
+    lab.rib.peer_down(v6_only, Down::Hard).unwrap();
+    lab.up(v6_only, {
+        let mut s = bgpd_rib::Session::ipv4("10.0.0.22".parse().unwrap(), ip("192.0.2.254"));
+        s.families = vec![AfiSafi::IPV6_UNICAST];
+        s
+    });
+    lab.rib.apply_update(v6_only, &v4_route).unwrap();
+    lab.drain();
+    assert_eq!(
+        lab.signals.last(),
+        Some(&told(v6_only, AfiSafi::IPV4_UNICAST))
+    );
+    assert_eq!(lab.signals.len(), 3);
+    // The negotiated family still works.
+    lab.rib.apply_update(v4_only, &v4_route).unwrap();
+    assert_eq!(lab.rib.routes_for(p("10.98.0.0/24")).len(), 1);
+}

@@ -1128,6 +1128,11 @@ impl Instance {
                     None => self.reset(addr, cease(Cease::OtherConfigurationChange)),
                 }
             }
+            Signal::FamilyNotNegotiated { peer, family } => {
+                if let Some(addr) = self.by_rib_id.get(&peer) {
+                    tracing::info!(peer = %addr, %family, "ignoring routes of a family this session did not negotiate (RFC 4760 §6); counted, logged once per session");
+                }
+            }
             Signal::ResetNeeded { peer } => {
                 if let Some(addr) = self.by_rib_id.get(&peer).copied() {
                     self.reset(addr, cease(Cease::OtherConfigurationChange));
@@ -1160,6 +1165,8 @@ impl Instance {
                     prefixes_received: counts.received,
                     prefixes_accepted: counts.accepted,
                     prefixes_advertised: counts.advertised,
+                    prefixes_ignored: counts.ignored,
+                    attributes_discarded: counts.attributes_discarded,
                     received: p.received,
                     sent: p.sent,
                     established_count: p.established_count,

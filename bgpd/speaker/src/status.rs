@@ -67,6 +67,12 @@ pub struct PeerStatus {
     pub prefixes_accepted: u64,
     /// Prefixes we advertise to it.
     pub prefixes_advertised: u64,
+    /// Prefixes it announced or withdrew in families the session did not negotiate, ignored
+    /// (RFC 4760 §6).
+    pub prefixes_ignored: u64,
+    /// ORIGINATOR_ID and CLUSTER_LIST attributes it sent as an eBGP peer, discarded (RFC 7606
+    /// §7.9, §7.10).
+    pub attributes_discarded: u64,
     /// Messages received.
     pub received: MessageCounts,
     /// Messages sent.

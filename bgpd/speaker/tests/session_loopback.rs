@@ -651,3 +651,47 @@ async fn a_colliding_connection_that_outlives_the_first_takes_over() {
     assert_eq!(speaker.peers().await.unwrap()[0].state, "Established");
     speaker.shutdown().await;
 }
+
+/// RFC 4760 §6: an IPv6 route on a session that negotiated IPv4 unicast only is ignored and
+/// counted; the session stays up and its IPv4 routes are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_of_a_family_not_negotiated_is_ignored() {
+    use bgpd_wire::MpReach;
+    let port = testkit::free_port();
+    let speaker = Speaker::start(speaker_config(port, 179, true)).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await; // Multiprotocol IPv4 unicast only
+    peer.send(&Message::Update(Box::new(Update {
+        attrs: PathAttrs {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence([Asn(65002)])),
+            ..PathAttrs::default()
+        },
+        mp_reach: Some(MpReach {
+            afi_safi: AfiSafi::IPV6_UNICAST,
+            next_hop: NextHop::V6 {
+                global: "2001:db8::2".parse().unwrap(),
+                link_local: None,
+            },
+            nlri: vec![Nlri::new("2001:db8:97::/48".parse::<Prefix>().unwrap())],
+        }),
+        ..Update::default()
+    })))
+    .await;
+    peer.send(&update("10.98.0.0/24")).await;
+    wait_for("the IPv4 route", async || {
+        has_route(&speaker, "10.98.0.0/24").await
+    })
+    .await;
+    assert!(!has_route(&speaker, "2001:db8:97::/48").await);
+    let status = speaker.peers().await.unwrap().remove(0);
+    assert_eq!(
+        (
+            status.state.as_str(),
+            status.prefixes_received,
+            status.prefixes_ignored
+        ),
+        ("Established", 1, 1)
+    );
+    speaker.shutdown().await;
+}
