@@ -702,7 +702,6 @@ macro_rules! checked_str {
 }
 
 checked_str!(
-  checked_str!(
     /// A node or pool name: it becomes part of etcd keys, so lowercase letters, digits, `-`
     /// and `.`, starting with a letter or digit, at most 253 bytes (a DNS name).
     NodeName,
@@ -724,7 +723,8 @@ impl NodeName {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
     }
 }
-  /// An etcd client URL: `http://host:port` or `https://host:port`.
+checked_str!(
+    /// An etcd client URL: `http://host:port` or `https://host:port`.
     EtcdEndpoint,
     |s| {
         let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
