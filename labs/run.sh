@@ -23,7 +23,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 source .ci/setup.sh
-cargo build --quiet -p bgpd -p routectl -p bgpd-cni -p testkit --bin labs
+# --bins: `--bin labs` alone would build no other package's binary, only their libraries.
+cargo build --quiet --bins -p bgpd -p routectl -p bgpd-cni -p testkit
 target=${CARGO_TARGET_DIR:-target}/debug
 export FABRIC_BIN_DIR="$target"
 
