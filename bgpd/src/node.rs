@@ -67,6 +67,15 @@ enum RecordCheck {
     Clash,
 }
 
+/// What [`Registration::until_answered`] retries.
+#[derive(Debug, Clone, Copy)]
+enum Attempt {
+    /// Liveness key and node record, at start.
+    Register,
+    /// The liveness key alone, after its lease was lost.
+    RenewAlive,
+}
+
 /// Keeps our node membership in etcd: the persistent record (written at start, written back
 /// whenever it is missing or differs) and the liveness key under a lease kept alive, renewed
 /// under a fresh lease whenever the lease is lost.
@@ -102,9 +111,18 @@ impl Registration {
     /// earlier run, or writing it for the first time), retrying with backoff (and a log line
     /// per try) until etcd answers. Returns the lease id.
     pub async fn register(&mut self, endpoints: &str) -> i64 {
+        self.until_answered(endpoints, Attempt::Register).await
+    }
+
+    /// Runs `attempt` until etcd answers, with backoff and a log line per failed try.
+    async fn until_answered(&mut self, endpoints: &str, attempt: Attempt) -> i64 {
         let mut backoff = Backoff::new();
         loop {
-            match self.try_register().await {
+            let result = match attempt {
+                Attempt::Register => self.try_register().await,
+                Attempt::RenewAlive => self.renew_alive().await,
+            };
+            match result {
                 Ok(lease) => {
                     self.health.ok();
                     return lease;
@@ -198,29 +216,8 @@ impl Registration {
                 Err(e) => {
                     self.health.failed(&e);
                     tracing::warn!("etcd lease keep-alive failed: {e}; registering again");
-                    lease = self.renew(&endpoints).await;
+                    lease = self.until_answered(&endpoints, Attempt::RenewAlive).await;
                     tracing::info!(lease, "liveness key written again");
-                }
-            }
-        }
-    }
-
-    /// `renew_alive` until etcd answers.
-    async fn renew(&mut self, endpoints: &str) -> i64 {
-        let mut backoff = Backoff::new();
-        loop {
-            match self.renew_alive().await {
-                Ok(lease) => {
-                    self.health.ok();
-                    return lease;
-                }
-                Err(e) => {
-                    self.health.failed(&e);
-                    tracing::warn!(
-                        "etcd unreachable at {endpoints}: {e}; retrying in {}s",
-                        backoff.next().as_secs()
-                    );
-                    backoff.wait().await;
                 }
             }
         }
