@@ -8,7 +8,8 @@ use bgpd_api::{
     AttachRequest, DetachReport, Endpoint, EndpointIp, ErrorKind, IpamAddress, IpamView, Labels,
 };
 use bgpd_endpoint::{
-    ContainerId, Detach, EndpointSpec, Endpoints, GATEWAY_V4, GATEWAY_V6, IfName, Mtu, NetnsRef,
+    ContainerId, Detach, EndpointSpec, Endpoints, GATEWAY_V4, GATEWAY_V6, HostEndpoint, IfName,
+    Mtu, NetnsRef,
 };
 use bgpd_kernel::Ifindex;
 use ipam::{AssignRequest, AssignedIp, HandleId, HostName, Ipam, IpamError};
@@ -272,6 +273,26 @@ fn addresses_of(ips: &[AssignedIp]) -> Vec<IpAddr> {
     ips.iter().map(|i| i.ip).collect()
 }
 
+impl Attached {
+    /// An endpoint found on the host after a restart, with its addresses and labels from
+    /// elsewhere (IPAM or the state file); MAC and MTU are not known then.
+    fn found(
+        e: &HostEndpoint,
+        host_ifindex: Ifindex,
+        ips: Vec<AssignedIp>,
+        labels: Labels,
+    ) -> Self {
+        Attached {
+            host_ifname: e.host_ifname.as_str().to_string(),
+            host_ifindex,
+            mac: None,
+            mtu: None,
+            ips,
+            labels,
+        }
+    }
+}
+
 /// After a restart: our veths on the host joined with their IPAM handles. Handles of this host
 /// whose veth is gone belong to containers that went away while we were down: released.
 pub async fn restore(
@@ -293,17 +314,10 @@ pub async fn restore(
         };
         match ipam.handle(&handle).await {
             Ok(Some(a)) => {
+                // Labels come from the endpoint records (`WorkloadStore::restore`).
                 attached.insert(
                     (id.to_string(), ifname.to_string()),
-                    Attached {
-                        host_ifname: e.host_ifname.as_str().to_string(),
-                        host_ifindex: ifindex,
-                        mac: None,
-                        mtu: None,
-                        ips: a.ips,
-                        // From the endpoint records (`WorkloadStore::restore`).
-                        labels: Labels::new(),
-                    },
+                    Attached::found(&e, ifindex, a.ips, Labels::new()),
                 );
             }
             Ok(None) => tracing::warn!(
@@ -348,14 +362,7 @@ pub async fn restore_cached(
             Some(c) => {
                 attached.insert(
                     (id.to_string(), ifname.to_string()),
-                    Attached {
-                        host_ifname: e.host_ifname.as_str().to_string(),
-                        host_ifindex: ifindex,
-                        mac: None,
-                        mtu: None,
-                        ips: c.assigned(),
-                        labels: c.labels.clone(),
-                    },
+                    Attached::found(&e, ifindex, c.assigned(), c.labels.clone()),
                 );
             }
             None => tracing::warn!(
