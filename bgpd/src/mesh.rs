@@ -92,6 +92,7 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.port = node.port;
         settings.hold_time = bgp.hold_time.get();
         settings.connect_retry = u64::from(bgp.connect_retry);
+        settings.send_hold_time = bgp.send_hold_time.map(|t| t.get());
         settings.rr_client = kind == PeerKind::ReflectorClient;
         settings.next_hop_v6 = mine.address_v6;
         settings.import = import(&mesh.import);
@@ -112,6 +113,7 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.local_address = p.local_address;
         settings.passive = p.passive;
         settings.hold_time = p.hold_time.unwrap_or(bgp.hold_time).get();
+        settings.send_hold_time = p.send_hold_time.or(bgp.send_hold_time).map(|t| t.get());
         settings.connect_retry = u64::from(bgp.connect_retry);
         settings.password = p.password.clone();
         if p.ttl_security {
@@ -281,6 +283,48 @@ mod tests {
         assert_eq!(
             tor.settings.export,
             Policy::only([PrefixRange::exact(own[0])])
+        );
+    }
+
+    #[test]
+    fn send_hold_time_comes_from_the_peer_or_from_bgp() {
+        let mut reg = Registry::new();
+        reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
+        reg.insert("b".into(), node("10.0.0.2", Role::Host, true));
+        let send_hold = |b: &BgpConfig| {
+            let inputs = MeshInputs {
+                me: "a",
+                my_record: &reg["a"],
+                registry: &reg,
+                bgp: b,
+                pools: &[],
+                own: &[],
+            };
+            desired_peers(&inputs)
+                .values()
+                .map(|p| (p.name.clone(), p.settings.send_hold_time))
+                .collect::<Vec<_>>()
+        };
+        let peers = concat!(
+            "[[bgp.peers]]\nname = \"tor1\"\naddress = \"10.0.0.8\"\nasn = 65000\nsend_hold_time = 30\n",
+            "[[bgp.peers]]\nname = \"tor2\"\naddress = \"10.0.0.9\"\nasn = 65000\n",
+        );
+        assert_eq!(
+            send_hold(&bgp(&format!("send_hold_time = 600\n{peers}"))),
+            vec![
+                ("b".into(), Some(600)),
+                ("tor1".into(), Some(30)),
+                ("tor2".into(), Some(600))
+            ]
+        );
+        // Absent everywhere: the speaker's default, max(480 s, 2 × hold time).
+        assert_eq!(
+            send_hold(&bgp(peers)),
+            vec![
+                ("b".into(), None),
+                ("tor1".into(), Some(30)),
+                ("tor2".into(), None)
+            ]
         );
     }
 

@@ -1,9 +1,9 @@
 //! Reloading the configuration (SIGHUP, `POST /v1/reload`): read the file again and apply only
-//! the difference. Peers, hold time and connect retry apply at once (a changed peer resets its
-//! session alone); filters apply without a reset (a changed import filter asks the peer for its
-//! routes again with ROUTE-REFRESH, a changed export filter re-sends to that peer); changed
-//! communities of our own prefixes re-advertise them; the rest is reported as needing a
-//! restart.
+//! the difference. Peers, hold time, send hold time and connect retry apply at once (a changed
+//! peer resets its session alone); filters apply without a reset (a changed import filter asks
+//! the peer for its routes again with ROUTE-REFRESH, a changed export filter re-sends to that
+//! peer); changed communities of our own prefixes re-advertise them; the rest is reported as
+//! needing a restart.
 
 use bgpd_api::{ErrorKind, ReloadReport};
 use bgpd_config::{BgpConfig, Config};
@@ -52,6 +52,7 @@ pub fn applicable(old: &BgpConfig, new: &BgpConfig) -> BgpConfig {
     BgpConfig {
         peers: new.peers.clone(),
         hold_time: new.hold_time,
+        send_hold_time: new.send_hold_time,
         connect_retry: new.connect_retry,
         filters: new.filters.clone(),
         mesh_filters: new.mesh_filters.clone(),

@@ -226,6 +226,10 @@ pub struct BgpConfig {
     /// Seconds between connection attempts to a peer that is down.
     #[serde(default = "default_connect_retry")]
     pub connect_retry: u16,
+    /// RFC 9687 send hold time, seconds (at least 1): a session that could write nothing to
+    /// its peer for this long while it had something to write is closed. max(480, 2 × hold
+    /// time) when absent.
+    pub send_hold_time: Option<SendHoldTime>,
     /// Graceful restart (RFC 4724).
     #[serde(default)]
     pub graceful_restart: GracefulRestartConfig,
@@ -324,6 +328,7 @@ impl Default for BgpConfig {
             cluster_id: None,
             hold_time: default_hold_time(),
             connect_retry: default_connect_retry(),
+            send_hold_time: None,
             graceful_restart: GracefulRestartConfig::default(),
             peers: Vec::new(),
             filters: Vec::new(),
@@ -413,6 +418,8 @@ pub struct PeerConfig {
     pub next_hop_self: bool,
     /// Hold time for this peer; `bgp.hold_time` when absent.
     pub hold_time: Option<HoldTime>,
+    /// Send hold time for this peer (RFC 9687); `bgp.send_hold_time` when absent.
+    pub send_hold_time: Option<SendHoldTime>,
     /// Reset the session with Cease "Maximum Number of Prefixes Reached" beyond this many.
     pub max_prefixes: Option<u32>,
     /// Named filters (`bgp.filters`), tried in order after this peer's own rules.
@@ -624,6 +631,12 @@ checked_int!(
     HoldTime(u16),
     |n| n == 0 || n >= 3,
     "a hold time of 0 or 3 to 65535 seconds"
+);
+checked_int!(
+    /// An RFC 9687 send hold time in seconds; 0 would close every session with anything to send.
+    SendHoldTime(u32),
+    |n| n >= 1,
+    "a send hold time from 1 to 4294967295 seconds"
 );
 checked_int!(
     /// Graceful restart time in seconds; the capability has 12 bits for it (RFC 4724).

@@ -133,6 +133,20 @@ fn errors_point_at_the_line_and_key() {
             "hold time of 0 or 3",
         ),
         (
+            "[node]\nasn = 1\n[bgp]\nsend_hold_time = 0\n",
+            4,
+            18,
+            "bgp.send_hold_time",
+            "send hold time from 1",
+        ),
+        (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\nsend_hold_time = -5\n",
+            6,
+            18,
+            "bgp.peers[0].send_hold_time",
+            "send hold time from 1",
+        ),
+        (
             "[node]\nasn = 1\n[bgp]\ngraceful_restart = { restart_time = 5000 }\n",
             4,
             37,
@@ -487,6 +501,7 @@ fn defaults_fill_everything_but_the_as_number() {
     let c = Config::parse("[node]\nasn = 64512\n", Path::new("x.toml")).unwrap();
     assert_eq!(c.bgp.listen_port.get(), 179);
     assert_eq!(c.bgp.hold_time.get(), 90);
+    assert_eq!(c.bgp.send_hold_time, None);
     assert!(c.bgp.mesh && !c.bgp.route_reflector && c.bgp.graceful_restart.enabled);
     assert_eq!(c.kernel.table.get(), 254);
     assert!(c.kernel.keep_routes_on_exit);
