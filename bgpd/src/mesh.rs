@@ -124,6 +124,9 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.rr_client = p.route_reflector_client;
         settings.next_hop_self = p.next_hop_self;
         settings.max_prefix = p.max_prefixes;
+        if let Some(restart) = p.max_prefixes_restart {
+            settings.max_prefix_restart = u64::from(restart.get());
+        }
         settings.next_hop_v6 = mine.address_v6;
         settings.import = import(&policies.import);
         // A host tells its configured peers (a ToR) only about its own addresses, or with
@@ -280,10 +283,31 @@ mod tests {
         assert_eq!(tor.settings.remote_as, Asn(65000));
         assert_eq!(tor.settings.ttl_security, Some(1));
         assert_eq!(tor.settings.password.as_deref(), Some("pw"));
+        assert_eq!(tor.settings.max_prefix_restart, 60, "the speaker's default");
         assert_eq!(
             tor.settings.export,
             Policy::only([PrefixRange::exact(own[0])])
         );
+    }
+
+    #[test]
+    fn max_prefixes_and_its_restart_interval_reach_the_speaker() {
+        let mut reg = Registry::new();
+        reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
+        let b = bgp(
+            "[[bgp.peers]]\naddress = \"10.0.0.9\"\nasn = 65000\nmax_prefixes = 100\nmax_prefixes_restart = 300\n",
+        );
+        let inputs = MeshInputs {
+            me: "a",
+            my_record: &reg["a"],
+            registry: &reg,
+            bgp: &b,
+            pools: &[],
+            own: &[],
+        };
+        let peers = desired_peers(&inputs);
+        let tor = &peers[&"10.0.0.9".parse::<IpAddr>().unwrap()].settings;
+        assert_eq!((tor.max_prefix, tor.max_prefix_restart), (Some(100), 300));
     }
 
     #[test]

@@ -422,6 +422,9 @@ pub struct PeerConfig {
     pub send_hold_time: Option<SendHoldTime>,
     /// Reset the session with Cease "Maximum Number of Prefixes Reached" beyond this many.
     pub max_prefixes: Option<u32>,
+    /// Seconds the session stays down after that Cease before the peer may come back; 60 when
+    /// absent.
+    pub max_prefixes_restart: Option<MaxPrefixesRestart>,
     /// Named filters (`bgp.filters`), tried in order after this peer's own rules.
     #[serde(default)]
     pub filters: Vec<NodeName>,
@@ -637,6 +640,12 @@ checked_int!(
     SendHoldTime(u32),
     |n| n >= 1,
     "a send hold time from 1 to 4294967295 seconds"
+);
+checked_int!(
+    /// Seconds a session stays down after a max-prefix Cease; 0 would let the peer straight back.
+    MaxPrefixesRestart(u32),
+    |n| n >= 1,
+    "a restart interval from 1 to 4294967295 seconds"
 );
 checked_int!(
     /// Graceful restart time in seconds; the capability has 12 bits for it (RFC 4724).

@@ -147,6 +147,13 @@ fn errors_point_at_the_line_and_key() {
             "send hold time from 1",
         ),
         (
+            "[node]\nasn = 1\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 2\nmax_prefixes_restart = 0\n",
+            6,
+            24,
+            "bgp.peers[0].max_prefixes_restart",
+            "restart interval from 1",
+        ),
+        (
             "[node]\nasn = 1\n[bgp]\ngraceful_restart = { restart_time = 5000 }\n",
             4,
             37,

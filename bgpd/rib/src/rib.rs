@@ -87,6 +87,8 @@ pub enum Signal {
         peer: PeerId,
         /// Its configured limit.
         limit: u32,
+        /// The family whose routes went over it (RFC 4486 §4 names it in the Cease).
+        family: AfiSafi,
     },
     /// The import policy changed: ask the peer for its routes again (ROUTE-REFRESH, or a reset
     /// where refresh was not negotiated).
@@ -531,7 +533,15 @@ impl Rib {
             self.signals.push(Signal::RefreshNeeded { peer: id });
         }
         if let Some(limit) = over {
-            self.signals.push(Signal::MaxPrefix { peer: id, limit });
+            let family = session
+                .as_ref()
+                .and_then(|s| s.families.first().copied())
+                .unwrap_or(AfiSafi::IPV4_UNICAST);
+            self.signals.push(Signal::MaxPrefix {
+                peer: id,
+                limit,
+                family,
+            });
         }
         let Some(session) = session else {
             return Ok(());
@@ -943,7 +953,11 @@ impl Rib {
         if let Some(limit) = p.config.max_prefix {
             if p.accepted > u64::from(limit) && !p.over_limit {
                 p.over_limit = true;
-                self.signals.push(Signal::MaxPrefix { peer: id, limit });
+                self.signals.push(Signal::MaxPrefix {
+                    peer: id,
+                    limit,
+                    family: K::AFI_SAFI,
+                });
             }
         }
         Ok(())

@@ -297,7 +297,8 @@ fn max_prefix_signals_cease() {
         lab.signals,
         vec![Signal::MaxPrefix {
             peer: from,
-            limit: 2
+            limit: 2,
+            family: AfiSafi::IPV4_UNICAST
         }]
     );
     lab.rib.peer_down(from, Down::Hard).unwrap();

@@ -242,6 +242,10 @@ pub struct PeerSettings {
     /// Most accepted prefixes; more ends the session with Cease/1.
     #[serde(default)]
     pub max_prefix: Option<u32>,
+    /// Seconds the session stays down after a max-prefix Cease before it may come back (FRR's
+    /// `maximum-prefix N restart M`); at least 1, default 60.
+    #[serde(default = "default_max_prefix_restart")]
+    pub max_prefix_restart: u64,
     /// Pass MED on to this eBGP peer.
     #[serde(default)]
     pub send_med: bool,
@@ -300,6 +304,9 @@ fn default_hold() -> u16 {
 }
 fn default_connect_retry() -> u64 {
     5
+}
+fn default_max_prefix_restart() -> u64 {
+    60
 }
 fn default_restart_time() -> u16 {
     120
@@ -399,6 +406,7 @@ impl PeerSettings {
             families: default_families(),
             add_path: None,
             max_prefix: None,
+            max_prefix_restart: default_max_prefix_restart(),
             send_med: false,
             import: Policy::accept_all(),
             export: Policy::accept_all(),
@@ -451,6 +459,7 @@ impl PeerSettings {
             import: Policy::accept_all(),
             export: Policy::accept_all(),
             max_prefix: None,
+            max_prefix_restart: 0,
             send_med: false,
             next_hop_self: false,
             ..p.clone()

@@ -65,6 +65,9 @@ pub enum Event {
     Start,
     /// Stop the session, sending this Cease when a connection is open (ManualStop).
     Stop(Notification),
+    /// Stop the session like [`Event::Stop`], then start it again after this long (Idle
+    /// refuses connections until then): the restart after a max-prefix Cease.
+    StopFor(Notification, Duration),
     /// A timer expired.
     TimerExpired(Timer),
     /// A TCP connection to the peer is up (ours completed, or theirs accepted).
@@ -263,6 +266,10 @@ impl Fsm {
         use Event as E;
         match (self.state, event) {
             (_, E::Stop(notification)) => self.stop(notification, out),
+            (_, E::StopFor(notification, after)) => {
+                self.stop(notification, out);
+                out.push(Action::StartTimer(Timer::IdleHold, after));
+            }
             (State::Idle, E::Start | E::TimerExpired(Timer::IdleHold)) => {
                 out.push(Action::StopTimer(Timer::IdleHold));
                 self.start_connecting(out);

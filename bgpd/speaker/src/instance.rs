@@ -1098,14 +1098,32 @@ impl Instance {
 
     fn signal(&mut self, signal: Signal) {
         match signal {
-            Signal::MaxPrefix { peer, limit } => {
+            Signal::MaxPrefix {
+                peer,
+                limit,
+                family,
+            } => {
                 let Some(addr) = self.by_rib_id.get(&peer).copied() else {
                     return;
                 };
-                tracing::warn!(peer = %addr, limit, "maximum prefixes reached");
-                let n =
-                    Notification::new(ErrorCode::Cease(Cease::MaximumPrefixesReached), Vec::new());
-                self.stop_sessions(addr, n);
+                let Some(p) = self.peers.get_mut(&addr) else {
+                    return;
+                };
+                let restart = Duration::from_secs(p.settings.max_prefix_restart.max(1));
+                tracing::warn!(peer = %addr, limit, %family, restart_secs = restart.as_secs(), "maximum prefixes reached: session down until the restart interval has passed");
+                // RFC 4486 §4: AFI, SAFI and the upper bound.
+                let mut data = family.afi.0.to_be_bytes().to_vec();
+                data.push(family.safi.0);
+                data.extend_from_slice(&limit.to_be_bytes());
+                let n = Notification::new(ErrorCode::Cease(Cease::MaximumPrefixesReached), data);
+                let (main, colliding) = (p.main.id, p.colliding.as_ref().map(|s| s.id));
+                if let Some(sid) = colliding {
+                    self.run_fsm(addr, sid, Event::Stop(n.clone()));
+                }
+                if let Some(p) = self.peers.get_mut(&addr) {
+                    p.colliding = None;
+                }
+                self.run_fsm(addr, main, Event::StopFor(n, restart));
             }
             Signal::RefreshNeeded { peer } => {
                 let Some(addr) = self.by_rib_id.get(&peer).copied() else {

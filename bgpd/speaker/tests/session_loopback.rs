@@ -695,3 +695,60 @@ async fn a_route_of_a_family_not_negotiated_is_ignored() {
     );
     speaker.shutdown().await;
 }
+
+/// After a max-prefix Cease (with RFC 4486 §4's AFI, SAFI and upper bound) the peer is let back
+/// after the restart interval, as FRR's `maximum-prefix N restart M` and BIRD's `receive limit
+/// N action restart` do; before it the session stays Idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_max_prefix_comes_back_after_the_restart_interval() {
+    let port = testkit::free_port();
+    let mut config = speaker_config(port, 179, true);
+    config.peers[0].max_prefix = Some(1);
+    config.peers[0].max_prefix_restart = 2;
+    let speaker = Speaker::start(config).unwrap();
+    let mut peer = Scripted::connect(port).await;
+    peer.establish().await;
+    peer.send(&update("10.94.0.0/24")).await;
+    peer.send(&update("10.95.0.0/24")).await;
+    match peer.recv_control().await {
+        Some(Message::Notification(n)) => {
+            assert_eq!(n.code.octets(), (6, 1));
+            assert_eq!(n.data, vec![0, 1, 1, 0, 0, 0, 1], "IPv4 unicast, limit 1");
+        }
+        other => panic!("expected Cease/1, got {other:?}"),
+    }
+    let ceased = std::time::Instant::now();
+    drop(peer);
+    // Connections are refused while the session is Idle; the peer keeps trying, as a real one
+    // would with its connect-retry timer.
+    let deadline = ceased + Duration::from_secs(60);
+    let mut again = loop {
+        let mut again = Scripted::connect(port).await;
+        again
+            .send(&Scripted::open(Ipv4Addr::new(10, 0, 0, 2)))
+            .await;
+        if let Some(Message::Open(_)) = again.recv().await {
+            break again;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still locked out a minute after the Cease"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        ceased.elapsed() >= Duration::from_secs(1),
+        "back before the restart interval: {:?}",
+        ceased.elapsed()
+    );
+    assert!(matches!(again.recv().await, Some(Message::Keepalive)));
+    again.send(&Message::Keepalive).await;
+    wait_for("Established again", async || {
+        peer_field(&speaker, |p| Some(p.state.clone()))
+            .await
+            .as_deref()
+            == Some("Established")
+    })
+    .await;
+    speaker.shutdown().await;
+}

@@ -273,6 +273,38 @@ fn stop_sends_cease_and_does_not_restart() {
 }
 
 #[test]
+fn stop_for_sends_cease_stays_idle_and_restarts_after_the_interval() {
+    for passive in [false, true] {
+        let mut fsm = Fsm::new(config(passive));
+        for event in [
+            Event::Start,
+            Event::Connected,
+            Event::Open(peer_open(65001, 90)),
+            Event::Keepalive,
+        ] {
+            fsm.handle(event);
+        }
+        assert_eq!(fsm.state(), State::Established);
+        let cease = Notification::new(ErrorCode::Cease(Cease::MaximumPrefixesReached), vec![]);
+        let a = fsm.handle(Event::StopFor(cease, Duration::from_secs(300)));
+        assert_eq!(sent_notification(&a), Some((6, 1)));
+        assert!(a.contains(&Action::StartTimer(
+            Timer::IdleHold,
+            Duration::from_secs(300)
+        )));
+        assert_eq!(fsm.state(), State::Idle);
+        assert_eq!(fsm.handle(Event::Connected), vec![Action::Disconnect]);
+        fsm.handle(Event::TimerExpired(Timer::IdleHold));
+        let expected = if passive {
+            State::Active
+        } else {
+            State::Connect
+        };
+        assert_eq!(fsm.state(), expected);
+    }
+}
+
+#[test]
 fn connect_retry_backs_off_to_the_ceiling() {
     let mut fsm = fsm_in(State::Connect);
     let mut seen = Vec::new();
@@ -307,6 +339,7 @@ fn any_event() -> impl Strategy<Value = Event> {
     prop_oneof![
         Just(Event::Start),
         Just(Event::Stop(admin_shutdown("x"))),
+        Just(Event::StopFor(admin_shutdown("x"), Duration::from_secs(60))),
         prop_oneof![
             Just(Timer::ConnectRetry),
             Just(Timer::Hold),
