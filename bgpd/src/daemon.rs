@@ -383,6 +383,8 @@ impl Daemon {
                     families: s.families,
                     prefixes_received: s.prefixes_received,
                     prefixes_accepted: s.prefixes_accepted,
+                    prefixes_ignored: s.prefixes_ignored,
+                    attributes_discarded: s.attributes_discarded,
                     prefixes_advertised: s.prefixes_advertised,
                     received: count(s.received),
                     sent: count(s.sent),

@@ -221,7 +221,7 @@ fn peers_table(peers: &[PeerSummary]) -> String {
 
 fn peer_text(p: &Peer) -> String {
     let mut out = String::new();
-    let rows: [(&str, String); 12] = [
+    let rows: [(&str, String); 13] = [
         ("name", p.name.clone()),
         ("kind", serde_label(&p.kind)),
         ("asn", p.asn.to_string()),
@@ -237,6 +237,13 @@ fn peer_text(p: &Peer) -> String {
             format!(
                 "{} received, {} accepted, {} advertised",
                 p.prefixes_received, p.prefixes_accepted, p.prefixes_advertised
+            ),
+        ),
+        (
+            "ignored",
+            format!(
+                "{} prefixes of families not negotiated, {} attributes discarded",
+                p.prefixes_ignored, p.attributes_discarded
             ),
         ),
         (

@@ -118,6 +118,7 @@ fn peer_detail_shows_counters_and_notifications() {
         "BGP peer 10.0.0.2",
         "families          ipv4-unicast, ipv6-unicast",
         "established       2 time(s)",
+        "ignored           3 prefixes of families not negotiated, 4 attributes discarded",
         "received  2     5       1             300        0",
         "sent      2     4       0             301        1",
         "last notification received: Cease/Administrative Reset",

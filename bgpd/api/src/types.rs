@@ -193,6 +193,13 @@ pub struct Peer {
     pub prefixes_received: u64,
     /// Of those, accepted by import policy and loop checks.
     pub prefixes_accepted: u64,
+    /// Prefixes it announced or withdrew in families the session did not negotiate, ignored
+    /// (RFC 4760 §6).
+    #[serde(default)]
+    pub prefixes_ignored: u64,
+    /// ORIGINATOR_ID and CLUSTER_LIST attributes it sent as an eBGP peer, discarded (RFC 7606).
+    #[serde(default)]
+    pub attributes_discarded: u64,
     /// Prefixes we advertise to it.
     pub prefixes_advertised: u64,
     /// Messages received.
