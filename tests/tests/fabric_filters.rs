@@ -176,10 +176,14 @@ fn filters_and_communities_with_bird_as_tor() {
         "birdc show route all: {birdc}"
     );
 
+    // A session that just came up may still reset once (a connection collision): the
+    // baseline waits until it has been up a while.
+    fabric
+        .wait_sessions_settled(0, CONVERGE)
+        .expect("host 0's sessions settle");
     let before = tor_session(&fabric);
     let established = number(&before, "established_count");
     let refreshes = number(&before, "sent.route_refresh");
-    assert_eq!(established, 1, "{before}");
 
     // 2. SIGHUP: the import filter now refuses the first prefix and takes the second (BIRD is
     //    asked again with ROUTE-REFRESH); the export filter keeps our block from BIRD.
@@ -303,14 +307,12 @@ fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
         leaked.is_empty(),
         "a learned block went to the ToR: {leaked:?}"
     );
+    fabric
+        .wait_sessions_settled(0, CONVERGE)
+        .expect("host 0's sessions settle");
     let before = tor_session(&fabric);
     let mesh_peer = fabric.hosts[1].config.address.to_string();
     let mesh_before = session(&fabric, &mesh_peer);
-    assert_eq!(
-        number(&mesh_before, "established_count"),
-        1,
-        "{mesh_before}"
-    );
 
     write_config(&fabric, TOR_ADDRESS, "export_learned = true\n", "");
     fabric.signal(0, libc::SIGHUP).expect("SIGHUP");
@@ -327,7 +329,7 @@ fn learned_routes_reach_the_tor_only_when_the_config_says_so() {
     let mesh_after = session(&fabric, &mesh_peer);
     assert_eq!(
         number(&mesh_after, "established_count"),
-        1,
+        number(&mesh_before, "established_count"),
         "the mesh session was touched: {mesh_after}"
     );
 }

@@ -49,23 +49,10 @@ fn sighup_adds_a_peer_and_keeps_the_others() {
             .neighbor(Neighbor::new(host.into(), FABRIC_ASN).hold_time(9)),
     )
     .expect("bird");
-    // The baseline is taken once both mesh sessions have been up for 3 s: a mesh that just came
-    // up can still reset a session once (both hosts connect at once and one resolves the
-    // collision after the other already took the session as Established).
-    let settled = testkit::process::wait_until(CONVERGE, || {
-        let peers = fabric.routectl_json(0, &["peers"]).unwrap_or_default();
-        peers.as_array().is_some_and(|ps| {
-            ps.len() == 2
-                && ps.iter().all(|p| {
-                    p["state"] == "Established" && p["uptime_secs"].as_u64().is_some_and(|u| u >= 3)
-                })
-        })
-    });
-    assert!(
-        settled,
-        "mesh sessions of host 0 not up for 3 s\n{}",
-        fabric.logs()
-    );
+    // The baseline waits for settled sessions: a mesh that just came up can reset one once.
+    fabric
+        .wait_sessions_settled(0, CONVERGE)
+        .expect("host 0's mesh sessions settle");
     let before = sessions(&fabric, 0);
     assert_eq!(before.len(), 2, "{before:?}");
 

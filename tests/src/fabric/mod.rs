@@ -538,6 +538,33 @@ impl Fabric {
         }
     }
 
+    /// Waits until every session of host `i` is Established and has been for 3 s, and returns
+    /// `routectl peers` then: a baseline for "this did not reset a session". A session that just
+    /// came up can still reset once (both ends connect at once and one resolves the collision
+    /// after the other already took the session as Established).
+    pub fn wait_sessions_settled(&self, i: usize, timeout: Duration) -> io::Result<Value> {
+        let mut last = Value::Null;
+        let settled = wait_until(timeout, || {
+            last = self.routectl_json(i, &["peers"]).unwrap_or_default();
+            last.as_array().is_some_and(|ps| {
+                !ps.is_empty()
+                    && ps.iter().all(|p| {
+                        p["state"] == "Established"
+                            && p["uptime_secs"].as_u64().is_some_and(|u| u >= 3)
+                    })
+            })
+        });
+        if settled {
+            Ok(last)
+        } else {
+            Err(io::Error::other(format!(
+                "sessions of {} not up for 3 s: {last}\n{}",
+                self.hosts[i].config.name,
+                self.logs()
+            )))
+        }
+    }
+
     /// Host `i`'s blocks (`status.blocks[].cidr`).
     pub fn blocks(&self, i: usize) -> io::Result<Vec<String>> {
         let status = self.routectl_json(i, &["status"])?;
