@@ -94,6 +94,12 @@ pub fn desired_peers(inputs: &MeshInputs<'_>) -> BTreeMap<IpAddr, PeerPlan> {
         settings.connect_retry = u64::from(bgp.connect_retry);
         settings.send_hold_time = bgp.send_hold_time.map(|t| t.get());
         settings.rr_client = kind == PeerKind::ReflectorClient;
+        // Host to host, only the higher address connects (as Calico's mesh): when both ends
+        // connect at once, one can resolve the collision after the other already took its
+        // connection as Established, which resets a fresh session, or ends a graceful restart
+        // the other end was still helping with.
+        settings.passive =
+            mine.role == Role::Host && node.role == Role::Host && node.address > mine.address;
         settings.next_hop_v6 = mine.address_v6;
         settings.import = import(&mesh.import);
         settings.export = mesh.export.clone();
@@ -214,6 +220,49 @@ mod tests {
             ]
         );
         assert_eq!(peers_of("d", &reg, &b), vec![]);
+    }
+
+    #[test]
+    fn between_hosts_only_the_higher_address_connects() {
+        let mut reg = Registry::new();
+        reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
+        reg.insert("b".into(), node("10.0.0.2", Role::Host, true));
+        reg.insert("c".into(), node("10.0.0.3", Role::Host, true));
+        let b = bgp("mesh = true");
+        let passive = |me: &str, reg: &Registry| -> Vec<(String, bool)> {
+            let inputs = MeshInputs {
+                me,
+                my_record: &reg[me],
+                registry: reg,
+                bgp: &b,
+                pools: &[],
+                own: &[],
+            };
+            desired_peers(&inputs)
+                .values()
+                .map(|p| (p.name.clone(), p.settings.passive))
+                .collect()
+        };
+        assert_eq!(passive("a", &reg), [("b".into(), true), ("c".into(), true)]);
+        assert_eq!(
+            passive("b", &reg),
+            [("a".into(), false), ("c".into(), true)]
+        );
+        assert_eq!(
+            passive("c", &reg),
+            [("a".into(), false), ("b".into(), false)]
+        );
+        // Reflector sessions stay active on both ends (a reflector may be another speaker).
+        reg.insert("rr".into(), node("10.0.0.9", Role::Reflector, false));
+        assert_eq!(passive("a", &reg), [("rr".into(), false)]);
+        assert_eq!(
+            passive("rr", &reg),
+            [
+                ("a".into(), false),
+                ("b".into(), false),
+                ("c".into(), false)
+            ]
+        );
     }
 
     #[test]
