@@ -189,16 +189,20 @@ mod tests {
             .bgp
     }
 
-    fn peers_of(me: &str, registry: &Registry, bgp: &BgpConfig) -> Vec<(String, PeerKind, bool)> {
-        let inputs = MeshInputs {
+    /// The peers `me` wants, with no pools and nothing of its own.
+    fn plans(me: &str, registry: &Registry, bgp: &BgpConfig) -> BTreeMap<IpAddr, PeerPlan> {
+        desired_peers(&MeshInputs {
             me,
             my_record: &registry[me],
             registry,
             bgp,
             pools: &[],
             own: &[],
-        };
-        desired_peers(&inputs)
+        })
+    }
+
+    fn peers_of(me: &str, registry: &Registry, bgp: &BgpConfig) -> Vec<(String, PeerKind, bool)> {
+        plans(me, registry, bgp)
             .values()
             .map(|p| (p.name.clone(), p.kind, p.settings.rr_client))
             .collect()
@@ -230,15 +234,7 @@ mod tests {
         reg.insert("c".into(), node("10.0.0.3", Role::Host, true));
         let b = bgp("mesh = true");
         let passive = |me: &str, reg: &Registry| -> Vec<(String, bool)> {
-            let inputs = MeshInputs {
-                me,
-                my_record: &reg[me],
-                registry: reg,
-                bgp: &b,
-                pools: &[],
-                own: &[],
-            };
-            desired_peers(&inputs)
+            plans(me, reg, &b)
                 .values()
                 .map(|p| (p.name.clone(), p.settings.passive))
                 .collect()
@@ -346,15 +342,7 @@ mod tests {
         let b = bgp(
             "[[bgp.peers]]\naddress = \"10.0.0.9\"\nasn = 65000\nmax_prefixes = 100\nmax_prefixes_restart = 300\n",
         );
-        let inputs = MeshInputs {
-            me: "a",
-            my_record: &reg["a"],
-            registry: &reg,
-            bgp: &b,
-            pools: &[],
-            own: &[],
-        };
-        let peers = desired_peers(&inputs);
+        let peers = plans("a", &reg, &b);
         let tor = &peers[&"10.0.0.9".parse::<IpAddr>().unwrap()].settings;
         assert_eq!((tor.max_prefix, tor.max_prefix_restart), (Some(100), 300));
     }
@@ -365,15 +353,7 @@ mod tests {
         reg.insert("a".into(), node("10.0.0.1", Role::Host, true));
         reg.insert("b".into(), node("10.0.0.2", Role::Host, true));
         let send_hold = |b: &BgpConfig| {
-            let inputs = MeshInputs {
-                me: "a",
-                my_record: &reg["a"],
-                registry: &reg,
-                bgp: b,
-                pools: &[],
-                own: &[],
-            };
-            desired_peers(&inputs)
+            plans("a", &reg, b)
                 .values()
                 .map(|p| (p.name.clone(), p.settings.send_hold_time))
                 .collect::<Vec<_>>()

@@ -417,15 +417,20 @@ mod tests {
         }
     }
 
+    /// A fresh etcd (kept while the guard lives), a stream client to it, keys under `/t` and
+    /// the host `h1`.
+    async fn host_h1() -> (testkit::etcd::Etcd, Client, Keys, HostName) {
+        let etcd = testkit::etcd::Etcd::single().unwrap();
+        let client = stream_client(&[etcd.endpoint()], None).await.unwrap();
+        (etcd, client, Keys::new("/t"), HostName::new("h1").unwrap())
+    }
+
     /// The record outlives the daemon (no lease; the liveness key has one), replaces one an
     /// older bgpd left under a lease, and a running daemon writes it back when it is deleted
     /// (with or without its liveness key) or changed.
     #[tokio::test]
     async fn the_record_is_persistent_and_kept_as_it_should_be() {
-        let etcd = testkit::etcd::Etcd::single().unwrap();
-        let mut client = stream_client(&[etcd.endpoint()], None).await.unwrap();
-        let keys = Keys::new("/t");
-        let host = HostName::new("h1").unwrap();
+        let (_etcd, mut client, keys, host) = host_h1().await;
         let (record_key, alive_key) = (keys.node(&host), bgpd_api::alive_key(&keys.root(), "h1"));
         // What an older bgpd left: the same record under a lease that is about to expire.
         let old = client.lease_grant(60, None).await.unwrap().id();
@@ -481,10 +486,7 @@ mod tests {
     /// check (30 s), by when the daemon has exited.
     #[tokio::test]
     async fn leaving_deletes_the_record_and_the_liveness_key() {
-        let etcd = testkit::etcd::Etcd::single().unwrap();
-        let mut client = stream_client(&[etcd.endpoint()], None).await.unwrap();
-        let keys = Keys::new("/t");
-        let host = HostName::new("h1").unwrap();
+        let (_etcd, mut client, keys, host) = host_h1().await;
         let health = Arc::new(EtcdHealth::default());
         let mut registration =
             Registration::new(client.clone(), &keys, &host, record("10.0.0.1"), health);
@@ -508,10 +510,7 @@ mod tests {
     /// other does not write it back (they would overwrite each other forever).
     #[tokio::test]
     async fn a_second_daemon_with_our_name_keeps_it() {
-        let etcd = testkit::etcd::Etcd::single().unwrap();
-        let mut client = stream_client(&[etcd.endpoint()], None).await.unwrap();
-        let keys = Keys::new("/t");
-        let host = HostName::new("h1").unwrap();
+        let (_etcd, mut client, keys, host) = host_h1().await;
         let health = Arc::new(EtcdHealth::default());
         let mut first = Registration::new(
             client.clone(),
